@@ -1,0 +1,71 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Targets follow docs/architecture.md: one target per concern, dependencies only point down.
+// WeftCore is pure (stdlib only); I/O lives in WeftStore, WeftDaemon and the executables.
+let package = Package(
+    name: "weft",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "weft", targets: ["weft"]),
+        .executable(name: "weft-bench", targets: ["weft-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.1.0"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.0.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CSodium",
+            pkgConfig: "libsodium",
+            providers: [.apt(["libsodium-dev"])]
+        ),
+        // Pure protocol logic: no sockets, files, wall clock or global randomness.
+        .target(name: "WeftCore"),
+        .target(name: "WeftCrypto", dependencies: ["CSodium", "WeftCore"]),
+        .target(
+            name: "WeftStore",
+            dependencies: ["WeftCore", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        // Control-socket protocol and client: Foundation + libc only, so the CNI plugin stays small.
+        .target(name: "WeftAPI"),
+        .target(
+            name: "WeftDaemon",
+            dependencies: [
+                "WeftCore", "WeftCrypto", "WeftStore", "WeftAPI",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
+        ),
+        .executableTarget(
+            name: "weft",
+            dependencies: [
+                "WeftDaemon", "WeftAPI", "WeftCore", "WeftCrypto",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Deterministic simulation support (tests and benchmarks only).
+        .target(name: "WeftTestKit", dependencies: ["WeftCore"]),
+        .executableTarget(
+            name: "weft-bench",
+            dependencies: [
+                "WeftCore", "WeftTestKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "WeftCoreTests", dependencies: ["WeftCore", "WeftTestKit"]),
+        .testTarget(name: "WeftCryptoTests", dependencies: ["WeftCrypto", "WeftCore"]),
+        .testTarget(name: "WeftStoreTests", dependencies: ["WeftStore", "WeftCore"]),
+        .testTarget(name: "WeftSimulationTests", dependencies: ["WeftCore", "WeftTestKit"]),
+        .testTarget(name: "WeftIntegrationTests", dependencies: ["WeftAPI", "WeftCore"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

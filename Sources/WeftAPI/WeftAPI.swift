@@ -1,0 +1,1 @@
+// WeftAPI: control-socket protocol. See docs/architecture.md.

@@ -1,0 +1,60 @@
+/// SWIM membership with the Lifeguard refinements. See docs/protocol.md and
+/// docs/membership.md; the pure state machine is `Membership.Instance`.
+public enum Membership {}
+
+extension Membership {
+    /// What a node believes about a member. Order matters for merges at equal incarnation:
+    /// `alive < suspect < dead`; `left` is final for an incarnation and beats `dead`.
+    public enum MemberState: UInt8, Sendable, Codable, CaseIterable, CustomStringConvertible {
+        case alive = 0
+        case suspect = 1
+        case dead = 2
+        case left = 3
+
+        public var description: String {
+            switch self {
+            case .alive: return "alive"
+            case .suspect: return "suspect"
+            case .dead: return "dead"
+            case .left: return "left"
+            }
+        }
+
+        public init?(name: String) {
+            guard let s = MemberState.allCases.first(where: { $0.description == name }) else { return nil }
+            self = s
+        }
+    }
+
+    /// One member of the cluster as this node knows it.
+    public struct Member: Sendable, Equatable, CustomStringConvertible {
+        /// Stable identity, derived from `publicKey` (checked by the caller-supplied identity check).
+        public var id: NodeID
+        /// Human-readable name (host name by default). At most 63 UTF-8 bytes.
+        public var name: String
+        /// Where the member's gossip/data UDP port and push-pull TCP port listen.
+        public var address: Endpoint
+        /// The member's long-term Ed25519 public key (32 bytes).
+        public var publicKey: [UInt8]
+        /// Only the member itself raises this; higher incarnations win.
+        public var incarnation: UInt64
+        public var state: MemberState
+        /// When this node last saw the state change (local monotonic time; not gossiped).
+        public var stateChangedAt: Instant
+
+        public init(
+            id: NodeID, name: String, address: Endpoint, publicKey: [UInt8],
+            incarnation: UInt64, state: MemberState, stateChangedAt: Instant = .zero
+        ) {
+            self.id = id
+            self.name = name
+            self.address = address
+            self.publicKey = publicKey
+            self.incarnation = incarnation
+            self.state = state
+            self.stateChangedAt = stateChangedAt
+        }
+
+        public var description: String { "\(name)(\(id.short))@\(address) inc=\(incarnation) \(state)" }
+    }
+}

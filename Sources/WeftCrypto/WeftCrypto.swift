@@ -1,0 +1,1 @@
+// WeftCrypto: typed keys and libsodium primitives. See docs/architecture.md.

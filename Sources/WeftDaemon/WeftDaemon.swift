@@ -1,0 +1,1 @@
+// WeftDaemon: the composition root. See docs/architecture.md.

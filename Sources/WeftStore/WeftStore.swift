@@ -1,0 +1,1 @@
+// WeftStore: SQLite persistence. See docs/architecture.md.

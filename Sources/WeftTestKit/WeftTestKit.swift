@@ -1,0 +1,1 @@
+// WeftTestKit: deterministic simulation support.

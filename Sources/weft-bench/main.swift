@@ -1,0 +1,1 @@
+print("weft-bench: not built yet")

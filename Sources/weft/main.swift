@@ -1,0 +1,1 @@
+print("weft: not built yet")
