@@ -1,1 +1,0 @@
-print("weft-bench: not built yet")
