@@ -1,0 +1,164 @@
+import Foundation
+
+/// The control-socket protocol between the `weft` command (and `weft-cni`) and a running node.
+///
+/// Transport: a Unix stream socket at `<data-dir>/weft.sock`, mode 0600 in a 0700 directory,
+/// so only the node's owner may use it. One request per connection:
+///
+///     client -> node:  u32 big-endian length N, then N bytes of JSON `Request`
+///     node -> client:  u32 big-endian length M, then M bytes of JSON `Response`
+///
+/// Frames are at most `API.maxFrameBytes`. The `v` field versions the request; a node answers a
+/// request with a newer `v` than it knows with `ErrorCode.unsupportedVersion`.
+public enum API {
+    /// The request format this build speaks.
+    public static let version = 1
+    /// Largest frame either side accepts (requests and responses).
+    public static let maxFrameBytes = 4 * 1024 * 1024
+    /// The socket's file name inside the data dir.
+    public static let socketName = "weft.sock"
+    /// The data dir used when neither `--data-dir` nor `WEFT_DATA_DIR` is given.
+    public static let defaultDataDir = "/var/lib/weft"
+
+    public static func socketPath(dataDir: String) -> String {
+        dataDir.hasSuffix("/") ? dataDir + socketName : dataDir + "/" + socketName
+    }
+
+    /// `--data-dir` if given, else `WEFT_DATA_DIR`, else `/var/lib/weft`.
+    public static func resolveDataDir(_ flag: String?, environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        if let flag, !flag.isEmpty { return flag }
+        if let env = environment["WEFT_DATA_DIR"], !env.isEmpty { return env }
+        return defaultDataDir
+    }
+}
+
+extension API {
+    public enum Operation: String, Codable, Sendable, CaseIterable {
+        case status, members, join, leave
+    }
+
+    public struct Request: Codable, Sendable, Equatable {
+        public var v: Int
+        public var op: Operation
+        /// `join`: endpoints (`host:port`) to contact.
+        public var addresses: [String]?
+
+        public init(op: Operation, addresses: [String]? = nil) {
+            self.v = API.version
+            self.op = op
+            self.addresses = addresses
+        }
+    }
+
+    /// Stable error codes: they cross a process boundary, so they never change meaning.
+    public enum ErrorCode: String, Codable, Sendable {
+        /// The request was malformed or named an unknown operation; fix the caller.
+        case badRequest = "bad-request"
+        /// The request's `v` is newer than this node understands; upgrade the node.
+        case unsupportedVersion = "unsupported-version"
+        /// The node is starting or leaving; try again shortly (CNI error 11).
+        case notReady = "not-ready"
+        /// The named thing does not exist.
+        case notFound = "not-found"
+        /// The node failed internally; its log says more.
+        case `internal` = "internal"
+    }
+
+    public struct ErrorBody: Codable, Sendable, Equatable, Error, CustomStringConvertible {
+        public var code: ErrorCode
+        public var message: String
+        public init(code: ErrorCode, message: String) {
+            self.code = code
+            self.message = message
+        }
+        public var description: String { message }
+    }
+
+    /// Either `result` (operation-specific JSON) or `error`.
+    public struct Response<Result: Codable & Sendable>: Codable, Sendable {
+        public var ok: Bool
+        public var result: Result?
+        public var error: ErrorBody?
+
+        public init(result: Result) { ok = true; self.result = result; error = nil }
+        public init(error: ErrorBody) { ok = false; result = nil; self.error = error }
+    }
+
+    /// A response whose result is ignored (used to read just `ok`/`error`).
+    public struct Empty: Codable, Sendable, Equatable { public init() {} }
+}
+
+extension API {
+    /// `weft status --json`.
+    public struct Status: Codable, Sendable, Equatable {
+        public var id: String
+        public var name: String
+        /// The address other nodes reach this one at (`host:port`).
+        public var address: String
+        /// The cluster fingerprint (derived one-way from the cluster key).
+        public var cluster: String
+        public var incarnation: UInt64
+        public var version: String
+        public var uptimeSeconds: Double
+        /// Count of members by state (`alive`, `suspect`, `dead`, `left`), this node included.
+        public var members: [String: Int]
+        /// Dropped packets by reason.
+        public var drops: [String: UInt64]
+        /// Messages received and sent by type.
+        public var messages: [String: UInt64]
+        /// Whether this node has heard from any other member since it started.
+        public var joined: Bool
+        /// Problems an operator should look at (e.g. seeds that did not answer).
+        public var warnings: [String]
+
+        public init(
+            id: String, name: String, address: String, cluster: String, incarnation: UInt64,
+            version: String, uptimeSeconds: Double, members: [String: Int], drops: [String: UInt64],
+            messages: [String: UInt64], joined: Bool, warnings: [String]
+        ) {
+            self.id = id; self.name = name; self.address = address; self.cluster = cluster
+            self.incarnation = incarnation; self.version = version; self.uptimeSeconds = uptimeSeconds
+            self.members = members; self.drops = drops; self.messages = messages
+            self.joined = joined; self.warnings = warnings
+        }
+    }
+
+    /// One element of `weft members --json`.
+    public struct MemberInfo: Codable, Sendable, Equatable {
+        public var id: String
+        public var name: String
+        public var address: String
+        /// `alive`, `suspect`, `dead` or `left`.
+        public var state: String
+        public var incarnation: UInt64
+        /// Seconds since this node saw the state change.
+        public var sinceSeconds: Double
+        public var isSelf: Bool
+
+        public init(id: String, name: String, address: String, state: String, incarnation: UInt64, sinceSeconds: Double, isSelf: Bool) {
+            self.id = id; self.name = name; self.address = address; self.state = state
+            self.incarnation = incarnation; self.sinceSeconds = sinceSeconds; self.isSelf = isSelf
+        }
+    }
+
+    /// `weft join`: what happened to each address.
+    public struct JoinResult: Codable, Sendable, Equatable {
+        /// Addresses that answered a full-state exchange.
+        public var joined: [String]
+        /// Address → why it failed.
+        public var failed: [String: String]
+        /// Members known after the exchanges.
+        public var members: Int
+
+        public init(joined: [String], failed: [String: String], members: Int) {
+            self.joined = joined; self.failed = failed; self.members = members
+        }
+    }
+
+    /// `weft leave`.
+    public struct LeaveResult: Codable, Sendable, Equatable {
+        /// Members that were told directly.
+        public var notified: Int
+        public init(notified: Int) { self.notified = notified }
+    }
+}

@@ -1,1 +1,0 @@
-// WeftAPI: control-socket protocol. See docs/architecture.md.

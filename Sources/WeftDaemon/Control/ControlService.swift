@@ -1,0 +1,69 @@
+import Foundation
+import WeftAPI
+import WeftCore
+
+/// Decodes control-socket requests, calls the node runtime, encodes responses. Malformed
+/// requests get a `bad-request` error response; nothing a client sends can stop the node.
+struct ControlService: Sendable {
+    let runtime: NodeRuntime
+    let resolver: @Sendable (String) -> Result<Endpoint, StartupError>
+    /// Called after a `leave` has been answered: the daemon shuts down.
+    let onLeave: @Sendable () -> Void
+
+    func handle(_ bytes: [UInt8]) async -> [UInt8] {
+        let request: API.Request
+        do {
+            request = try JSONDecoder().decode(API.Request.self, from: Data(bytes))
+        } catch {
+            if let probe = try? JSONDecoder().decode(VersionProbe.self, from: Data(bytes)), probe.v > API.version {
+                return encodeError(.unsupportedVersion, "request version \(probe.v) is newer than this node's \(API.version): upgrade the node")
+            }
+            return encodeError(.badRequest, "malformed request: \(Self.describe(error))")
+        }
+        guard request.v <= API.version else {
+            return encodeError(.unsupportedVersion, "request version \(request.v) is newer than this node's \(API.version): upgrade the node")
+        }
+        switch request.op {
+        case .status:
+            return encode(await runtime.status())
+        case .members:
+            return encode(await runtime.members())
+        case .join:
+            let texts = request.addresses ?? []
+            guard !texts.isEmpty else { return encodeError(.badRequest, "join needs at least one HOST:PORT address") }
+            var endpoints: [Endpoint] = []
+            for t in texts {
+                switch resolver(t) {
+                case .success(let e): endpoints.append(e)
+                case .failure(let e): return encodeError(.badRequest, e.description)
+                }
+            }
+            return encode(await runtime.join(endpoints, remember: false))
+        case .leave:
+            let result = await runtime.leave()
+            onLeave()
+            return encode(result)
+        }
+    }
+
+    private struct VersionProbe: Decodable { let v: Int }
+
+    private static func describe(_ error: any Error) -> String {
+        switch error {
+        case DecodingError.dataCorrupted(let c): return c.debugDescription
+        case DecodingError.keyNotFound(let k, _): return "missing field '\(k.stringValue)'"
+        case DecodingError.typeMismatch(_, let c): return "wrong type at '\(c.codingPath.map(\.stringValue).joined(separator: "."))'"
+        case DecodingError.valueNotFound(_, let c): return "missing value at '\(c.codingPath.map(\.stringValue).joined(separator: "."))'"
+        default: return "\(error)"
+        }
+    }
+
+    private func encode<R: Codable & Sendable>(_ result: R) -> [UInt8] {
+        (try? Array(JSONEncoder().encode(API.Response(result: result)))) ?? encodeError(.internal, "cannot encode response")
+    }
+
+    private func encodeError(_ code: API.ErrorCode, _ message: String) -> [UInt8] {
+        let body = API.Response<API.Empty>(error: API.ErrorBody(code: code, message: message))
+        return (try? Array(JSONEncoder().encode(body))) ?? Array(#"{"ok":false}"#.utf8)
+    }
+}

@@ -1,0 +1,384 @@
+import Dispatch
+import Foundation
+import Logging
+import Metrics
+import NIOCore
+import NIOPosix
+import Prometheus
+import WeftAPI
+import WeftCore
+import WeftCrypto
+import WeftStore
+
+/// The composition root: the only place that builds sockets, the store and crypto, wires them
+/// to the node runtime, and tears them down. `weft start` calls `Daemon.run`.
+public enum Daemon {
+    /// How the node stopped.
+    public enum Exit: Sendable {
+        /// SIGINT/SIGTERM: a restart; identity, incarnation and members stay for next time.
+        case signal(Int32)
+        /// `weft leave`: announced, permanent departure.
+        case left
+    }
+
+    private static let metricsBootstrap: PrometheusCollectorRegistry = {
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        return registry
+    }()
+
+    /// Prepares everything that can fail with a user error, then runs until a signal or `leave`.
+    /// `onReady` receives the lines to show the operator (e.g. how to join this cluster).
+    public static func run(
+        options: NodeOptions, logger baseLogger: Logger, onReady: @Sendable ([String]) -> Void = { _ in }
+    ) async throws -> Exit {
+        let registry = metricsBootstrap
+        let dataDir = options.dataDir
+        try prepareDataDir(dataDir)
+
+        do { try Sodium.initialize() } catch {
+            throw StartupError("libsodium failed to initialize (\(error)): reinstall libsodium (bootstrap/setup)")
+        }
+
+        // A node already serving this data dir? Refuse before touching its files.
+        if ControlClient(dataDir: dataDir, timeoutSeconds: 2).isNodeRunning() {
+            throw StartupError("a weft node is already running for data dir \(dataDir): stop it first, or use another --data-dir")
+        }
+
+        let store: NodeStore
+        do { store = try NodeStore(path: dataDir + "/weft.db") } catch {
+            throw StartupError(error.description)
+        }
+
+        let keyPair = try loadOrCreateIdentity(store: store)
+        var readyLines: [String] = []
+        let clusterKey = try resolveClusterKey(options: options, store: store, readyLines: &readyLines)
+
+        let name = try resolveName(options.name, store: store)
+        let advertise = options.advertise ?? options.listen
+        if case .v4(0) = advertise.address {
+            throw StartupError("--listen \(options.listen) is a wildcard address that other nodes cannot reach: add --advertise HOST:PORT with this host's reachable address")
+        }
+        if case .v6(let b) = advertise.address, b.allSatisfy({ $0 == 0 }) {
+            throw StartupError("--listen \(options.listen) is a wildcard address that other nodes cannot reach: add --advertise HOST:PORT with this host's reachable address")
+        }
+
+        let incarnation: UInt64
+        do { incarnation = try store.nextIncarnation() } catch { throw StartupError(error.description) }
+
+        var logger = baseLogger
+        logger[metadataKey: "node"] = .string(keyPair.nodeID.short)
+
+        let settings = options.profile.settings
+        let myself = Membership.Member(
+            id: keyPair.nodeID, name: name, address: advertise, publicKey: keyPair.publicKey.bytes,
+            incarnation: incarnation, state: .alive
+        )
+        let known = try loadKnownMembers(store: store, excluding: keyPair.nodeID)
+        let instance = Membership.Instance(
+            myself: myself, settings: settings, seed: Sodium.randomUInt64(), now: Instant(nanoseconds: 1_000_000_000),
+            knownMembers: known,
+            identityCheck: { id, key in NodeIdentity.matches(id, publicKey: key) }
+        )
+        let identity = NodeRuntime.Identity(keyPair: keyPair, name: name, advertise: advertise, clusterID: clusterKey.clusterID)
+
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let runtime = NodeRuntime(
+            instance: instance, identity: identity, settings: settings, store: store,
+            sealer: GossipSealer(clusterKey: clusterKey), logger: logger, group: group
+        )
+
+        var channels: [any Channel] = []
+        func closeAll() async {
+            for c in channels { try? await c.close() }
+            try? await group.shutdownGracefully()
+        }
+
+        let (datagrams, datagramSink) = AsyncStream.makeStream(of: DatagramInbound.Datagram.self, bufferingPolicy: .bufferingNewest(4096))
+        do {
+            let listen = try options.listen.socketAddress()
+            let udp = try await DatagramBootstrap(group: group)
+                .channelOption(.socketOption(.so_reuseaddr), value: 1)
+                .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 65536))
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(DatagramInbound(continuation: datagramSink, maxBytes: 65535))
+                    }
+                }
+                .bind(to: listen).get()
+            channels.append(udp)
+            await runtime.attach(udp: udp)
+
+            let tcp = try await ServerBootstrap(group: group)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(FramedRequestHandler(maxFrame: DaemonLimits.maxPushPullFrame) { bytes, peer in
+                            await runtime.onPushPullRequest(bytes, from: Endpoint(peer))
+                        })
+                    }
+                }
+                .bind(to: listen).get()
+            channels.append(tcp)
+        } catch {
+            await closeAll()
+            throw StartupError(describeBindError(error, address: options.listen.description, flag: "--listen"))
+        }
+
+        let shutdown = AsyncStream.makeStream(of: Exit.self)
+        let control = ControlService(
+            runtime: runtime,
+            resolver: { text in Result { try resolveEndpoint(text) }.mapError { $0 as? StartupError ?? StartupError("\($0)") } },
+            onLeave: { shutdown.continuation.yield(.left) }
+        )
+        let socketPath = API.socketPath(dataDir: dataDir)
+        do {
+            let oldMask = umask(0o077)
+            defer { umask(oldMask) }
+            let ctl = try await ServerBootstrap(group: group)
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(FramedRequestHandler(maxFrame: API.maxFrameBytes, idleTimeout: .seconds(120)) { bytes, _ in
+                            await control.handle(bytes)
+                        })
+                    }
+                }
+                .bind(unixDomainSocketPath: socketPath, cleanupExistingSocketFile: true).get()
+            chmod(socketPath, 0o600)
+            channels.append(ctl)
+        } catch {
+            await closeAll()
+            throw StartupError("cannot serve the control socket \(socketPath) (\(error)): check that the data dir is writable and the path is shorter than 108 bytes")
+        }
+
+        if let metricsAddress = options.metricsListen {
+            do {
+                let m = try await ServerBootstrap(group: group)
+                    .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                    .childChannelInitializer { channel in
+                        channel.eventLoop.makeCompletedFuture {
+                            try channel.pipeline.syncOperations.addHandler(MetricsHTTPHandler(registry: registry))
+                        }
+                    }
+                    .bind(to: metricsAddress.socketAddress()).get()
+                channels.append(m)
+            } catch {
+                await closeAll()
+                try? FileManager.default.removeItem(atPath: socketPath)
+                throw StartupError(describeBindError(error, address: metricsAddress.description, flag: "--metrics-listen"))
+            }
+        }
+
+        // Seeds: resolve now so a typo fails fast.
+        var seedEndpoints: [Endpoint] = []
+        for s in options.seeds {
+            do { seedEndpoints.append(try resolveEndpoint(s)) } catch {
+                await closeAll()
+                try? FileManager.default.removeItem(atPath: socketPath)
+                throw error
+            }
+        }
+
+        let signals = installSignalHandlers { sig in shutdown.continuation.yield(.signal(sig)) }
+        logger.notice("node started", metadata: [
+            "event": "start", "name": .string(name), "addr": .string(advertise.description),
+            "cluster": .string(clusterKey.clusterID), "incarnation": .stringConvertible(incarnation),
+            "members": .stringConvertible(known.count + 1),
+        ])
+        onReady(readyLines)
+
+        let exit = await withTaskGroup(of: Exit?.self) { tasks -> Exit in
+            tasks.addTask {
+                for await d in datagrams { await runtime.onDatagram(d.bytes, from: d.from) }
+                return nil
+            }
+            tasks.addTask { await runtime.runTimers(); return nil }
+            if !seedEndpoints.isEmpty {
+                tasks.addTask { _ = await runtime.join(seedEndpoints, remember: true); return nil }
+            }
+            tasks.addTask {
+                for await e in shutdown.stream { return e }
+                return .signal(SIGTERM)
+            }
+            var result: Exit = .signal(SIGTERM)
+            while let next = await tasks.next() {
+                if let e = next { result = e; break }
+            }
+            await runtime.stop()
+            datagramSink.finish()
+            shutdown.continuation.finish()
+            // Give a just-written control reply (e.g. to `leave`) a moment to leave the socket.
+            try? await Task.sleep(for: .milliseconds(100))
+            await closeAll()
+            tasks.cancelAll()
+            return result
+        }
+        for s in signals { s.cancel() }
+        try? FileManager.default.removeItem(atPath: socketPath)
+        switch exit {
+        case .left: logger.notice("left the cluster; node stopped", metadata: ["event": "stopped"])
+        case .signal(let sig): logger.notice("stopped by signal \(sig); state kept for restart", metadata: ["event": "stopped"])
+        }
+        return exit
+    }
+
+    // MARK: - Start-up steps
+
+    static func prepareDataDir(_ dir: String) throws {
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: dir, isDirectory: &isDir) {
+            guard isDir.boolValue else {
+                throw StartupError("data dir \(dir) exists but is not a directory: pass another --data-dir")
+            }
+        } else {
+            do {
+                try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            } catch {
+                throw StartupError("cannot create data dir \(dir) (\(error.localizedDescription)): create it yourself or choose another --data-dir")
+            }
+        }
+        guard access(dir, W_OK | X_OK) == 0 else {
+            throw StartupError("data dir \(dir) is not writable by this user: run as its owner (usually root) or choose another --data-dir")
+        }
+    }
+
+    static func loadOrCreateIdentity(store: NodeStore) throws -> IdentityKeyPair {
+        do {
+            if let secret = try store.loadIdentitySecret() {
+                do { return try IdentityKeyPair(secretKey: SecretBytes(secret)) } catch {
+                    throw StartupError("the identity key stored in the data dir is invalid (\(error)): move weft.db aside to start as a new member")
+                }
+            }
+            let fresh = IdentityKeyPair.generate()
+            try store.saveIdentitySecret(fresh.secretKey.copyBytes())
+            return fresh
+        } catch let e as StartupError {
+            throw e
+        } catch {
+            throw StartupError("\(error)")
+        }
+    }
+
+    static func resolveClusterKey(options: NodeOptions, store: NodeStore, readyLines: inout [String]) throws -> ClusterKey {
+        let dataDirKeyPath = options.dataDir + "/cluster.key"
+        let key: ClusterKey
+        switch options.clusterKey {
+        case .literal(let text):
+            do { key = try ClusterKey(text: text) } catch { throw StartupError("--cluster-key is not a valid cluster key (\(error)): use the text `weft keygen` prints") }
+        case .file(let path):
+            let text: String
+            do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+                throw StartupError("cannot read cluster key file \(path) (\(error.localizedDescription)): check the path and its permissions")
+            }
+            do { key = try ClusterKey(text: text) } catch { throw StartupError("cluster key file \(path) does not hold a valid key (\(error)): create one with `weft keygen > \(path)`") }
+        case .dataDir:
+            if FileManager.default.fileExists(atPath: dataDirKeyPath) {
+                let text: String
+                do { text = try String(contentsOfFile: dataDirKeyPath, encoding: .utf8) } catch {
+                    throw StartupError("cannot read \(dataDirKeyPath) (\(error.localizedDescription)): check its permissions")
+                }
+                do { key = try ClusterKey(text: text) } catch { throw StartupError("\(dataDirKeyPath) does not hold a valid key (\(error)): restore it from another member's data dir") }
+            } else if !options.seeds.isEmpty {
+                throw StartupError("joining a cluster needs its key: pass --cluster-key-file FILE (a copy of cluster.key from a member's data dir)")
+            } else {
+                key = ClusterKey.generate()
+                readyLines.append("created a new cluster \(key.clusterID); its key is in \(dataDirKeyPath)")
+            }
+        }
+        // Keep the key in the data dir so a restart needs no flags.
+        if !FileManager.default.fileExists(atPath: dataDirKeyPath) {
+            let ok = FileManager.default.createFile(atPath: dataDirKeyPath, contents: Data((key.text + "\n").utf8), attributes: [.posixPermissions: 0o600])
+            if !ok { throw StartupError("cannot write \(dataDirKeyPath): check that the data dir is writable") }
+        }
+        // A data dir belongs to one cluster.
+        do {
+            if let stored = try store.meta("cluster"), stored != key.clusterID {
+                throw StartupError("data dir \(options.dataDir) belongs to cluster \(stored), but the given key is for cluster \(key.clusterID): use that cluster's key, or a fresh --data-dir")
+            }
+            try store.setMeta("cluster", key.clusterID)
+        } catch let e as StartupError { throw e } catch { throw StartupError("\(error)") }
+        if readyLines.isEmpty == false || options.seeds.isEmpty {
+            let listen = (options.advertise ?? options.listen).description
+            readyLines.append("to add a host, copy \(dataDirKeyPath) to it and run there:")
+            readyLines.append("  weft start --data-dir \(API.defaultDataDir) --listen HOST:\(NodeOptions.defaultPort) --seed \(listen) --cluster-key-file cluster.key")
+        }
+        return key
+    }
+
+    static func resolveName(_ flag: String?, store: NodeStore) throws -> String {
+        var name = flag ?? ((try? store.meta("name")) ?? nil) ?? ProcessInfo.processInfo.hostName
+        if name.isEmpty { name = "weft" }
+        guard name.utf8.count <= 63, !name.contains(where: { $0.isNewline || $0 == "\0" }) else {
+            throw StartupError("--name must be 1 to 63 bytes without line breaks")
+        }
+        try? store.setMeta("name", name)
+        return name
+    }
+
+    static func loadKnownMembers(store: NodeStore, excluding me: NodeID) throws -> [Membership.Member] {
+        let stored: [StoredMember]
+        do { stored = try store.loadMembers() } catch { throw StartupError(error.description) }
+        return stored.compactMap { s in
+            guard s.id != me, let address = Endpoint(s.address) else { return nil }
+            return Membership.Member(
+                id: s.id, name: s.name, address: address, publicKey: s.publicKey,
+                incarnation: s.incarnation, state: s.state
+            )
+        }
+    }
+
+    /// `host:port` with an IP literal or a host name (resolved once, IPv4 preferred).
+    public static func resolveEndpoint(_ text: String) throws -> Endpoint {
+        if let e = Endpoint(text) { return e }
+        guard let (host, port) = Endpoint.split(text) else {
+            throw StartupError("'\(text)' is not an address: write HOST:PORT, e.g. 192.168.1.10:7946 or [fd00::1]:7946")
+        }
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_DGRAM.rawValue)
+        var result: UnsafeMutablePointer<addrinfo>?
+        let rc = getaddrinfo(host, nil, &hints, &result)
+        guard rc == 0, let first = result else {
+            throw StartupError("cannot resolve host '\(host)' in '\(text)' (\(String(cString: gai_strerror(rc)))): check the name or use an IP address")
+        }
+        defer { freeaddrinfo(result) }
+        var v6: Endpoint?
+        var p: UnsafeMutablePointer<addrinfo>? = first
+        while let ai = p {
+            if ai.pointee.ai_family == AF_INET, let sa = ai.pointee.ai_addr {
+                let a = sa.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_addr.s_addr }
+                return Endpoint(address: .v4(UInt32(bigEndian: a)), port: port)
+            }
+            if ai.pointee.ai_family == AF_INET6, v6 == nil, let sa = ai.pointee.ai_addr {
+                let bytes = sa.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { ptr in
+                    withUnsafeBytes(of: ptr.pointee.sin6_addr) { Array($0) }
+                }
+                v6 = Endpoint(address: .v6(bytes), port: port)
+            }
+            p = ai.pointee.ai_next
+        }
+        if let v6 { return v6 }
+        throw StartupError("host '\(host)' has no IP address: check the name or use an IP address")
+    }
+
+    static func describeBindError(_ error: any Error, address: String, flag: String) -> String {
+        if let io = error as? IOError {
+            switch io.errnoCode {
+            case EADDRINUSE: return "\(address) is already in use (another weft node or program?): choose another port with \(flag) HOST:PORT"
+            case EADDRNOTAVAIL: return "\(address) is not an address of this host: use one of this host's addresses with \(flag)"
+            case EACCES: return "not allowed to bind \(address) (ports below 1024 need root): choose a higher port with \(flag)"
+            default: break
+            }
+        }
+        return "cannot listen on \(address) (\(error)): check \(flag)"
+    }
+
+    static func installSignalHandlers(_ handler: @escaping @Sendable (Int32) -> Void) -> [any DispatchSourceSignal] {
+        [SIGINT, SIGTERM].map { sig in
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { handler(sig) }
+            source.resume()
+            return source
+        }
+    }
+}

@@ -1,0 +1,58 @@
+import WeftCore
+
+/// Everything `weft start` decided from its flags, validated. Built by the `weft` command;
+/// the daemon turns it into running services (see `Daemon`).
+public struct NodeOptions: Sendable {
+    public enum ClusterKeySource: Sendable, Equatable {
+        /// `--cluster-key K`
+        case literal(String)
+        /// `--cluster-key-file F`
+        case file(String)
+        /// Neither: use `<data-dir>/cluster.key`, or create a new cluster when there is none.
+        case dataDir
+    }
+
+    /// Which membership timing preset to run: `.default` for real networks, `.fast` for many
+    /// nodes on one machine (tests).
+    public enum Profile: String, Sendable, CaseIterable {
+        case `default`, fast
+        public var settings: Membership.Settings {
+            switch self {
+            case .default: return .default
+            case .fast: return .fast
+            }
+        }
+    }
+
+    public var dataDir: String
+    /// Where to bind the UDP (gossip) and TCP (full-state exchange) port.
+    public var listen: Endpoint
+    /// The address other nodes use for this one; defaults to `listen`.
+    public var advertise: Endpoint?
+    /// `host:port` strings; host names are resolved at start.
+    public var seeds: [String]
+    public var clusterKey: ClusterKeySource
+    public var name: String?
+    public var noTun: Bool
+    public var metricsListen: Endpoint?
+    public var profile: Profile
+
+    public init(
+        dataDir: String, listen: Endpoint, advertise: Endpoint? = nil, seeds: [String] = [],
+        clusterKey: ClusterKeySource = .dataDir, name: String? = nil, noTun: Bool = false,
+        metricsListen: Endpoint? = nil, profile: Profile = .default
+    ) {
+        self.dataDir = dataDir
+        self.listen = listen
+        self.advertise = advertise
+        self.seeds = seeds
+        self.clusterKey = clusterKey
+        self.name = name
+        self.noTun = noTun
+        self.metricsListen = metricsListen
+        self.profile = profile
+    }
+
+    /// The default gossip port.
+    public static let defaultPort: UInt16 = 7946
+}

@@ -1,0 +1,355 @@
+import Logging
+import Metrics
+import NIOCore
+import NIOPosix
+import WeftAPI
+import WeftCore
+import WeftCrypto
+import WeftStore
+
+/// The node's single owner of protocol state. Every input (datagram, push-pull frame, timer,
+/// control request) enters through this actor, is handed to the pure `Membership.Instance`, and
+/// the returned directives are carried out here: seal and send, persist, log, count.
+///
+/// Threading: NIO's event loop threads only move bytes; they forward into this actor, which
+/// serializes all state changes. Sends go back out through `Channel.writeAndFlush`, which is
+/// safe from any thread.
+actor NodeRuntime {
+    struct Identity: Sendable {
+        let keyPair: IdentityKeyPair
+        let name: String
+        let advertise: Endpoint
+        let clusterID: String
+    }
+
+    private var instance: Membership.Instance
+    private let identity: Identity
+    private let settings: Membership.Settings
+    private let store: NodeStore
+    private let sealer: GossipSealer
+    private let logger: Logger
+    private let group: any EventLoopGroup
+    private let clock = ContinuousClock()
+    private let origin: ContinuousClock.Instant
+    private let startedAt: ContinuousClock.Instant
+
+    private var udp: (any Channel)?
+    private var drops = Counters(label: "weft_dropped_packets_total", dimension: "reason")
+    private var messages = Counters(label: "weft_messages_total", dimension: "type")
+    private let probeTimer = Metrics.Timer(label: "weft_probe_rtt_seconds", preferredDisplayUnit: .seconds)
+    private var memberGauges: [Membership.MemberState: Gauge] = [:]
+
+    private var joined = false
+    private var seedProblems: [String: String] = [:]
+    private var seeds: [Endpoint] = []
+    private var nextSeedRetry: ContinuousClock.Instant?
+    private var seedRetryDelay: Duration = .seconds(2)
+    private var plannedWake: Instant?
+    private var sleeper: Task<Void, Never>?
+    private var stopped = false
+
+    init(
+        instance: Membership.Instance, identity: Identity, settings: Membership.Settings,
+        store: NodeStore, sealer: GossipSealer, logger: Logger, group: any EventLoopGroup
+    ) {
+        self.instance = instance
+        self.identity = identity
+        self.settings = settings
+        self.store = store
+        self.sealer = sealer
+        self.logger = logger
+        self.group = group
+        let now = clock.now
+        // Instants start at 1 s so that `.zero` never means "now".
+        self.origin = now - .seconds(1)
+        self.startedAt = now
+        for state in Membership.MemberState.allCases {
+            memberGauges[state] = Gauge(label: "weft_members", dimensions: [("state", state.description)])
+        }
+    }
+
+    var now: Instant { Instant(nanoseconds: (clock.now - origin).nanoseconds) }
+
+    func attach(udp: any Channel) {
+        self.udp = udp
+    }
+
+    // MARK: - Inputs
+
+    /// A UDP datagram arrived on the gossip port.
+    func onDatagram(_ bytes: [UInt8], from: Endpoint) {
+        guard !stopped else { return }
+        messages.increment("udp-in")
+        switch GossipEnvelope.open(bytes, expecting: .datagram, with: sealer) {
+        case .failure(let f):
+            drop(f.reason.rawValue, from: from)
+        case .success(let plain):
+            markHeard(from)
+            execute(instance.onDatagram(plain, from: from, now: now))
+        }
+    }
+
+    /// A push-pull request arrived over TCP; returns the sealed reply, or nil to close silently.
+    func onPushPullRequest(_ bytes: [UInt8], from: Endpoint?) -> [UInt8]? {
+        guard !stopped else { return nil }
+        messages.increment("push-pull-in")
+        switch GossipEnvelope.open(bytes, expecting: .pushPullRequest, with: sealer) {
+        case .failure(let f):
+            drop(f.reason.rawValue, from: from)
+            return nil
+        case .success(let plain):
+            let source = from ?? identity.advertise
+            let (reply, directives) = instance.onPushPull(plain, from: source, appState: [], now: now)
+            execute(directives)
+            guard let reply else { return nil }
+            joined = joined || instance.members.contains { $0.id != identity.keyPair.nodeID && $0.state == .alive }
+            return GossipEnvelope.seal(reply, kind: .pushPullReply, with: sealer)
+        }
+    }
+
+    /// The timer loop: calls `onTick` whenever the instance asks, and retries seeds until joined.
+    func runTimers() async {
+        while !stopped {
+            let t = now
+            if instance.nextWakeup <= t {
+                execute(instance.onTick(now: t))
+                continue
+            }
+            retrySeedsIfDue()
+            let wake = min(instance.nextWakeup, t + .milliseconds(500))
+            plannedWake = wake
+            let sleepFor = wake - t
+            let task = Task { try? await Task.sleep(for: sleepFor) }
+            sleeper = task
+            await task.value
+            sleeper = nil
+        }
+    }
+
+    // MARK: - Join and leave
+
+    /// Contacts `endpoints` with a full-state exchange each (in parallel) and reports the outcome.
+    func join(_ endpoints: [Endpoint], remember: Bool) async -> API.JoinResult {
+        let targets = endpoints.filter { $0 != identity.advertise }
+        if remember {
+            for e in targets where !seeds.contains(e) { seeds.append(e) }
+        }
+        execute(instance.join(seeds: targets, now: now).filter {
+            if case .pushPull = $0 { return false } else { return true }
+        })
+        var joinedVia: [String] = []
+        var failed: [String: String] = [:]
+        await withTaskGroup(of: (Endpoint, String?).self) { group in
+            for target in targets {
+                group.addTask { (target, await self.pushPull(with: target)) }
+            }
+            for await (target, problem) in group {
+                if let problem { failed[target.description] = problem } else { joinedVia.append(target.description) }
+            }
+        }
+        for (e, why) in failed { seedProblems[e] = why }
+        for e in joinedVia { seedProblems[e] = nil }
+        if !targets.isEmpty && joinedVia.isEmpty {
+            logger.error(
+                "no seed answered: check the cluster key (--cluster-key-file) and the seed addresses; retrying",
+                metadata: ["event": "join-failed", "seeds": .string(failed.map { "\($0.key): \($0.value)" }.sorted().joined(separator: "; "))]
+            )
+        } else if !joinedVia.isEmpty {
+            logger.info("joined the cluster", metadata: ["event": "joined", "via": .string(joinedVia.sorted().joined(separator: ",")), "members": .stringConvertible(instance.members.count)])
+        }
+        return API.JoinResult(joined: joinedVia.sorted(), failed: failed, members: instance.members.count)
+    }
+
+    /// Graceful, permanent departure: announce `left`, keep gossiping for a grace period, stop.
+    func leave() async -> API.LeaveResult {
+        let directives = instance.leave(now: now)
+        let notified = Set(directives.compactMap { d -> Endpoint? in
+            if case .send(_, let to) = d { return to } else { return nil }
+        }).count
+        execute(directives)
+        logger.notice("leaving the cluster", metadata: ["event": "leave", "notified": .stringConvertible(notified)])
+        // Let the piggybacked `left` update travel for a couple of probe periods.
+        let deadline = clock.now + settings.probeInterval * 2
+        while clock.now < deadline {
+            try? await Task.sleep(for: settings.probeInterval / 4)
+            execute(instance.onTick(now: now))
+        }
+        return API.LeaveResult(notified: notified)
+    }
+
+    func stop() {
+        stopped = true
+        sleeper?.cancel()
+    }
+
+    // MARK: - Queries
+
+    func status() -> API.Status {
+        var counts: [String: Int] = [:]
+        for s in Membership.MemberState.allCases { counts[s.description] = 0 }
+        for m in instance.members { counts[m.state.description, default: 0] += 1 }
+        var warnings: [String] = []
+        if !seeds.isEmpty && !joined {
+            let detail = seedProblems.map { "\($0.key): \($0.value)" }.sorted().joined(separator: "; ")
+            warnings.append("no seed answered yet (\(detail.isEmpty ? "waiting" : detail)): check the cluster key and the seed addresses")
+        }
+        let me = instance.myself
+        return API.Status(
+            id: me.id.hex, name: me.name, address: me.address.description, cluster: identity.clusterID,
+            incarnation: me.incarnation, version: WeftVersion.current,
+            uptimeSeconds: (clock.now - startedAt).seconds, members: counts,
+            drops: drops.values, messages: messages.values, joined: joined, warnings: warnings
+        )
+    }
+
+    func members() -> [API.MemberInfo] {
+        let t = now
+        let me = identity.keyPair.nodeID
+        return instance.members.map { m in
+            API.MemberInfo(
+                id: m.id.hex, name: m.name, address: m.address.description, state: m.state.description,
+                incarnation: m.incarnation,
+                sinceSeconds: m.stateChangedAt == .zero ? 0 : max(0, (t - m.stateChangedAt).seconds),
+                isSelf: m.id == me
+            )
+        }
+    }
+
+    // MARK: - Directives
+
+    private func execute(_ directives: [Membership.Directive]) {
+        for d in directives {
+            switch d {
+            case .send(let bytes, let to):
+                send(bytes, to: to)
+            case .pushPull(let to):
+                Task { _ = await self.pushPull(with: to) }
+            case .memberChanged(let m, let previous):
+                memberChanged(m, previous: previous)
+            case .persistIncarnation(let inc):
+                do { try store.saveIncarnation(inc) } catch {
+                    logger.error("cannot persist incarnation", metadata: ["event": "store-error", "error": "\(error)"])
+                }
+            case .deliver, .mergeAppState:
+                break  // application payloads (IPAM) are not used yet
+            case .dropped(let reason):
+                drops.increment(reason.rawValue)
+            case .probeRTT(let rtt):
+                probeTimer.recordNanoseconds(rtt.nanoseconds)
+            }
+        }
+        if let planned = plannedWake, instance.nextWakeup < planned {
+            plannedWake = nil
+            sleeper?.cancel()
+        }
+    }
+
+    private func send(_ plaintext: [UInt8], to: Endpoint) {
+        guard let udp, let address = try? to.socketAddress() else {
+            drops.increment("unsendable-address")
+            return
+        }
+        let sealed = GossipEnvelope.seal(plaintext, kind: .datagram, with: sealer)
+        var buffer = udp.allocator.buffer(capacity: sealed.count)
+        buffer.writeBytes(sealed)
+        messages.increment("udp-out")
+        udp.writeAndFlush(AddressedEnvelope(remoteAddress: address, data: buffer), promise: nil)
+    }
+
+    /// One full-state exchange with `target`. Returns nil on success, or why it failed.
+    private func pushPull(with target: Endpoint) async -> String? {
+        guard let address = try? target.socketAddress() else { return "not a usable address" }
+        let request = GossipEnvelope.seal(instance.makePushPull(appState: [], now: now), kind: .pushPullRequest, with: sealer)
+        messages.increment("push-pull-out")
+        let reply: [UInt8]
+        do {
+            reply = try await framedExchange(
+                group: group, to: address, request: request,
+                maxFrame: DaemonLimits.maxPushPullFrame, timeout: .seconds(5)
+            )
+        } catch let e as FramedExchangeError {
+            if case .closedWithoutAnswer = e {
+                return "closed the connection without answering (different cluster key?)"
+            }
+            return e.description
+        } catch {
+            return Self.describe(error)
+        }
+        switch GossipEnvelope.open(reply, expecting: .pushPullReply, with: sealer) {
+        case .failure(let f):
+            drop(f.reason.rawValue, from: target)
+            return "its answer could not be authenticated (different cluster key?)"
+        case .success(let plain):
+            markHeard(target)
+            let (_, directives) = instance.onPushPull(plain, from: target, appState: [], now: now)
+            execute(directives)
+            return nil
+        }
+    }
+
+    private static func describe(_ error: any Error) -> String {
+        if let e = error as? IOError {
+            switch e.errnoCode {
+            case ECONNREFUSED: return "connection refused (is a node listening there?)"
+            case EHOSTUNREACH, ENETUNREACH: return "unreachable"
+            default: return e.description
+            }
+        }
+        if let e = error as? ChannelError, case .connectTimeout = e { return "connect timed out" }
+        if let e = error as? NIOConnectionError {
+            if let first = e.connectionErrors.first { return describe(first.error) }
+            return "cannot connect"
+        }
+        return "\(error)"
+    }
+
+    private func memberChanged(_ m: Membership.Member, previous: Membership.MemberState?) {
+        let stored = StoredMember(
+            id: m.id, name: m.name, address: m.address.description, publicKey: m.publicKey,
+            incarnation: m.incarnation, state: m.state, updatedAt: WallClock.milliseconds()
+        )
+        do { try store.upsertMember(stored) } catch {
+            logger.error("cannot persist member", metadata: ["event": "store-error", "member": .string(m.id.short), "error": "\(error)"])
+        }
+        if m.id != identity.keyPair.nodeID && m.state == .alive { joined = true }
+        let level: Logger.Level = (m.state == .dead || m.state == .suspect) ? .warning : .info
+        logger.log(level: level, "member \(m.state)", metadata: [
+            "event": "member-\(m.state)", "member": .string(m.id.short), "memberName": .string(m.name),
+            "addr": .string(m.address.description), "incarnation": .stringConvertible(m.incarnation),
+            "previous": .string(previous?.description ?? "none"),
+        ])
+        var counts: [Membership.MemberState: Int] = [:]
+        for member in instance.members { counts[member.state, default: 0] += 1 }
+        for (state, gauge) in memberGauges { gauge.record(counts[state, default: 0]) }
+    }
+
+    private func markHeard(_ from: Endpoint?) {
+        guard let from else { return }
+        if seeds.contains(from) { seedProblems[from.description] = nil }
+    }
+
+    private func drop(_ reason: String, from: Endpoint?) {
+        drops.increment(reason)
+        logger.debug("dropped packet", metadata: ["event": "drop", "reason": .string(reason), "from": .string(from?.description ?? "?")])
+    }
+
+    private func retrySeedsIfDue() {
+        guard !seeds.isEmpty, !joined else { return }
+        let t = clock.now
+        guard let due = nextSeedRetry else {
+            nextSeedRetry = t + seedRetryDelay
+            return
+        }
+        guard t >= due else { return }
+        seedRetryDelay = min(seedRetryDelay * 2, .seconds(30))
+        nextSeedRetry = t + seedRetryDelay
+        let targets = seeds
+        Task { _ = await self.join(targets, remember: false) }
+    }
+}
+
+/// Limits on what the daemon accepts from the network and the control socket.
+enum DaemonLimits {
+    /// A full-state exchange carries every member (~130 bytes each) plus application state.
+    static let maxPushPullFrame = 8 * 1024 * 1024
+}

@@ -1,0 +1,20 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Wall-clock time, used only for timestamps written to SQLite and logs (never for protocol
+/// timing, which is monotonic).
+enum WallClock {
+    static func milliseconds() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+    }
+}
+
+/// The version string reported by `weft status` and `weft --version`.
+public enum WeftVersion {
+    public static let current = "0.1.0"
+}

@@ -1,1 +1,0 @@
-// WeftDaemon: the composition root. See docs/architecture.md.

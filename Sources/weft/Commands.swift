@@ -1,0 +1,82 @@
+import ArgumentParser
+import Foundation
+import WeftAPI
+import WeftCrypto
+
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show this node: id, name, cluster, health.")
+    @OptionGroup var node: NodeSelection
+
+    func run() throws {
+        let s = try node.call(API.Request(op: .status), as: API.Status.self)
+        if node.json { return try printJSON(s) }
+        let members = ["alive", "suspect", "dead", "left"].map { "\(s.members[$0] ?? 0) \($0)" }.joined(separator: ", ")
+        var rows: [[String]] = [
+            ["id", s.id], ["name", s.name], ["address", s.address], ["cluster", s.cluster],
+            ["incarnation", String(s.incarnation)], ["uptime", formatSeconds(s.uptimeSeconds)],
+            ["members", members], ["joined", s.joined ? "yes" : "no"],
+        ]
+        let drops = s.drops.filter { $0.value > 0 }.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        rows.append(["drops", drops.isEmpty ? "none" : drops])
+        for w in s.warnings { rows.append(["warning", w]) }
+        let width = rows.map { $0[0].count }.max() ?? 0
+        for r in rows { print(r[0].padding(toLength: width, withPad: " ", startingAt: 0) + "  " + r[1]) }
+    }
+}
+
+struct Members: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List every member and its state (alive, suspect, dead, left).")
+    @OptionGroup var node: NodeSelection
+
+    func run() throws {
+        let list = try node.call(API.Request(op: .members), as: [API.MemberInfo].self)
+        if node.json { return try printJSON(list) }
+        let rows = list.map { m in
+            [m.name + (m.isSelf ? " (self)" : ""), String(m.id.prefix(12)), m.address, m.state, String(m.incarnation), formatSeconds(m.sinceSeconds)]
+        }
+        printTable(["NAME", "ID", "ADDRESS", "STATE", "INCARNATION", "SINCE"], rows)
+    }
+}
+
+struct Join: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Ask the running node to contact more members.")
+    @OptionGroup var node: NodeSelection
+    @Argument(help: ArgumentHelp("Members to contact.", valueName: "host:port"))
+    var addresses: [String]
+
+    func validate() throws {
+        if addresses.isEmpty { throw ValidationError("give at least one HOST:PORT") }
+    }
+
+    func run() throws {
+        let r = try node.call(API.Request(op: .join, addresses: addresses), as: API.JoinResult.self)
+        if node.json { return try printJSON(r) }
+        for a in r.joined { print("joined via \(a)") }
+        for (a, why) in r.failed.sorted(by: { $0.key < $1.key }) { print("\(a): \(why)") }
+        print("\(r.members) members known")
+        if r.joined.isEmpty { throw ExitCode(1) }
+    }
+}
+
+struct Leave: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Leave the cluster for good: announce it, then stop the node.")
+    @OptionGroup var node: NodeSelection
+
+    func run() throws {
+        var client = node.client()
+        client.timeoutSeconds = 30
+        let r: API.LeaveResult
+        do { r = try client.call(API.Request(op: .leave), as: API.LeaveResult.self) } catch { throw CLIError(error.description) }
+        if node.json { return try printJSON(r) }
+        print("left the cluster (told \(r.notified) members directly); the node has stopped")
+    }
+}
+
+struct Keygen: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print a new random cluster key.")
+
+    func run() throws {
+        do { try Sodium.initialize() } catch { throw CLIError("libsodium failed to initialize: \(error)") }
+        print(ClusterKey.generate().text)
+    }
+}

@@ -1,0 +1,106 @@
+import ArgumentParser
+import Foundation
+import Logging
+import WeftAPI
+import WeftCore
+import WeftDaemon
+
+struct Start: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a node in the foreground.",
+        discussion: """
+            Without --seed on an empty data dir, creates a new cluster and prints how other hosts join. \
+            SIGINT/SIGTERM stop the node as a restart (it keeps its identity and state); `weft leave` \
+            is the permanent, announced departure.
+            """
+    )
+
+    @Option(name: .long, help: ArgumentHelp("Data dir for state, keys and the control socket (default: $WEFT_DATA_DIR or /var/lib/weft).", valueName: "dir"))
+    var dataDir: String?
+
+    @Option(name: .long, help: ArgumentHelp("UDP+TCP address to listen on.", valueName: "host:port"))
+    var listen: String = "0.0.0.0:\(NodeOptions.defaultPort)"
+
+    @Option(name: .long, help: ArgumentHelp("Address other nodes reach this one at (default: --listen).", valueName: "host:port"))
+    var advertise: String?
+
+    @Option(name: .long, parsing: .singleValue, help: ArgumentHelp("A member to join through; repeat it or give a comma list.", valueName: "host:port"))
+    var seed: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("File holding the cluster key (as printed by `weft keygen`).", valueName: "file"))
+    var clusterKeyFile: String?
+
+    @Option(name: .long, help: ArgumentHelp("The cluster key itself (visible in the process list; prefer --cluster-key-file).", valueName: "key"))
+    var clusterKey: String?
+
+    @Option(name: .long, help: ArgumentHelp("This node's name (default: the host name).", valueName: "name"))
+    var name: String?
+
+    @Flag(name: .long, help: "Run the control plane only: no TUN device, no root needed.")
+    var noTun = false
+
+    @Option(name: .long, help: ArgumentHelp("Serve Prometheus metrics over HTTP on this address.", valueName: "host:port"))
+    var metricsListen: String?
+
+    @Option(name: .long, help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", valueName: "level"))
+    var logLevel: String = "info"
+
+    @Option(name: .long, help: ArgumentHelp("Membership timing: default (real networks) or fast (many nodes on one machine, tests).", valueName: "profile"))
+    var profile: String = "default"
+
+    func validate() throws {
+        if clusterKey != nil && clusterKeyFile != nil {
+            throw ValidationError("give either --cluster-key or --cluster-key-file, not both")
+        }
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical (got '\(logLevel)')")
+        }
+        guard NodeOptions.Profile(rawValue: profile) != nil else {
+            throw ValidationError("--profile must be 'default' or 'fast' (got '\(profile)')")
+        }
+    }
+
+    func run() async throws {
+        guard let listenEndpoint = Endpoint(listen) else {
+            throw CLIError("--listen '\(listen)' is not an address: write IP:PORT, e.g. 192.168.1.10:7946 or [::1]:7946")
+        }
+        var advertiseEndpoint: Endpoint?
+        if let advertise {
+            do { advertiseEndpoint = try Daemon.resolveEndpoint(advertise) } catch { throw CLIError("--advertise: \(error)") }
+        }
+        var metricsEndpoint: Endpoint?
+        if let metricsListen {
+            guard let e = Endpoint(metricsListen) else {
+                throw CLIError("--metrics-listen '\(metricsListen)' is not an address: write IP:PORT, e.g. 127.0.0.1:9946")
+            }
+            metricsEndpoint = e
+        }
+        let seeds = seed.flatMap { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }.filter { !$0.isEmpty }
+        let keySource: NodeOptions.ClusterKeySource =
+            clusterKey.map { .literal($0) } ?? clusterKeyFile.map { .file($0) } ?? .dataDir
+        if !noTun {
+            // The data plane (TUN device) is not part of this build yet; say so instead of pretending.
+            FileHandle.standardError.write(Data("weft: the encrypted data plane is not available in this version; running the control plane only (as with --no-tun)\n".utf8))
+        }
+        let options = NodeOptions(
+            dataDir: API.resolveDataDir(dataDir), listen: listenEndpoint, advertise: advertiseEndpoint,
+            seeds: seeds, clusterKey: keySource, name: name, noTun: true,
+            metricsListen: metricsEndpoint, profile: NodeOptions.Profile(rawValue: profile) ?? .default
+        )
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "weft")
+        do {
+            _ = try await Daemon.run(options: options, logger: logger) { lines in
+                for l in lines { print(l) }
+                fflush(stdout)
+            }
+        } catch let e as StartupError {
+            throw CLIError(e.description)
+        }
+    }
+}

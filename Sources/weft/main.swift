@@ -1,1 +1,0 @@
-print("weft: not built yet")
