@@ -1,1 +1,0 @@
-// WeftCrypto: typed keys and libsodium primitives. See docs/architecture.md.

@@ -1,1 +1,0 @@
-// WeftStore: SQLite persistence. See docs/architecture.md.
