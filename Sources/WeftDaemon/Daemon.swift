@@ -292,10 +292,10 @@ public enum Daemon {
         }
         // A data dir belongs to one cluster.
         do {
-            if let stored = try store.meta("cluster"), stored != key.clusterID {
+            if let stored = try store.meta(NodeStore.MetaKey.clusterID), stored != key.clusterID {
                 throw StartupError("data dir \(options.dataDir) belongs to cluster \(stored), but the given key is for cluster \(key.clusterID): use that cluster's key, or a fresh --data-dir")
             }
-            try store.setMeta("cluster", key.clusterID)
+            try store.setMeta(NodeStore.MetaKey.clusterID, key.clusterID)
         } catch let e as StartupError { throw e } catch { throw StartupError("\(error)") }
         if readyLines.isEmpty == false || options.seeds.isEmpty {
             let listen = (options.advertise ?? options.listen).description
@@ -306,12 +306,12 @@ public enum Daemon {
     }
 
     static func resolveName(_ flag: String?, store: NodeStore) throws -> String {
-        var name = flag ?? ((try? store.meta("name")) ?? nil) ?? ProcessInfo.processInfo.hostName
+        var name = flag ?? ((try? store.meta(NodeStore.MetaKey.nodeName)) ?? nil) ?? ProcessInfo.processInfo.hostName
         if name.isEmpty { name = "weft" }
         guard name.utf8.count <= 63, !name.contains(where: { $0.isNewline || $0 == "\0" }) else {
             throw StartupError("--name must be 1 to 63 bytes without line breaks")
         }
-        try? store.setMeta("name", name)
+        try? store.setMeta(NodeStore.MetaKey.nodeName, name)
         return name
     }
 
