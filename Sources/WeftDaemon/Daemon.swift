@@ -187,14 +187,15 @@ public enum Daemon {
         ])
         onReady(readyLines)
 
+        let seeds = seedEndpoints
         let exit = await withTaskGroup(of: Exit?.self) { tasks -> Exit in
             tasks.addTask {
                 for await d in datagrams { await runtime.onDatagram(d.bytes, from: d.from) }
                 return nil
             }
             tasks.addTask { await runtime.runTimers(); return nil }
-            if !seedEndpoints.isEmpty {
-                tasks.addTask { _ = await runtime.join(seedEndpoints, remember: true); return nil }
+            if !seeds.isEmpty {
+                tasks.addTask { _ = await runtime.join(seeds, remember: true); return nil }
             }
             tasks.addTask {
                 for await e in shutdown.stream { return e }

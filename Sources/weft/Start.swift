@@ -96,8 +96,8 @@ struct Start: AsyncParsableCommand {
         let logger = Logger(label: "weft")
         do {
             _ = try await Daemon.run(options: options, logger: logger) { lines in
-                for l in lines { print(l) }
-                fflush(stdout)
+                // Unbuffered: these lines must reach a log file or pipe at once, not at exit.
+                FileHandle.standardOutput.write(Data(lines.map { $0 + "\n" }.joined().utf8))
             }
         } catch let e as StartupError {
             throw CLIError(e.description)

@@ -119,7 +119,7 @@ actor NodeRuntime {
             let wake = min(instance.nextWakeup, t + .milliseconds(500))
             plannedWake = wake
             let sleepFor = wake - t
-            let task = Task { try? await Task.sleep(for: sleepFor) }
+            let task = Task<Void, Never> { try? await Task.sleep(for: sleepFor) }
             sleeper = task
             await task.value
             sleeper = nil
@@ -226,6 +226,11 @@ actor NodeRuntime {
                 Task { _ = await self.pushPull(with: to) }
             case .memberChanged(let m, let previous):
                 memberChanged(m, previous: previous)
+            case .memberRemoved(let m):
+                do { try store.deleteMember(m.id) } catch {
+                    logger.error("cannot delete forgotten member", metadata: ["event": "store-error", "member": .string(m.id.short), "error": "\(error)"])
+                }
+                logger.info("member forgotten", metadata: ["event": "member-forgotten", "member": .string(m.id.short), "memberName": .string(m.name)])
             case .persistIncarnation(let inc):
                 do { try store.saveIncarnation(inc) } catch {
                     logger.error("cannot persist incarnation", metadata: ["event": "store-error", "error": "\(error)"])
@@ -351,5 +356,5 @@ actor NodeRuntime {
 /// Limits on what the daemon accepts from the network and the control socket.
 enum DaemonLimits {
     /// A full-state exchange carries every member (~130 bytes each) plus application state.
-    static let maxPushPullFrame = 8 * 1024 * 1024
+    static let maxPushPullFrame = Membership.Settings.default.maxPushPullBytes + 64
 }
