@@ -58,7 +58,8 @@ public struct GossipSealer: Sendable {
     ///   change to header, nonce, ciphertext or tag.
     public func open(_ sealed: [UInt8], headerLength: Int) throws(CryptoError) -> [UInt8] {
         guard headerLength >= 0 else { throw .malformed("negative header length") }
-        guard sealed.count >= headerLength + GossipSealer.overhead else {
+        // Written without `headerLength + overhead`, which could overflow for a huge length.
+        guard sealed.count >= GossipSealer.overhead, headerLength <= sealed.count - GossipSealer.overhead else {
             throw .malformed("sealed message of \(sealed.count) bytes is shorter than header (\(headerLength)) + \(GossipSealer.overhead)")
         }
         Sodium.ensureInitialized()

@@ -29,7 +29,13 @@ public final class NodeStore: Sendable {
     /// - Refuses a file whose `user_version` (or migration list) is newer than this build.
     /// - Runs `PRAGMA quick_check` and refuses a damaged file.
     /// - Applies pending migrations.
-    public init(path: String) throws(StoreError) {
+    public convenience init(path: String) throws(StoreError) {
+        try self.init(path: path, prepareConnection: nil)
+    }
+
+    /// `prepareConnection` runs on every new connection after Weft's own settings; tests use it
+    /// to simulate a full disk (`PRAGMA max_page_count`).
+    init(path: String, prepareConnection: (@Sendable (Database) throws -> Void)?) throws(StoreError) {
         self.path = path
         guard !path.isEmpty else { throw .cannotOpen(path: path, detail: "empty path") }
         try NodeStore.createPrivateFile(path)
@@ -41,6 +47,7 @@ public final class NodeStore: Sendable {
             // Incarnations must never go backwards, even across a power cut.
             try db.execute(sql: "PRAGMA synchronous = FULL")
         }
+        if let prepareConnection { config.prepareDatabase(prepareConnection) }
         let pool: DatabasePool
         do {
             pool = try DatabasePool(path: path, configuration: config)

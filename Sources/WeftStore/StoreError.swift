@@ -18,7 +18,7 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
         case .corrupt(let path, let detail):
             return "the database \(path) is damaged (\(detail)): move it aside (mv \(path) \(path).bad) and start again; the node will rejoin as a new member"
         case .cannotOpen(let path, let detail):
-            return "cannot open the database \(path) (\(detail)): check that the data directory exists and is writable by this user, or pass another --data-dir"
+            return "cannot open the database \(path) (\(detail)): check that the data directory exists, is writable by this user and has free space, or pass another --data-dir"
         case .newerSchema(let path, let version):
             return "the database \(path) has schema version \(version), newer than this weft understands (\(NodeStore.schemaVersion)): run a newer weft, or move the file aside to start as a new member"
         case .io(let detail):

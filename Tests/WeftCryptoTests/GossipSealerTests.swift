@@ -94,5 +94,8 @@ final class GossipSealerTests: XCTestCase {
             guard case .malformed = error as? CryptoError else { return XCTFail("\(error)") }
         }
         XCTAssertThrowsError(try sealer.open(sealed, headerLength: sealed.count + 1))
+        XCTAssertThrowsError(try sealer.open(sealed, headerLength: Int.max)) { error in
+            guard case .malformed = error as? CryptoError else { return XCTFail("\(error)") }
+        }
     }
 }

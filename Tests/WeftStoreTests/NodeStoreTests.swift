@@ -171,6 +171,35 @@ final class NodeStoreTests: XCTestCase {
         XCTAssertThrowsError(try NodeStore(path: dbPath).loadMembers())
     }
 
+    func testFailedWriteThrowsAndLeavesStateIntact() throws {
+        do {
+            let store = try NodeStore(path: dbPath)
+            try store.upsertMember(member(1))
+            _ = try store.nextIncarnation()
+        }
+        let pages = try DatabaseQueue(path: dbPath).read { try Int.fetchOne($0, sql: "PRAGMA page_count") ?? 0 }
+        XCTAssertGreaterThan(pages, 3)
+        // Simulate a full disk: the file may not grow beyond its current size.
+        let store = try NodeStore(path: dbPath, prepareConnection: { db in
+            try db.execute(sql: "PRAGMA max_page_count = \(pages + 2)")
+        })
+        let batch = (2...250).map { n -> StoredMember in
+            var m = member(UInt8(n))
+            m.name = String(repeating: "n", count: 200)
+            return m
+        }
+        XCTAssertThrowsError(try store.upsertMembers(batch)) { error in
+            guard let e = error as? StoreError, case .io(let detail) = e else { return XCTFail("\(error)") }
+            XCTAssertTrue(detail.contains(dbPath), detail)
+            XCTAssertTrue(e.description.contains("disk space"), e.description)
+        }
+        // All or nothing, and the store is still usable.
+        XCTAssertEqual(try store.loadMembers(), [member(1)])
+        XCTAssertEqual(try store.nextIncarnation(), 2)
+        XCTAssertEqual(try NodeStore(path: dbPath).loadMembers(), [member(1)])
+        XCTAssertEqual(try NodeStore(path: dbPath).currentIncarnation(), 2)
+    }
+
     // MARK: Meta
 
     func testMetaRoundTrip() throws {
