@@ -67,7 +67,7 @@ final class CommandErrorTests: XCTestCase {
         let dir = root.path + "/corrupt"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let garbage = Data((0..<8192).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) })
-        FileManager.default.createFile(atPath: dir + "/weft.db", contents: garbage)
+        _ = FileManager.default.createFile(atPath: dir + "/weft.db", contents: garbage)
         let r = try runWeft(["start", "--no-tun", "--data-dir", dir, "--listen", "127.0.0.1:\(freePort())"])
         assertCleanError(r, contains: "weft.db")
         XCTAssertEqual(FileManager.default.contents(atPath: dir + "/weft.db"), garbage, "the damaged file is left as it was")

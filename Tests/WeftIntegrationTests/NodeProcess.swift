@@ -29,27 +29,27 @@ struct CommandResult {
 }
 
 /// Runs `weft ARGS` and waits (at most `timeout` seconds; then it is killed).
+/// Output goes to temporary files, so a chatty command can never block on a full pipe.
 func runWeft(_ args: [String], timeout: Double = 30) throws -> CommandResult {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("weft-cmd-\(UUID().uuidString.prefix(8))")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let outURL = dir.appendingPathComponent("out"), errURL = dir.appendingPathComponent("err")
+    _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+    _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
     let p = Process()
     p.executableURL = URL(fileURLWithPath: WeftBinary.path)
     p.arguments = args
-    let out = Pipe(), err = Pipe()
-    p.standardOutput = out
-    p.standardError = err
+    p.standardOutput = try FileHandle(forWritingTo: outURL)
+    p.standardError = try FileHandle(forWritingTo: errURL)
     try p.run()
     let deadline = Date().addingTimeInterval(timeout)
-    // Drain pipes while waiting so a chatty command cannot block on a full pipe.
-    var outData = Data(), errData = Data()
-    let group = DispatchGroup()
-    group.enter()
-    DispatchQueue.global().async { outData = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-    group.enter()
-    DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
     while p.isRunning && Date() < deadline { usleep(20_000) }
     if p.isRunning { kill(p.processIdentifier, SIGKILL) }
     p.waitUntilExit()
-    group.wait()
-    return CommandResult(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
+    let out = (try? String(contentsOf: outURL, encoding: .utf8)) ?? ""
+    let err = (try? String(contentsOf: errURL, encoding: .utf8)) ?? ""
+    return CommandResult(status: p.terminationStatus, stdout: out, stderr: err)
 }
 
 /// A port that is free for both UDP and TCP on 127.0.0.1 right now.
@@ -110,7 +110,7 @@ final class NodeProcess {
         p.executableURL = URL(fileURLWithPath: WeftBinary.path)
         p.arguments = ["start", "--no-tun", "--data-dir", dataDir, "--listen", address, "--name", name,
                        "--profile", "fast", "--log-level", "debug"] + extraArgs
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let log = FileHandle(forWritingAtPath: logPath)!
         log.seekToEndOfFile()
         p.standardOutput = log

@@ -151,14 +151,21 @@ func framedExchange(
 ) async throws -> [UInt8] {
     let loop = group.next()
     let promise = loop.makePromise(of: [UInt8].self)
-    let channel = try await ClientBootstrap(group: loop)
-        .connectTimeout(timeout)
-        .channelInitializer { channel in
-            channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addHandler(FramedReplyCollector(maxFrame: maxFrame, promise: promise))
+    let channel: any Channel
+    do {
+        channel = try await ClientBootstrap(group: loop)
+            .connectTimeout(timeout)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(FramedReplyCollector(maxFrame: maxFrame, promise: promise))
+                }
             }
-        }
-        .connect(to: address).get()
+            .connect(to: address).get()
+    } catch {
+        // The collector may never have been added: complete the promise so it cannot leak.
+        promise.fail(error)
+        throw error
+    }
     let timer = loop.scheduleTask(in: timeout) {
         promise.fail(FramedExchangeError.timedOut)
         channel.close(promise: nil)
