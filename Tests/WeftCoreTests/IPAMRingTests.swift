@@ -145,4 +145,33 @@ final class IPAMRingTests: XCTestCase {
             XCTAssertEqual(viaDelta, scratch, "delta reproduces the merge, seed \(seed)")
         }
     }
+
+    /// Small deltas against a large ring take the in-place path; it must agree with a plain
+    /// reference join (dictionary of token -> max entry).
+    func testSmallDeltaFastPathMatchesReference() throws {
+        var rng = DeterministicRNG(seed: 99)
+        var ring = IPAM.Ring(cluster: cluster, subnet: subnet)
+        for k in 1..<300 { ring.insert(IPAM.Entry(token: subnet.base + UInt32(k * 200), owner: ipamNode(UInt64(k % 7)), version: 1, free: 3)) }
+        var reference: [UInt32: IPAM.Entry] = [:]
+        for e in ring.entries { reference[e.token] = e }
+        for _ in 0..<2000 {
+            var delta: [IPAM.Entry] = []
+            var tokens = Set<UInt32>()
+            for _ in 0..<Int.random(in: 1...3, using: &rng) {
+                tokens.insert(subnet.base + UInt32.random(in: 0..<65536, using: &rng) / 50 * 50)
+            }
+            for t in tokens.sorted() {
+                delta.append(IPAM.Entry(token: t, owner: ipamNode(UInt64.random(in: 0..<7, using: &rng)),
+                                        version: UInt64.random(in: 0...4, using: &rng), free: UInt32.random(in: 0...3, using: &rng)))
+            }
+            let changed = try ring.merge(entries: delta, cluster: cluster, subnet: subnet)
+            var expectChanged: [IPAM.Entry] = []
+            for e in delta where reference[e.token].map({ e.beats($0) }) ?? true {
+                reference[e.token] = e; expectChanged.append(e)
+            }
+            XCTAssertEqual(changed, expectChanged)
+            XCTAssertNil(ring.invariantViolation)
+        }
+        XCTAssertEqual(ring.entries, reference.values.sorted { $0.token < $1.token })
+    }
 }

@@ -152,6 +152,7 @@ extension IPAM {
             guard subnet == self.subnet else { throw .differentSubnet(ours: self.subnet, theirs: subnet) }
             try Ring.validate(remote, subnet: subnet, full: false)
             if remote.isEmpty { return [] }
+            if remote.count * 16 < entries.count { return mergeSmall(remote) }
             var merged: [Entry] = []
             merged.reserveCapacity(entries.count + remote.count)
             var delta: [Entry] = []
@@ -173,6 +174,24 @@ extension IPAM {
             if delta.isEmpty { return [] }
             if let broken = Ring.invariantViolation(merged, subnet: subnet) { throw .invalid(broken) }
             entries = merged
+            return delta
+        }
+
+        /// The same join for a small delta against a large ring: binary search and update in
+        /// place instead of rebuilding the array (gossip deltas are usually one entry).
+        /// Remote entries are already validated (sorted, inside the subnet), and the base token
+        /// is always present here, so in-place updates keep the invariants.
+        mutating func mergeSmall(_ remote: [Entry]) -> [Entry] {
+            var delta: [Entry] = []
+            for r in remote {
+                let i = index(containing: r.token)!  // validated: inside the subnet
+                if entries[i].token == r.token {
+                    if r.beats(entries[i]) { entries[i] = r; delta.append(r) }
+                } else {
+                    entries.insert(r, at: i + 1); delta.append(r)
+                }
+            }
+            assert(Ring.invariantViolation(entries, subnet: subnet) == nil)
             return delta
         }
 
