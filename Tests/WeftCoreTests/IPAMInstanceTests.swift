@@ -23,7 +23,16 @@ final class IPAMInstanceTests: XCTestCase {
         let r = try i.allocate(handle: "ctr-1", now: t0)
         XCTAssertEqual(allocated(r), 0x0A2A_0002)
         XCTAssertTrue(r.directives.contains(.persist(.allocation(handle: "ctr-1", address: 0x0A2A_0002))))
-        XCTAssertTrue(r.directives.contains { if case .broadcast = $0 { return true }; return false })
+        XCTAssertFalse(r.directives.contains { if case .broadcast = $0 { return true }; return false },
+                       "free-hint changes are coalesced until the next tick")
+        for k in 0..<50 { _ = try i.allocate(handle: "burst\(k)", now: t0) }
+        let tick = i.onTick(now: t0 + .seconds(1))
+        let deltas = tick.compactMap { d -> IPAM.Message? in if case .broadcast(let b) = d { return try? IPAM.Message(decoding: b) }; return nil }
+        XCTAssertEqual(deltas.count, 1, "one gossip message for the whole burst")
+        guard case .ringDelta(_, _, let entries)? = deltas.first else { return XCTFail("\(tick)") }
+        XCTAssertEqual(entries, i.ring!.entries)
+        XCTAssertEqual(i.onTick(now: t0 + .seconds(2)).filter { if case .broadcast = $0 { return true }; return false }, [], "then quiet")
+        for k in 0..<50 { _ = try i.release(handle: "burst\(k)", now: t0) }
         // Same handle, same address, nothing new to persist.
         let again = try i.allocate(handle: "ctr-1", now: t0)
         XCTAssertEqual(allocated(again), 0x0A2A_0002)

@@ -34,6 +34,11 @@ extension IPAM {
         var request: (to: NodeID, sentAt: Instant)? = nil
         var refused: Set<NodeID> = []
         var cursor: UInt32 = 0
+        /// Tokens of own entries whose free hint changed since the last tick. Allocations and
+        /// releases only update the hint; one coalesced delta goes out per tick, so a burst of
+        /// container starts costs one gossip message, not one per container. Ownership changes
+        /// (donation, leave, reclaim) are broadcast at once.
+        var dirty: Set<UInt32> = []
         var rng: DeterministicRNG
 
         /// A node with no state yet (first start, before it creates or joins a cluster).
@@ -179,12 +184,14 @@ extension IPAM {
                 var e = ring.entries[i]
                 e.free += 1; e.version += 1
                 self.ring!.replace(e)
-                out += [.persist(.ringEntries([e])), .broadcast(Message.ringDelta(cluster: ring.cluster, subnet: ring.subnet, entries: [e]).encoded())]
+                out.append(.persist(.ringEntries([e])))
+                dirty.insert(e.token)
             }
             return out
         }
 
-        /// Finds a free address in own ranges; records it; appends persist + broadcast.
+        /// Finds a free address in own ranges; records it; appends persist directives and marks
+        /// the entry's free hint for the next tick's gossip.
         mutating func takeAddress(handle: String, into out: inout [Directive]) -> UInt32? {
             guard var ring else { return nil }
             let mine = ring.entries.indices.filter { ring.entries[$0].owner == me && ring.entries[$0].free > 0 }
@@ -213,8 +220,8 @@ extension IPAM {
                     e.version += 1
                     ring.replace(e)
                     self.ring = ring
-                    out += [.persist(.allocation(handle: handle, address: a)), .persist(.ringEntries([e])),
-                            .broadcast(Message.ringDelta(cluster: ring.cluster, subnet: ring.subnet, entries: [e]).encoded())]
+                    out += [.persist(.allocation(handle: handle, address: a)), .persist(.ringEntries([e]))]
+                    dirty.insert(e.token)
                     return a
                 }
                 // The free hint was stale: fix it so the next call skips this range.
@@ -469,8 +476,8 @@ extension IPAM {
             }
             for e in fixed { self.ring!.replace(e) }
             if !fixed.isEmpty {
-                out += [.persist(.ringEntries(fixed)),
-                        .broadcast(Message.ringDelta(cluster: ring.cluster, subnet: ring.subnet, entries: fixed).encoded())]
+                out.append(.persist(.ringEntries(fixed)))
+                for e in fixed { dirty.insert(e.token) }
             }
             return out
         }
@@ -508,7 +515,18 @@ extension IPAM {
                 if request == nil && !pending.isEmpty && refused.count >= live.count { refused.removeAll() }
                 out += pending.isEmpty ? requestSpaceIfLow(now: now) : requestSpace(now: now)
             }
+            out += flushFreeHints()
             return out
+        }
+
+        /// One delta with the current entries of all own tokens whose free hint changed.
+        /// Called by `onTick`; the daemon may also call it right before a push-pull.
+        public mutating func flushFreeHints() -> [Directive] {
+            guard let ring, !dirty.isEmpty else { return [] }
+            let changed = dirty.sorted().compactMap { t in ring.index(ofToken: t).map { ring.entries[$0] } }
+            dirty.removeAll()
+            if changed.isEmpty { return [] }
+            return [.broadcast(Message.ringDelta(cluster: ring.cluster, subnet: ring.subnet, entries: changed).encoded())]
         }
 
         // MARK: Leave and reclaim
