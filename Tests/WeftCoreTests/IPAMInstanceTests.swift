@@ -70,6 +70,13 @@ final class IPAMInstanceTests: XCTestCase {
         XCTAssertNotNil(allocated(try i.allocate(handle: String(repeating: "y", count: 256), now: t0)))
         XCTAssertNotNil(allocated(try i.allocate(handle: "pod/ns:name é✓", now: t0)))
         XCTAssertThrowsError(try i.release(handle: "", now: t0))
+        // The node's own handle namespace is closed to callers.
+        XCTAssertThrowsError(try i.allocate(handle: IPAM.Instance.overlayHandle, now: t0)) { e in
+            guard case .invalidHandle(let why) = e as? IPAM.AllocationError else { return XCTFail("\(e)") }
+            XCTAssertTrue(why.contains("reserved"))
+        }
+        XCTAssertThrowsError(try i.release(handle: IPAM.Instance.overlayHandle, now: t0))
+        XCTAssertEqual(try i.claimOverlayAddress(now: t0).outcome, .allocated(0x0A2A_0001), "idempotent for the node itself")
     }
 
     func testOutOfSpace() throws {
@@ -187,6 +194,10 @@ final class IPAMInstanceTests: XCTestCase {
         XCTAssertTrue(h.nodes[b]!.allocations.isEmpty)
         XCTAssertThrowsError(try h.nodes[b]!.allocate(handle: "y", now: h.now))
         XCTAssertNotNil(h.nodes[a]!.allocations["x"])
+        // A departed node answers donation requests with a deny, so nobody waits for it.
+        var gone = h.nodes[b]!
+        let out = gone.onMessage(IPAM.Message.donationRequest(cluster: gone.ring!.cluster, wanted: 1).encoded(), from: c, now: h.now)
+        XCTAssertTrue(out.contains { if case .send(let bytes, c) = $0 { return (try? IPAM.Message(decoding: bytes))?.kind == .donationDeny }; return false })
     }
 
     func testReclaimHasExactlyOneHeir() throws {

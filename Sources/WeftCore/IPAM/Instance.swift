@@ -122,14 +122,22 @@ extension IPAM {
             ring = r
             var out: [Directive] = [.persist(.cluster(cluster, subnet)), .persist(.ringEntries(r.entries)),
                                     .log(LogEvent(.info, "ipam.cluster.created", ["cluster": "\(cluster)", "subnet": "\(subnet)"]))]
-            if let (_, d) = try? allocate(handle: Instance.overlayHandle, now: now) { out += d }
+            if let (_, d) = try? claimOverlayAddress(now: now) { out += d }
             return out
         }
 
         // MARK: Allocation
 
-        /// Checks a handle: 1...256 bytes of UTF-8 without control characters.
-        public static func validate(handle: String) throws(AllocationError) {
+        /// Handles with this prefix belong to the node itself (its overlay address); callers
+        /// such as the CNI plugin cannot allocate or release them.
+        public static let reservedHandlePrefix = "weft:"
+
+        /// Checks a handle: 1...256 bytes of UTF-8 without control characters, and not in the
+        /// reserved `weft:` namespace unless `allowReserved`.
+        public static func validate(handle: String, allowReserved: Bool = false) throws(AllocationError) {
+            if !allowReserved && handle.hasPrefix(reservedHandlePrefix) {
+                throw .invalidHandle("the prefix '\(reservedHandlePrefix)' is reserved for the node itself")
+            }
             let n = handle.utf8.count
             guard n >= 1 else { throw .invalidHandle("empty; use 1 to 256 bytes of printable text") }
             guard n <= 256 else { throw .invalidHandle("\(n) bytes long; at most 256 bytes") }
@@ -143,6 +151,10 @@ extension IPAM {
         /// the cluster has, the handle waits (`.pending`) while a donation is requested.
         public mutating func allocate(handle: String, now: Instant) throws(AllocationError) -> (outcome: AllocationOutcome, directives: [Directive]) {
             try Instance.validate(handle: handle)
+            return try allocateValidated(handle: handle, now: now)
+        }
+
+        mutating func allocateValidated(handle: String, now: Instant) throws(AllocationError) -> (outcome: AllocationOutcome, directives: [Directive]) {
             if let a = allocations[handle] { return (.allocated(a), []) }
             guard conflicts[handle] == nil else { throw .handleInConflict(handle) }
             guard !hasLeft else { throw .notInCluster }
@@ -166,7 +178,7 @@ extension IPAM {
 
         /// Takes this node's overlay address under the reserved handle.
         public mutating func claimOverlayAddress(now: Instant) throws(AllocationError) -> (outcome: AllocationOutcome, directives: [Directive]) {
-            try allocate(handle: Instance.overlayHandle, now: now)
+            try allocateValidated(handle: Instance.overlayHandle, now: now)
         }
 
         /// Releases `handle`'s address (or forgets its conflict). Unknown handle: error, nothing changes.
@@ -395,11 +407,11 @@ extension IPAM {
                 guard let m = fullStateMessage() else { return [] }
                 return [.send(m, to: from)]
             case .donationRequest(let c, _):
-                guard let ring, !hasLeft else { return [] }
+                guard let ring else { return [] }
                 guard c == ring.cluster else {
                     return [.rejected(from: from, reason: .ring(.differentCluster(ours: ring.cluster, theirs: c)))]
                 }
-                guard from != me, let granted = donate(to: from) else {
+                guard from != me, !hasLeft, let granted = donate(to: from) else {
                     return [.send(Message.donationDeny(cluster: ring.cluster).encoded(), to: from)]
                 }
                 let bytes = Message.donationGrant(cluster: ring.cluster, subnet: ring.subnet, entries: granted).encoded()

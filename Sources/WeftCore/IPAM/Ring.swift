@@ -37,6 +37,10 @@ extension IPAM {
         public var description: String { "\(IPAM.format(token)) \(owner.short) v\(version) free \(free)" }
     }
 
+    /// What a merge changed here: the remote entries that were new or won, sorted by token.
+    /// Forward exactly these; an empty delta means the news was already known.
+    public typealias Delta = [Entry]
+
     /// Why a remote ring (or delta) was refused. Never a trap: the daemon logs and drops it.
     public enum RingError: Error, Equatable, Sendable, CustomStringConvertible {
         /// The other ring belongs to a cluster created separately. Nothing was merged.
@@ -141,13 +145,13 @@ extension IPAM {
         /// remote entries that won), so gossip can forward exactly the news and then go quiet.
         /// Refuses, changing nothing, if the ring is from another cluster or subnet or is malformed.
         @discardableResult
-        public mutating func merge(_ other: Ring) throws(RingError) -> [Entry] {
+        public mutating func merge(_ other: Ring) throws(RingError) -> Delta {
             try merge(entries: other.entries, cluster: other.cluster, subnet: other.subnet)
         }
 
         /// Merges a delta: any sorted subset of a remote ring's entries.
         @discardableResult
-        public mutating func merge(entries remote: [Entry], cluster: ClusterID, subnet: Subnet) throws(RingError) -> [Entry] {
+        public mutating func merge(entries remote: [Entry], cluster: ClusterID, subnet: Subnet) throws(RingError) -> Delta {
             guard cluster == self.cluster else { throw .differentCluster(ours: self.cluster, theirs: cluster) }
             guard subnet == self.subnet else { throw .differentSubnet(ours: self.subnet, theirs: subnet) }
             try Ring.validate(remote, subnet: subnet, full: false)
@@ -181,7 +185,7 @@ extension IPAM {
         /// place instead of rebuilding the array (gossip deltas are usually one entry).
         /// Remote entries are already validated (sorted, inside the subnet), and the base token
         /// is always present here, so in-place updates keep the invariants.
-        mutating func mergeSmall(_ remote: [Entry]) -> [Entry] {
+        mutating func mergeSmall(_ remote: [Entry]) -> Delta {
             var delta: [Entry] = []
             for r in remote {
                 let i = index(containing: r.token)!  // validated: inside the subnet
