@@ -296,4 +296,19 @@ final class IPAMInstanceTests: XCTestCase {
         let out = j.onMessage([1, 99, 0], from: b, now: t0)
         XCTAssertEqual(out, [.rejected(from: b, reason: .wire(.unknownType(99)))])
     }
+
+    func testOverlayAddressLostToTakeoverIsClaimedAfresh() throws {
+        var i = try single()
+        let ring = i.ring!
+        // Another node (c) took over the first half at a takeover version; we keep the rest.
+        let taken = IPAM.Entry(token: ring.subnet.base, owner: c, version: 1 + IPAM.Instance.takeoverStride, free: 100)
+        let rest = IPAM.Entry(token: ring.subnet.base + 0x8000, owner: a, version: 1, free: 0x7FFF)
+        let out = i.onRingDelta(IPAM.Message.ringDelta(cluster: ring.cluster, subnet: ring.subnet, entries: [taken, rest]).encoded(), from: c, now: t0)
+        XCTAssertTrue(out.contains(.conflict(IPAM.Conflict(handle: IPAM.Instance.overlayHandle, address: 0x0A2A_0001, owner: c))))
+        XCTAssertNil(i.overlayAddress)
+        let r = try i.claimOverlayAddress(now: t0)
+        XCTAssertEqual(r.outcome, .allocated(0x0A2A_8000))
+        XCTAssertEqual(r.directives.first, .persist(.release(handle: IPAM.Instance.overlayHandle)))
+        XCTAssertTrue(i.conflicts.isEmpty)
+    }
 }

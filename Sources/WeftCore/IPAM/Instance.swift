@@ -176,9 +176,16 @@ extension IPAM {
             return (.pending, out)
         }
 
-        /// Takes this node's overlay address under the reserved handle.
+        /// Takes this node's overlay address under the reserved handle. If the old one was lost
+        /// to another owner (a conflict already reported), the conflict is dropped and a fresh
+        /// address is taken, so a returning node can get back onto the overlay.
         public mutating func claimOverlayAddress(now: Instant) throws(AllocationError) -> (outcome: AllocationOutcome, directives: [Directive]) {
-            try allocateValidated(handle: Instance.overlayHandle, now: now)
+            var out: [Directive] = []
+            if conflicts.removeValue(forKey: Instance.overlayHandle) != nil {
+                out.append(.persist(.release(handle: Instance.overlayHandle)))
+            }
+            let r = try allocateValidated(handle: Instance.overlayHandle, now: now)
+            return (r.outcome, out + r.directives)
         }
 
         /// Releases `handle`'s address (or forgets its conflict). Unknown handle: error, nothing changes.
