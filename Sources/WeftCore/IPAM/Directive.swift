@@ -1,0 +1,124 @@
+extension IPAM {
+    /// What an ``Instance`` asks its host (the daemon or the simulator) to do, in order.
+    ///
+    /// `persist` directives must be committed (SQLite) before any later directive is carried
+    /// out and before the answer of the call that produced them is given to the caller.
+    public enum Directive: Equatable, Sendable {
+        /// Commit this change to durable storage first.
+        case persist(PersistChange)
+        /// Piggyback these bytes (an encoded ``Message/ringDelta``) on membership gossip.
+        case broadcast([UInt8])
+        /// Send these bytes (an encoded ``Message``) to one member, reliably if possible.
+        case send([UInt8], to: NodeID)
+        /// A previously pending allocation got its address.
+        case allocated(handle: String, address: UInt32)
+        /// A previously pending allocation failed.
+        case allocationFailed(handle: String, error: AllocationError)
+        /// An allocation of this node lies in a range another node now owns: report it; the
+        /// address is no longer this node's to use and will not be handed out again here.
+        case conflict(Conflict)
+        /// Remote input was refused (malformed bytes, another cluster or subnet). Nothing changed.
+        case rejected(from: NodeID, reason: Rejection)
+        /// A structured log line.
+        case log(LogEvent)
+    }
+
+    /// One change to durable state. Tables: `ipam_cluster` (one row), `ipam_ring` (one row per
+    /// token), `ipam_allocation` (one row per handle).
+    public enum PersistChange: Equatable, Sendable {
+        /// The cluster identity and subnet (written once, when the node creates or joins a ring).
+        case cluster(ClusterID, Subnet)
+        /// Upsert these ring entries by token.
+        case ringEntries([Entry])
+        /// Insert an active allocation.
+        case allocation(handle: String, address: UInt32)
+        /// Delete the allocation row of this handle (active or in conflict).
+        case release(handle: String)
+        /// Mark this handle's row as in conflict (keep it so the admin can see it).
+        case conflicted(handle: String, address: UInt32)
+    }
+
+    /// An allocation that lost its range to another owner.
+    public struct Conflict: Equatable, Sendable, CustomStringConvertible {
+        public var handle: String
+        public var address: UInt32
+        /// Who owns the address now.
+        public var owner: NodeID
+        public var description: String { "\(handle) \(IPAM.format(address)) now owned by \(owner.short)" }
+    }
+
+    /// Why remote input was refused.
+    public enum Rejection: Equatable, Sendable, CustomStringConvertible {
+        case wire(WireError)
+        case ring(RingError)
+        public var description: String {
+            switch self {
+            case .wire(let e): return "malformed IPAM message: \(e)"
+            case .ring(let e): return e.description
+            }
+        }
+    }
+
+    /// A log line with a fixed event name and key/value fields.
+    public struct LogEvent: Equatable, Sendable, CustomStringConvertible {
+        public enum Level: Sendable { case debug, info, warning, error }
+        public var level: Level
+        public var event: String
+        public var fields: [String: String]
+        public init(_ level: Level, _ event: String, _ fields: [String: String] = [:]) {
+            self.level = level; self.event = event; self.fields = fields
+        }
+        public var description: String {
+            "\(event) " + fields.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        }
+    }
+
+    /// Why an allocation or release was refused. Nothing changed.
+    public enum AllocationError: Error, Equatable, Sendable, CustomStringConvertible {
+        case invalidHandle(String)
+        /// This node has no ring yet (not created, not joined) or has left.
+        case notInCluster
+        /// No member of the cluster has a free address.
+        case outOfSpace
+        /// Waited `pendingTimeout` without getting a range from any peer.
+        case noSpaceObtained
+        case unknownHandle(String)
+        /// The handle's address was lost to another owner; release it first.
+        case handleInConflict(String)
+
+        public var description: String {
+            switch self {
+            case .invalidHandle(let why): return "invalid handle: \(why)"
+            case .notInCluster: return "this node is not part of a cluster yet; start it with --seed or create a cluster"
+            case .outOfSpace: return "the cluster's address space is exhausted; release addresses or reclaim space of dead nodes"
+            case .noSpaceObtained: return "no peer granted address space in time; check that this node can reach the cluster"
+            case .unknownHandle(let h): return "no allocation for handle '\(h)'"
+            case .handleInConflict(let h): return "handle '\(h)' holds an address now owned by another node; release it first"
+            }
+        }
+    }
+
+    /// Why a manual reclaim was refused.
+    public enum ReclaimError: Error, Equatable, Sendable, CustomStringConvertible {
+        case notInCluster
+        case isSelf
+        case nodeIsAlive(NodeID)
+        case ownsNothing(NodeID)
+        public var description: String {
+            switch self {
+            case .notInCluster: return "this node is not part of a cluster"
+            case .isSelf: return "a node cannot reclaim its own space; use leave"
+            case .nodeIsAlive(let n): return "\(n.short) is alive; only dead or departed nodes' space can be reclaimed"
+            case .ownsNothing(let n): return "\(n.short) owns no ranges"
+            }
+        }
+    }
+
+    /// The answer to `allocate`.
+    public enum AllocationOutcome: Equatable, Sendable {
+        /// Served now (persist the directives first, then answer).
+        case allocated(UInt32)
+        /// Waiting for space from a peer; an `.allocated` or `.allocationFailed` directive follows.
+        case pending
+    }
+}
