@@ -35,6 +35,7 @@ public enum API {
 extension API {
     public enum Operation: String, Codable, Sendable, CaseIterable {
         case status, members, join, leave
+        case alloc, release, ipam, reclaim
     }
 
     public struct Request: Codable, Sendable, Equatable {
@@ -42,11 +43,17 @@ extension API {
         public var op: Operation
         /// `join`: endpoints (`host:port`) to contact.
         public var addresses: [String]?
+        /// `alloc`, `release`: the allocation's handle (e.g. a container id + interface).
+        public var handle: String?
+        /// `reclaim`: the node whose space to take over (id, id prefix, or name).
+        public var node: String?
 
-        public init(op: Operation, addresses: [String]? = nil) {
+        public init(op: Operation, addresses: [String]? = nil, handle: String? = nil, node: String? = nil) {
             self.v = API.version
             self.op = op
             self.addresses = addresses
+            self.handle = handle
+            self.node = node
         }
     }
 
@@ -62,6 +69,10 @@ extension API {
         case notFound = "not-found"
         /// The node failed internally; its log says more.
         case `internal` = "internal"
+        /// No free address anywhere in the cluster.
+        case exhausted = "exhausted"
+        /// The request conflicts with the current state (e.g. the handle's address was taken over).
+        case conflict = "conflict"
     }
 
     public struct ErrorBody: Codable, Sendable, Equatable, Error, CustomStringConvertible {
@@ -110,16 +121,18 @@ extension API {
         public var joined: Bool
         /// Problems an operator should look at (e.g. seeds that did not answer).
         public var warnings: [String]
+        /// This node's own address on the overlay, once it has one.
+        public var overlayAddress: String?
 
         public init(
             id: String, name: String, address: String, cluster: String, incarnation: UInt64,
             version: String, uptimeSeconds: Double, members: [String: Int], drops: [String: UInt64],
-            messages: [String: UInt64], joined: Bool, warnings: [String]
+            messages: [String: UInt64], joined: Bool, warnings: [String], overlayAddress: String? = nil
         ) {
             self.id = id; self.name = name; self.address = address; self.cluster = cluster
             self.incarnation = incarnation; self.version = version; self.uptimeSeconds = uptimeSeconds
             self.members = members; self.drops = drops; self.messages = messages
-            self.joined = joined; self.warnings = warnings
+            self.joined = joined; self.warnings = warnings; self.overlayAddress = overlayAddress
         }
     }
 
@@ -160,5 +173,76 @@ extension API {
         /// Members that were told directly.
         public var notified: Int
         public init(notified: Int) { self.notified = notified }
+    }
+}
+
+extension API {
+    /// `weft alloc`: the address held for a handle.
+    public struct Allocation: Codable, Sendable, Equatable {
+        public var handle: String
+        /// The address, e.g. `10.42.3.7`.
+        public var address: String
+        /// The cluster subnet's prefix length (the address's netmask on the overlay), e.g. 16.
+        public var prefixLength: Int
+        /// The cluster subnet, e.g. `10.42.0.0/16`.
+        public var subnet: String
+
+        public init(handle: String, address: String, prefixLength: Int, subnet: String) {
+            self.handle = handle; self.address = address; self.prefixLength = prefixLength; self.subnet = subnet
+        }
+    }
+
+    /// One range of the ring in `weft ipam --json`.
+    public struct RangeInfo: Codable, Sendable, Equatable {
+        public var start: String
+        public var end: String
+        /// The owner's node id.
+        public var owner: String
+        public var ownerName: String
+        public var version: UInt64
+        public var free: UInt32
+        public var size: UInt32
+
+        public init(start: String, end: String, owner: String, ownerName: String, version: UInt64, free: UInt32, size: UInt32) {
+            self.start = start; self.end = end; self.owner = owner; self.ownerName = ownerName
+            self.version = version; self.free = free; self.size = size
+        }
+    }
+
+    public struct AllocationInfo: Codable, Sendable, Equatable {
+        public var handle: String
+        public var address: String
+        public init(handle: String, address: String) { self.handle = handle; self.address = address }
+    }
+
+    /// `weft ipam --json`.
+    public struct IPAMInfo: Codable, Sendable, Equatable {
+        /// The cluster subnet, or nil before this node has a ring.
+        public var subnet: String?
+        public var ranges: [RangeInfo]
+        /// This node's allocations.
+        public var allocations: [AllocationInfo]
+        /// Allocations whose range another node took over while this node was away.
+        public var conflicts: [AllocationInfo]
+        /// Free addresses in this node's own ranges.
+        public var ownFree: UInt64
+        /// Free addresses in the whole ring (as last gossiped).
+        public var clusterFree: UInt64
+        /// Allocations waiting for space from a peer.
+        public var pending: Int
+
+        public init(subnet: String?, ranges: [RangeInfo], allocations: [AllocationInfo], conflicts: [AllocationInfo],
+                    ownFree: UInt64, clusterFree: UInt64, pending: Int) {
+            self.subnet = subnet; self.ranges = ranges; self.allocations = allocations; self.conflicts = conflicts
+            self.ownFree = ownFree; self.clusterFree = clusterFree; self.pending = pending
+        }
+    }
+
+    /// `weft ipam reclaim NODE`.
+    public struct ReclaimResult: Codable, Sendable, Equatable {
+        public var node: String
+        public var ranges: Int
+        public var addresses: UInt64
+        public init(node: String, ranges: Int, addresses: UInt64) { self.node = node; self.ranges = ranges; self.addresses = addresses }
     }
 }

@@ -53,6 +53,9 @@ public enum Daemon {
         let keyPair = try loadOrCreateIdentity(store: store)
         var readyLines: [String] = []
         let clusterKey = try resolveClusterKey(options: options, store: store, readyLines: &readyLines)
+        // A node creates a new cluster (and its address ring) only on its very first start
+        // without seeds; afterwards it always has the cluster's state in its data dir.
+        let createsCluster = options.seeds.isEmpty && (try? store.loadMembers().isEmpty) ?? true
 
         let name = try resolveName(options.name, store: store)
         let advertise = options.advertise ?? options.listen
@@ -80,13 +83,16 @@ public enum Daemon {
             knownMembers: known,
             identityCheck: { id, key in NodeIdentity.matches(id, publicKey: key) }
         )
+        let ipam = try makeIPAM(options: options, store: store, me: keyPair.nodeID, createsCluster: createsCluster)
         let identity = NodeRuntime.Identity(keyPair: keyPair, name: name, advertise: advertise, clusterID: clusterKey.clusterID)
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let runtime = NodeRuntime(
-            instance: instance, identity: identity, settings: settings, store: store,
+            instance: instance, ipam: ipam.instance, identity: identity, settings: settings, store: store,
             sealer: GossipSealer(clusterKey: clusterKey), logger: logger, group: group
         )
+
+        await runtime.start(ipamDirectives: ipam.directives)
 
         var channels: [any Channel] = []
         func closeAll() async {
@@ -114,7 +120,7 @@ public enum Daemon {
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(FramedRequestHandler(maxFrame: DaemonLimits.maxPushPullFrame) { bytes, peer in
-                            await runtime.onPushPullRequest(bytes, from: Endpoint(peer))
+                            await runtime.onTCPRequest(bytes, from: Endpoint(peer))
                         })
                     }
                 }
@@ -314,6 +320,32 @@ public enum Daemon {
         }
         try? store.setMeta(NodeStore.MetaKey.nodeName, name)
         return name
+    }
+
+    /// The address allocator: restored from SQLite, or a new ring when this node creates the
+    /// cluster, or empty (waiting for the ring from a seed). The overlay address is claimed here.
+    static func makeIPAM(options: NodeOptions, store: NodeStore, me: NodeID, createsCluster: Bool) throws -> (instance: IPAM.Instance, directives: [IPAM.Directive]) {
+        var settings = options.profile.ipamSettings
+        settings.reclaimAfter = options.reclaimAfter
+        if let problem = settings.validate() { throw StartupError("address allocation settings: \(problem)") }
+        let seed = Sodium.randomUInt64()
+        let now = Instant(nanoseconds: 1_000_000_000)
+        let snapshot: IPAM.Instance.Snapshot?
+        do { snapshot = try store.loadIPAMSnapshot() } catch { throw StartupError(error.description) }
+        var directives: [IPAM.Directive] = []
+        var instance: IPAM.Instance
+        if let snapshot, snapshot.ring != nil {
+            instance = IPAM.Instance(me: me, settings: settings, seed: seed, restoring: snapshot)
+        } else {
+            instance = IPAM.Instance(me: me, settings: settings, seed: seed)
+            if createsCluster {
+                directives += instance.createCluster(subnet: options.subnet, now: now)
+            }
+        }
+        if instance.ring != nil && instance.overlayAddress == nil {
+            if let (_, d) = try? instance.claimOverlayAddress(now: now) { directives += d }
+        }
+        return (instance, directives)
     }
 
     static func loadKnownMembers(store: NodeStore, excluding me: NodeID) throws -> [Membership.Member] {

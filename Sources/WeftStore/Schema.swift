@@ -48,6 +48,38 @@ enum Schema {
                 ) WITHOUT ROWID
                 """)
         }),
+        ("v2-ipam", { db in
+            // The IPAM ring this node belongs to (docs/ipam.md): exactly one row once the node
+            // created or joined a cluster. creator is a NodeID; nonce the UInt64 bit pattern.
+            try db.execute(sql: """
+                CREATE TABLE ipam_cluster (
+                    id            INTEGER PRIMARY KEY CHECK (id = 1),
+                    creator       BLOB NOT NULL CHECK (length(creator) = 16),
+                    nonce         INTEGER NOT NULL,
+                    subnet_base   INTEGER NOT NULL,
+                    subnet_prefix INTEGER NOT NULL
+                )
+                """)
+            // Ring entries by token (first address of the range); version fits in a signed
+            // 64-bit integer (< 2^62 by construction).
+            try db.execute(sql: """
+                CREATE TABLE ipam_ring (
+                    token   INTEGER PRIMARY KEY NOT NULL,
+                    owner   BLOB NOT NULL CHECK (length(owner) = 16),
+                    version INTEGER NOT NULL,
+                    free    INTEGER NOT NULL
+                )
+                """)
+            // This node's allocations: handle -> address; state 0 = active, 1 = in conflict
+            // (the range was taken over while this node was away; kept so an operator sees it).
+            try db.execute(sql: """
+                CREATE TABLE ipam_allocation (
+                    handle  TEXT PRIMARY KEY NOT NULL,
+                    address INTEGER NOT NULL UNIQUE,
+                    state   INTEGER NOT NULL DEFAULT 0
+                ) WITHOUT ROWID
+                """)
+        }),
     ]
 
     static var version: Int { migrations.count }

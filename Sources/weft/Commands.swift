@@ -15,6 +15,7 @@ struct Status: ParsableCommand {
             ["id", s.id], ["name", s.name], ["address", s.address], ["cluster", s.cluster],
             ["incarnation", String(s.incarnation)], ["uptime", formatSeconds(s.uptimeSeconds)],
             ["members", members], ["joined", s.joined ? "yes" : "no"],
+            ["overlay", s.overlayAddress ?? "none yet"],
         ]
         let drops = s.drops.filter { $0.value > 0 }.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
         rows.append(["drops", drops.isEmpty ? "none" : drops])
@@ -78,5 +79,86 @@ struct Keygen: ParsableCommand {
     func run() throws {
         do { try Sodium.initialize() } catch { throw CLIError("libsodium failed to initialize: \(error)") }
         print(ClusterKey.generate().text)
+    }
+}
+
+struct Alloc: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Get an address for HANDLE (the same HANDLE always gets the same address until released).")
+    @OptionGroup var node: NodeSelection
+    @Argument(help: ArgumentHelp("A name for the allocation, e.g. a container id.", valueName: "handle"))
+    var handle: String
+
+    func run() throws {
+        var client = node.client()
+        client.timeoutSeconds = 40  // a node without free space waits up to 30 s for a donation
+        let a: API.Allocation
+        do { a = try client.call(API.Request(op: .alloc, handle: handle), as: API.Allocation.self) } catch { throw CLIError(error.description) }
+        if node.json { return try printJSON(a) }
+        print("\(a.address)/\(a.prefixLength)")
+    }
+}
+
+struct Release: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Free the address held for HANDLE.")
+    @OptionGroup var node: NodeSelection
+    @Argument(help: ArgumentHelp("The allocation's handle.", valueName: "handle"))
+    var handle: String
+
+    func run() throws {
+        let r = try node.call(API.Request(op: .release, handle: handle), as: API.AllocationInfo.self)
+        if node.json { return try printJSON(r) }
+        print("released \(r.address) (\(r.handle))")
+    }
+}
+
+struct IPAMCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ipam",
+        abstract: "Show who owns which address ranges, free space, and this node's allocations.",
+        subcommands: [IPAMShow.self, IPAMReclaim.self],
+        defaultSubcommand: IPAMShow.self
+    )
+}
+
+struct IPAMShow: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "show", abstract: "Show the ring and this node's allocations (the default).")
+    @OptionGroup var node: NodeSelection
+
+    func run() throws {
+        let info = try node.call(API.Request(op: .ipam), as: API.IPAMInfo.self)
+        if node.json { return try printJSON(info) }
+        guard let subnet = info.subnet else {
+            print("no address ring yet: this node has not joined a cluster")
+            return
+        }
+        print("subnet \(subnet): \(info.clusterFree) free in the cluster, \(info.ownFree) in this node's ranges\(info.pending > 0 ? ", \(info.pending) waiting" : "")")
+        print()
+        printTable(["START", "END", "OWNER", "ID", "VERSION", "SIZE", "FREE"], info.ranges.map {
+            [$0.start, $0.end, $0.ownerName, String($0.owner.prefix(12)), String($0.version), String($0.size), String($0.free)]
+        })
+        print()
+        if info.allocations.isEmpty {
+            print("no allocations on this node")
+        } else {
+            printTable(["HANDLE", "ADDRESS"], info.allocations.map { [$0.handle, $0.address] })
+        }
+        if !info.conflicts.isEmpty {
+            print()
+            print("in conflict (range taken over while this node was away; release them):")
+            printTable(["HANDLE", "ADDRESS"], info.conflicts.map { [$0.handle, $0.address] })
+        }
+    }
+}
+
+struct IPAMReclaim: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "reclaim", abstract: "Take over the address space of a dead member now.")
+    @OptionGroup var node: NodeSelection
+    @Argument(help: ArgumentHelp("The dead member: its id, an id prefix, or its name.", valueName: "node"))
+    var target: String
+
+    func run() throws {
+        let r = try node.call(API.Request(op: .reclaim, node: target), as: API.ReclaimResult.self)
+        if node.json { return try printJSON(r) }
+        print("took over \(r.ranges) range(s), \(r.addresses) addresses, of \(r.node.prefix(12))")
     }
 }

@@ -45,6 +45,12 @@ struct Start: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", valueName: "level"))
     var logLevel: String = "info"
 
+    @Option(name: .long, help: ArgumentHelp("Address space of a new cluster (only when this node creates it).", valueName: "cidr"))
+    var subnet: String = "10.42.0.0/16"
+
+    @Option(name: .long, help: ArgumentHelp("Take over a dead member's address space after this long (e.g. 24h, 30m, 90s).", valueName: "duration"))
+    var reclaimAfter: String = "24h"
+
     @Option(name: .long, help: ArgumentHelp("Membership timing: default (real networks) or fast (many nodes on one machine, tests).", valueName: "profile"))
     var profile: String = "default"
 
@@ -54,6 +60,9 @@ struct Start: AsyncParsableCommand {
         }
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical (got '\(logLevel)')")
+        }
+        if parseDuration(reclaimAfter) == nil {
+            throw ValidationError("--reclaim-after must be a positive duration like 24h, 30m or 90s (got '\(reclaimAfter)')")
         }
         guard NodeOptions.Profile(rawValue: profile) != nil else {
             throw ValidationError("--profile must be 'default' or 'fast' (got '\(profile)')")
@@ -76,6 +85,8 @@ struct Start: AsyncParsableCommand {
             metricsEndpoint = e
         }
         let seeds = seed.flatMap { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }.filter { !$0.isEmpty }
+        let parsedSubnet: IPAM.Subnet
+        do { parsedSubnet = try IPAM.Subnet(parsing: subnet) } catch { throw CLIError("--subnet: \(error)") }
         let keySource: NodeOptions.ClusterKeySource =
             clusterKey.map { .literal($0) } ?? clusterKeyFile.map { .file($0) } ?? .dataDir
         if !noTun {
@@ -85,7 +96,8 @@ struct Start: AsyncParsableCommand {
         let options = NodeOptions(
             dataDir: API.resolveDataDir(dataDir), listen: listenEndpoint, advertise: advertiseEndpoint,
             seeds: seeds, clusterKey: keySource, name: name, noTun: true,
-            metricsListen: metricsEndpoint, profile: NodeOptions.Profile(rawValue: profile) ?? .default
+            metricsListen: metricsEndpoint, profile: NodeOptions.Profile(rawValue: profile) ?? .default,
+            subnet: parsedSubnet, reclaimAfter: parseDuration(reclaimAfter) ?? .seconds(86400)
         )
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in
@@ -103,4 +115,21 @@ struct Start: AsyncParsableCommand {
             throw CLIError(e.description)
         }
     }
+}
+
+/// Parses `90s`, `30m`, `24h`, `2d` (or a bare number of seconds) into a positive duration.
+func parseDuration(_ text: String) -> Duration? {
+    let t = text.trimmingCharacters(in: .whitespaces).lowercased()
+    guard let last = t.last else { return nil }
+    let unit: Double
+    var number = Substring(t)
+    switch last {
+    case "s": unit = 1; number = number.dropLast()
+    case "m": unit = 60; number = number.dropLast()
+    case "h": unit = 3600; number = number.dropLast()
+    case "d": unit = 86400; number = number.dropLast()
+    default: unit = 1
+    }
+    guard let value = Double(number), value > 0, value.isFinite, value * unit < 1e9 else { return nil }
+    return .milliseconds(Int64((value * unit * 1000).rounded()))
 }

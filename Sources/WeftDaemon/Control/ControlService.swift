@@ -43,6 +43,24 @@ struct ControlService: Sendable {
             let result = await runtime.leave()
             onLeave()
             return encode(result)
+        case .alloc:
+            guard let handle = request.handle else { return encodeError(.badRequest, "alloc needs a handle") }
+            return encode(await runtime.allocate(handle))
+        case .release:
+            guard let handle = request.handle else { return encodeError(.badRequest, "release needs a handle") }
+            return encode(await runtime.release(handle))
+        case .ipam:
+            return encode(await runtime.ipamInfo())
+        case .reclaim:
+            guard let node = request.node, !node.isEmpty else { return encodeError(.badRequest, "reclaim needs a node (id, id prefix or name)") }
+            return encode(await runtime.reclaim(node))
+        }
+    }
+
+    private func encode<R: Codable & Sendable>(_ result: Result<R, API.ErrorBody>) -> [UInt8] {
+        switch result {
+        case .success(let r): return encode(r)
+        case .failure(let e): return encodeError(e.code, e.message)
         }
     }
 

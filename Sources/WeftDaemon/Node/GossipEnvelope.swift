@@ -8,7 +8,7 @@ import WeftCrypto
 ///     +-------+-------+------------------------+---------------------------+
 ///
 /// `version` is 1. `kind` says what is inside: 1 = membership datagram (UDP), 2 = push-pull
-/// request, 3 = push-pull reply (TCP frames). Both header bytes are authenticated as associated
+/// request, 3 = push-pull reply, 16 = IPAM message (TCP frames). Both header bytes are authenticated as associated
 /// data under XChaCha20-Poly1305 with the gossip key derived from the cluster key, so a packet
 /// moved from one kind to another fails authentication. Later kinds (tunnel handshake, data)
 /// share the UDP port with other numbers; numbers are never reused.
@@ -19,6 +19,9 @@ enum GossipEnvelope {
         case datagram = 1
         case pushPullRequest = 2
         case pushPullReply = 3
+        /// A point-to-point IPAM message (TCP frame): sender NodeID (16 bytes) || IPAM message.
+        /// Kinds 4–15 belong to the tunnel; application kinds start at 16.
+        case ipam = 16
     }
 
     static let headerLength = 2

@@ -22,6 +22,13 @@ public struct NodeOptions: Sendable {
             case .fast: return .fast
             }
         }
+
+        public var ipamSettings: IPAM.Settings {
+            switch self {
+            case .default: return .default
+            case .fast: return .fast
+            }
+        }
     }
 
     public var dataDir: String
@@ -36,12 +43,19 @@ public struct NodeOptions: Sendable {
     public var noTun: Bool
     public var metricsListen: Endpoint?
     public var profile: Profile
+    /// The address space of a cluster this node creates (ignored when joining).
+    public var subnet: IPAM.Subnet
+    /// How long a member must be dead before its heir takes its address space over.
+    public var reclaimAfter: Duration
 
     public init(
         dataDir: String, listen: Endpoint, advertise: Endpoint? = nil, seeds: [String] = [],
         clusterKey: ClusterKeySource = .dataDir, name: String? = nil, noTun: Bool = false,
-        metricsListen: Endpoint? = nil, profile: Profile = .default
+        metricsListen: Endpoint? = nil, profile: Profile = .default,
+        subnet: IPAM.Subnet = .default, reclaimAfter: Duration = IPAM.Settings.default.reclaimAfter
     ) {
+        self.subnet = subnet
+        self.reclaimAfter = reclaimAfter
         self.dataDir = dataDir
         self.listen = listen
         self.advertise = advertise

@@ -22,37 +22,44 @@ actor NodeRuntime {
         let clusterID: String
     }
 
-    private var instance: Membership.Instance
-    private let identity: Identity
-    private let settings: Membership.Settings
-    private let store: NodeStore
-    private let sealer: GossipSealer
-    private let logger: Logger
-    private let group: any EventLoopGroup
-    private let clock = ContinuousClock()
-    private let origin: ContinuousClock.Instant
-    private let startedAt: ContinuousClock.Instant
+    var instance: Membership.Instance
+    let identity: Identity
+    let settings: Membership.Settings
+    let store: NodeStore
+    let sealer: GossipSealer
+    let logger: Logger
+    let group: any EventLoopGroup
+    let clock = ContinuousClock()
+    let origin: ContinuousClock.Instant
+    let startedAt: ContinuousClock.Instant
 
-    private var udp: (any Channel)?
-    private var drops = Counters(label: "weft_dropped_packets_total", dimension: "reason")
-    private var messages = Counters(label: "weft_messages_total", dimension: "type")
-    private let probeTimer = Metrics.Timer(label: "weft_probe_rtt_seconds", preferredDisplayUnit: .seconds)
-    private var memberGauges: [Membership.MemberState: Gauge] = [:]
+    var udp: (any Channel)?
+    var drops = Counters(label: "weft_dropped_packets_total", dimension: "reason")
+    var messages = Counters(label: "weft_messages_total", dimension: "type")
+    let probeTimer = Metrics.Timer(label: "weft_probe_rtt_seconds", preferredDisplayUnit: .seconds)
+    var memberGauges: [Membership.MemberState: Gauge] = [:]
 
-    private var joined = false
-    private var seedProblems: [String: String] = [:]
-    private var seeds: [Endpoint] = []
-    private var nextSeedRetry: ContinuousClock.Instant?
-    private var seedRetryDelay: Duration = .seconds(2)
-    private var plannedWake: Instant?
-    private var sleeper: Task<Void, Never>?
-    private var stopped = false
+    var joined = false
+    var seedProblems: [String: String] = [:]
+    var seeds: [Endpoint] = []
+    var nextSeedRetry: ContinuousClock.Instant?
+    var seedRetryDelay: Duration = .seconds(2)
+    var plannedWake: Instant?
+    var sleeper: Task<Void, Never>?
+    var stopped = false
+
+    // IPAM (see NodeRuntime+IPAM.swift)
+    var ipam: IPAM.Instance
+    var waitingAllocations: [String: [CheckedContinuation<Result<UInt32, IPAM.AllocationError>, Never>]] = [:]
+    var ipamWarnings: [String: String] = [:]
+    var lastIPAMTick: Instant = .zero
 
     init(
-        instance: Membership.Instance, identity: Identity, settings: Membership.Settings,
+        instance: Membership.Instance, ipam: IPAM.Instance, identity: Identity, settings: Membership.Settings,
         store: NodeStore, sealer: GossipSealer, logger: Logger, group: any EventLoopGroup
     ) {
         self.instance = instance
+        self.ipam = ipam
         self.identity = identity
         self.settings = settings
         self.store = store
@@ -89,9 +96,14 @@ actor NodeRuntime {
         }
     }
 
-    /// A push-pull request arrived over TCP; returns the sealed reply, or nil to close silently.
-    func onPushPullRequest(_ bytes: [UInt8], from: Endpoint?) -> [UInt8]? {
+    /// A framed request arrived on the TCP port: a push-pull request (kind 2) or a point-to-point
+    /// IPAM message (kind 16). Returns the sealed reply, or nil to close without answering.
+    func onTCPRequest(_ bytes: [UInt8], from: Endpoint?) -> [UInt8]? {
         guard !stopped else { return nil }
+        if bytes.count >= 2, bytes[1] == GossipEnvelope.Kind.ipam.rawValue {
+            onIPAMFrame(bytes, from: from)
+            return nil
+        }
         messages.increment("push-pull-in")
         switch GossipEnvelope.open(bytes, expecting: .pushPullRequest, with: sealer) {
         case .failure(let f):
@@ -99,10 +111,9 @@ actor NodeRuntime {
             return nil
         case .success(let plain):
             let source = from ?? identity.advertise
-            let (reply, directives) = instance.onPushPull(plain, from: source, appState: [], now: now)
+            let (reply, directives) = instance.onPushPull(plain, from: source, appState: ipamAppState(), now: now)
             execute(directives)
             guard let reply else { return nil }
-            joined = joined || instance.members.contains { $0.id != identity.keyPair.nodeID && $0.state == .alive }
             return GossipEnvelope.seal(reply, kind: .pushPullReply, with: sealer)
         }
     }
@@ -116,6 +127,7 @@ actor NodeRuntime {
                 continue
             }
             retrySeedsIfDue()
+            tickIPAM(now: t)
             let wake = min(instance.nextWakeup, t + .milliseconds(500))
             plannedWake = wake
             let sleepFor = wake - t
@@ -162,6 +174,7 @@ actor NodeRuntime {
 
     /// Graceful, permanent departure: announce `left`, keep gossiping for a grace period, stop.
     func leave() async -> API.LeaveResult {
+        await leaveIPAM()
         let directives = instance.leave(now: now)
         let notified = Set(directives.compactMap { d -> Endpoint? in
             if case .send(_, let to) = d { return to } else { return nil }
@@ -193,12 +206,17 @@ actor NodeRuntime {
             let detail = seedProblems.map { "\($0.key): \($0.value)" }.sorted().joined(separator: "; ")
             warnings.append("no seed answered yet (\(detail.isEmpty ? "waiting" : detail)): check the cluster key and the seed addresses")
         }
+        warnings += ipamWarnings.keys.sorted().compactMap { ipamWarnings[$0] }
+        if !ipam.conflicts.isEmpty {
+            warnings.append("\(ipam.conflicts.count) allocation(s) are in conflict (their range was taken over while this node was away): see `weft ipam`")
+        }
         let me = instance.myself
         return API.Status(
             id: me.id.hex, name: me.name, address: me.address.description, cluster: identity.clusterID,
             incarnation: me.incarnation, version: WeftVersion.current,
             uptimeSeconds: (clock.now - startedAt).seconds, members: counts,
-            drops: drops.values, messages: messages.values, joined: joined, warnings: warnings
+            drops: drops.values, messages: messages.values, joined: joined, warnings: warnings,
+            overlayAddress: ipam.overlayAddress.map { IPAM.format($0) }
         )
     }
 
@@ -217,7 +235,7 @@ actor NodeRuntime {
 
     // MARK: - Directives
 
-    private func execute(_ directives: [Membership.Directive]) {
+    func execute(_ directives: [Membership.Directive]) {
         for d in directives {
             switch d {
             case .send(let bytes, let to):
@@ -235,8 +253,10 @@ actor NodeRuntime {
                 do { try store.saveIncarnation(inc) } catch {
                     logger.error("cannot persist incarnation", metadata: ["event": "store-error", "error": "\(error)"])
                 }
-            case .deliver, .mergeAppState:
-                break  // application payloads (IPAM) are not used yet
+            case .deliver(let bytes, let from):
+                onRingData(bytes, from: from, rebroadcast: true)
+            case .mergeAppState(let bytes, let from):
+                if !bytes.isEmpty { onRingData(bytes, from: from, rebroadcast: false) }
             case .dropped(let reason):
                 drops.increment(reason.rawValue)
             case .probeRTT(let rtt):
@@ -249,7 +269,7 @@ actor NodeRuntime {
         }
     }
 
-    private func send(_ plaintext: [UInt8], to: Endpoint) {
+    func send(_ plaintext: [UInt8], to: Endpoint) {
         guard let udp, let address = try? to.socketAddress() else {
             drops.increment("unsendable-address")
             return
@@ -262,9 +282,9 @@ actor NodeRuntime {
     }
 
     /// One full-state exchange with `target`. Returns nil on success, or why it failed.
-    private func pushPull(with target: Endpoint) async -> String? {
+    func pushPull(with target: Endpoint) async -> String? {
         guard let address = try? target.socketAddress() else { return "not a usable address" }
-        let request = GossipEnvelope.seal(instance.makePushPull(appState: [], now: now), kind: .pushPullRequest, with: sealer)
+        let request = GossipEnvelope.seal(instance.makePushPull(appState: ipamAppState(), now: now), kind: .pushPullRequest, with: sealer)
         messages.increment("push-pull-out")
         let reply: [UInt8]
         do {
@@ -286,13 +306,13 @@ actor NodeRuntime {
             return "its answer could not be authenticated (different cluster key?)"
         case .success(let plain):
             markHeard(target)
-            let (_, directives) = instance.onPushPull(plain, from: target, appState: [], now: now)
+            let (_, directives) = instance.onPushPull(plain, from: target, appState: ipamAppState(), now: now)
             execute(directives)
             return nil
         }
     }
 
-    private static func describe(_ error: any Error) -> String {
+    static func describe(_ error: any Error) -> String {
         if let e = error as? IOError {
             switch e.errnoCode {
             case ECONNREFUSED: return "connection refused (is a node listening there?)"
@@ -308,7 +328,7 @@ actor NodeRuntime {
         return "\(error)"
     }
 
-    private func memberChanged(_ m: Membership.Member, previous: Membership.MemberState?) {
+    func memberChanged(_ m: Membership.Member, previous: Membership.MemberState?) {
         let stored = StoredMember(
             id: m.id, name: m.name, address: m.address.description, publicKey: m.publicKey,
             incarnation: m.incarnation, state: m.state, updatedAt: WallClock.milliseconds()
@@ -326,19 +346,20 @@ actor NodeRuntime {
         var counts: [Membership.MemberState: Int] = [:]
         for member in instance.members { counts[member.state, default: 0] += 1 }
         for (state, gauge) in memberGauges { gauge.record(counts[state, default: 0]) }
+        membersChangedForIPAM()
     }
 
-    private func markHeard(_ from: Endpoint?) {
+    func markHeard(_ from: Endpoint?) {
         guard let from else { return }
         if seeds.contains(from) { seedProblems[from.description] = nil }
     }
 
-    private func drop(_ reason: String, from: Endpoint?) {
+    func drop(_ reason: String, from: Endpoint?) {
         drops.increment(reason)
         logger.debug("dropped packet", metadata: ["event": "drop", "reason": .string(reason), "from": .string(from?.description ?? "?")])
     }
 
-    private func retrySeedsIfDue() {
+    func retrySeedsIfDue() {
         guard !seeds.isEmpty, !joined else { return }
         let t = clock.now
         guard let due = nextSeedRetry else {

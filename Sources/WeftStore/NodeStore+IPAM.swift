@@ -1,0 +1,88 @@
+import Foundation
+import GRDB
+import WeftCore
+
+extension NodeStore {
+    /// Commits IPAM changes in one transaction, in order. Called before the daemon answers the
+    /// request that produced them (an allocation is durable before its address is handed out).
+    public func applyIPAM(_ changes: [IPAM.PersistChange]) throws(StoreError) {
+        guard !changes.isEmpty else { return }
+        try write { db in
+            for change in changes {
+                switch change {
+                case .cluster(let cluster, let subnet):
+                    try db.execute(sql: """
+                        INSERT INTO ipam_cluster (id, creator, nonce, subnet_base, subnet_prefix) VALUES (1, ?, ?, ?, ?)
+                        ON CONFLICT(id) DO UPDATE SET creator = excluded.creator, nonce = excluded.nonce,
+                            subnet_base = excluded.subnet_base, subnet_prefix = excluded.subnet_prefix
+                        """, arguments: [Data(cluster.creator.bytes), Int64(bitPattern: cluster.nonce), Int64(subnet.base), Int64(subnet.prefixLength)])
+                case .ringEntries(let entries):
+                    for e in entries {
+                        try db.execute(sql: """
+                            INSERT INTO ipam_ring (token, owner, version, free) VALUES (?, ?, ?, ?)
+                            ON CONFLICT(token) DO UPDATE SET owner = excluded.owner, version = excluded.version, free = excluded.free
+                            """, arguments: [Int64(e.token), Data(e.owner.bytes), Int64(bitPattern: e.version), Int64(e.free)])
+                    }
+                case .allocation(let handle, let address):
+                    try db.execute(sql: """
+                        INSERT INTO ipam_allocation (handle, address, state) VALUES (?, ?, 0)
+                        ON CONFLICT(handle) DO UPDATE SET address = excluded.address, state = 0
+                        """, arguments: [handle, Int64(address)])
+                case .release(let handle):
+                    try db.execute(sql: "DELETE FROM ipam_allocation WHERE handle = ?", arguments: [handle])
+                case .conflicted(let handle, let address):
+                    try db.execute(sql: """
+                        INSERT INTO ipam_allocation (handle, address, state) VALUES (?, ?, 1)
+                        ON CONFLICT(handle) DO UPDATE SET address = excluded.address, state = 1
+                        """, arguments: [handle, Int64(address)])
+                }
+            }
+        }
+    }
+
+    /// The stored IPAM state, or nil when this node never created or joined a ring.
+    /// The ring is re-validated on the way in; a ring that breaks the invariants is `.corrupt`.
+    public func loadIPAMSnapshot() throws(StoreError) -> IPAM.Instance.Snapshot? {
+        let path = self.path
+        return try read { db -> IPAM.Instance.Snapshot? in
+            guard let row = try Row.fetchOne(db, sql: "SELECT creator, nonce, subnet_base, subnet_prefix FROM ipam_cluster WHERE id = 1") else {
+                return nil
+            }
+            func bad(_ what: String) -> StoreError { .corrupt(path: path, detail: "ipam: \(what)") }
+            guard let creatorData = Data.fromDatabaseValue(row["creator"]), let creator = NodeID(bytes: [UInt8](creatorData)),
+                  let nonce = Int64.fromDatabaseValue(row["nonce"]),
+                  let base = Int64.fromDatabaseValue(row["subnet_base"]), let baseU = UInt32(exactly: base),
+                  let prefix = Int64.fromDatabaseValue(row["subnet_prefix"]), let prefixU = UInt8(exactly: prefix)
+            else { throw bad("the cluster row has a column of the wrong type") }
+            let subnet: IPAM.Subnet
+            do { subnet = try IPAM.Subnet(base: baseU, prefixLength: prefixU) } catch { throw bad("stored subnet: \(error)") }
+            let cluster = IPAM.ClusterID(creator: creator, nonce: UInt64(bitPattern: nonce))
+
+            var entries: [IPAM.Entry] = []
+            for r in try Row.fetchAll(db, sql: "SELECT token, owner, version, free FROM ipam_ring ORDER BY token") {
+                guard let token = Int64.fromDatabaseValue(r["token"]), let t = UInt32(exactly: token),
+                      let ownerData = Data.fromDatabaseValue(r["owner"]), let owner = NodeID(bytes: [UInt8](ownerData)),
+                      let version = Int64.fromDatabaseValue(r["version"]),
+                      let free = Int64.fromDatabaseValue(r["free"]), let f = UInt32(exactly: free)
+                else { throw bad("a ring row has a column of the wrong type") }
+                entries.append(IPAM.Entry(token: t, owner: owner, version: UInt64(bitPattern: version), free: f))
+            }
+            let ring: IPAM.Ring?
+            if entries.isEmpty {
+                ring = nil
+            } else {
+                do { ring = try IPAM.Ring(cluster: cluster, subnet: subnet, entries: entries) } catch { throw bad("stored ring: \(error)") }
+            }
+            var allocations: [String: UInt32] = [:]
+            var conflicts: [String: UInt32] = [:]
+            for r in try Row.fetchAll(db, sql: "SELECT handle, address, state FROM ipam_allocation") {
+                guard let handle = String.fromDatabaseValue(r["handle"]),
+                      let address = Int64.fromDatabaseValue(r["address"]), let a = UInt32(exactly: address),
+                      let state = Int64.fromDatabaseValue(r["state"])
+                else { throw bad("an allocation row has a column of the wrong type") }
+                if state == 0 { allocations[handle] = a } else { conflicts[handle] = a }
+            }
+            return IPAM.Instance.Snapshot(ring: ring, allocations: allocations, conflicts: conflicts)
+        }
+    }
+}
