@@ -170,6 +170,16 @@ final class ClusterProcessTests: XCTestCase {
         XCTAssertNotEqual(nowhere.status, 0)
         XCTAssertTrue(nowhere.stdout.contains("refused"), nowhere.stdout)
 
+        // b was started without seeds, so it created its own address ring: meeting a's ring
+        // must be reported, never merged.
+        let warned = eventually(timeout: 20) {
+            ((a.status()?.warnings ?? []) + (b.status()?.warnings ?? [])).contains { $0.contains("another address ring") }
+        }
+        XCTAssertTrue(warned, "separately created rings not reported: \(String(describing: a.status()?.warnings)) \(String(describing: b.status()?.warnings))")
+        let aRanges = (try? a.client.call(API.Request(op: .ipam), as: API.IPAMInfo.self))?.ranges ?? []
+        let bID = b.status()?.id ?? "?"
+        XCTAssertFalse(aRanges.contains { $0.owner == bID }, "b's ring leaked into a's")
+
         // Prometheus text format.
         let metrics = try httpGet(port: metricsPort, path: "/metrics")
         XCTAssertTrue(metrics.hasPrefix("HTTP/1.1 200"), metrics)
