@@ -57,7 +57,7 @@ let package = Package(
         .executableTarget(
             name: "weft-bench",
             dependencies: [
-                "WeftCore", "WeftTestKit",
+                "WeftCore", "WeftTestKit", "WeftStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
