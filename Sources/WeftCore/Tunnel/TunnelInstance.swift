@@ -106,7 +106,8 @@ extension Tunnel {
 
         public func status(of id: NodeID, now: Instant) -> PeerStatus? {
             guard let p = peers[id] else { return nil }
-            let usable = usableSendSession(p, now: now)
+            // A handed-off session counts as established: the data plane sends with it.
+            let usable = p.current.flatMap { now - $0.createdAt < settings.rejectAfterTime ? $0 : nil }
             let state: PeerState
             if let s = usable {
                 state = p.pending != nil ? .rekeying(attempt: p.attempts + 1) : .established(since: s.createdAt)

@@ -164,7 +164,7 @@ extension Tunnel {
             self.instant = instant
         }
 
-        func timestamp(at now: Instant, granularity: Duration) -> Timestamp {
+        public func timestamp(at now: Instant, granularity: Duration) -> Timestamp {
             let elapsed = max(0, (now - instant).nanoseconds)
             let g = max(1, granularity.nanoseconds)
             let total = Int64(wall.nanoseconds) + elapsed
