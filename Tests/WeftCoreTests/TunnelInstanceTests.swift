@@ -384,6 +384,17 @@ final class TunnelInstanceTests: XCTestCase {
         XCTAssertEqual(pair.a.status(of: idB, now: at(2))?.queuedPackets, 3)
     }
 
+    func testResponderInitiatesWhenItsSessionIsNeverConfirmed() {
+        var pair = TunnelPair()
+        let initiation = pair.a.connect(idB, now: at(0)).sent[0]
+        XCTAssertEqual(pair.b.onHandshakeInitiation(initiation, from: endA, now: at(0)).sent.count, 1)
+        // The response (and so A's keepalive) is lost; B has traffic for A.
+        let queued = pair.b.onOutbound([1], to: idA, now: at(1))
+        XCTAssertTrue(queued.sent.isEmpty, "B waits for the confirmation that may be in flight")
+        XCTAssertEqual(pair.b.nextWakeup, at(5))
+        XCTAssertEqual(pair.b.onTick(now: at(5)).sent(kind: .handshakeInitiation).count, 1)
+    }
+
     func testPeerRemovalRetiresSessions() {
         var pair = TunnelPair()
         pair.establish(now: at(1))

@@ -149,7 +149,7 @@ extension Tunnel {
                 out.append(.dropped(.queueOverflow))
             }
             if settings.maxQueuedPackets > 0 { p.queue.append(packet) }
-            let start = p.pending == nil && (p.nextAttemptAt.map { now >= $0 } ?? true)
+            let start = p.pending == nil && now >= firstAttemptDue(p)
             peers[id] = p
             if start { initiate(id, now: now, into: &out) }
             return out
@@ -366,7 +366,7 @@ extension Tunnel {
                         || s.sendCounter >= settings.rekeyAfterMessages {
                         initiate(id, now: now, into: &out)
                     }
-                } else if p.wanted && p.next == nil && (p.nextAttemptAt.map { now >= $0 } ?? true) {
+                } else if p.wanted && now >= firstAttemptDue(p) {
                     initiate(id, now: now, into: &out)
                 }
             }
@@ -384,8 +384,8 @@ extension Tunnel {
                 } else if let s = p.current, p.next == nil {
                     let designated = localID < id
                     consider(s.createdAt + (designated ? settings.rekeyAfterTime : settings.fallbackRekeyAfterTime))
-                } else if p.current == nil && p.wanted && p.next == nil {
-                    consider(p.nextAttemptAt)
+                } else if p.current == nil && p.wanted {
+                    consider(firstAttemptDue(p))
                 }
             }
             return best
@@ -477,6 +477,15 @@ extension Tunnel.Instance {
         Tunnel.PeerRecord(id: id, staticKey: key, endpoint: endpoint,
                    mac1Key: Tunnel.Handshake.mac1Key(suite, psk: psk, staticKey: key),
                    cookieKey: Tunnel.Handshake.cookieKey(suite, psk: psk, staticKey: key))
+    }
+
+    /// When a wanted peer without session or pending handshake should get an initiation: at
+    /// its backoff time, but not before an unconfirmed responder session had `rekeyTimeout` to
+    /// be confirmed (the peer's keepalive may just be in flight).
+    func firstAttemptDue(_ p: Tunnel.PeerRecord) -> Instant {
+        var due = p.nextAttemptAt ?? .zero
+        if let n = p.next { due = max(due, n.createdAt + settings.rekeyTimeout) }
+        return due
     }
 
     func usableSendSession(_ p: Tunnel.PeerRecord, now: Instant) -> Tunnel.SessionState? {
@@ -576,7 +585,12 @@ extension Tunnel.Instance {
         guard let (message, state) = Tunnel.Handshake.createInitiation(suite, local: staticKey, remoteStatic: p.staticKey,
                                                                        ephemeral: ephemeral, senderIndex: localIndex,
                                                                        timestamp: ts) else {
+            // Only a bad (small-order) static key gets here; retry later rather than spin.
             indices[localIndex] = nil
+            p.attempts += 1
+            p.lastError = .responseRejected(.handshakeFailed)
+            p.nextAttemptAt = now + retryDelay(afterAttempts: p.attempts)
+            peers[id] = p
             out.append(.dropped(.handshakeFailed))
             return
         }
