@@ -558,8 +558,9 @@ extension Tunnel.Instance {
     mutating func retryDelay(afterAttempts attempts: Int) -> Duration {
         var base = settings.rekeyTimeout.nanoseconds
         if attempts >= settings.backoffAfterAttempts {
-            let doublings = min(attempts - settings.backoffAfterAttempts + 1, 20)
-            base = min(base << doublings, settings.maxRetryInterval.nanoseconds)
+            let doublings = min(attempts - settings.backoffAfterAttempts + 1, 32)
+            let (scaled, overflow) = base.multipliedReportingOverflow(by: Int64(1) << doublings)
+            base = overflow ? settings.maxRetryInterval.nanoseconds : min(scaled, settings.maxRetryInterval.nanoseconds)
         }
         let j = settings.retryJitter.nanoseconds
         let jitter = j > 0 ? Int64.random(in: -j...j, using: &rng) : 0
