@@ -38,6 +38,12 @@ final class TunnelInstanceTests: XCTestCase {
         XCTAssertEqual(pair.b.status(of: idA, now: at(2))?.state, .established(since: at(1)))
         XCTAssertFalse("\(snapA.sendKey)".contains("0x"), "keys print redacted")
         XCTAssertTrue("\(snapA.sendKey)".contains("redacted"))
+        var dumped = ""
+        dump(snapA, to: &dumped)
+        snapA.sendKey.secret.withUnsafeBytes { key in
+            XCTAssertFalse(dumped.contains(Hex.encode(key.prefix(4))), "dump() must not reveal key bytes")
+            XCTAssertFalse(dumped.contains("\(key[0]), \(key[1]), \(key[2])"))
+        }
     }
 
     func testDataFlowsBothWays() {

@@ -9,7 +9,8 @@ extension Tunnel {
     /// Immutable after `init`, so sharing across threads is safe. The wipe is best effort
     /// (pure Swift has no `sodium_memzero`; the write goes through a non-inlined, unoptimized
     /// function so it is not removed as a dead store).
-    public final class Secret: @unchecked Sendable, Equatable, CustomStringConvertible, CustomDebugStringConvertible {
+    public final class Secret: @unchecked Sendable, Equatable, CustomStringConvertible, CustomDebugStringConvertible,
+        CustomReflectable {
         private let storage: UnsafeMutableRawBufferPointer
         /// Number of secret bytes.
         public let count: Int
@@ -54,6 +55,8 @@ extension Tunnel {
 
         public var description: String { "<redacted \(count) bytes>" }
         public var debugDescription: String { description }
+        /// Keeps `dump()` and debuggers from walking into the storage.
+        public var customMirror: Mirror { Mirror(self, children: ["count": count]) }
     }
 
     /// An X25519 public key (32 bytes): a node's static tunnel key (its Ed25519 identity
