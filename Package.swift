@@ -24,6 +24,8 @@ let package = Package(
             pkgConfig: "libsodium",
             providers: [.apt(["libsodium-dev"])]
         ),
+        // Linux calls Swift cannot make cleanly: TUN ioctls, recvmmsg/sendmmsg batches.
+        .target(name: "CWeftShim"),
         // Pure protocol logic: no sockets, files, wall clock or global randomness.
         .target(name: "WeftCore"),
         .target(name: "WeftCrypto", dependencies: ["CSodium", "WeftCore"]),
@@ -31,12 +33,14 @@ let package = Package(
             name: "WeftStore",
             dependencies: ["WeftCore", .product(name: "GRDB", package: "GRDB.swift")]
         ),
+        // The packet path: UDP socket (gossip + tunnel), TUN device, encrypt/decrypt threads.
+        .target(name: "WeftDataPlane", dependencies: ["WeftCore", "WeftCrypto", "CWeftShim"]),
         // Control-socket protocol and client: Foundation + libc only, so the CNI plugin stays small.
         .target(name: "WeftAPI"),
         .target(
             name: "WeftDaemon",
             dependencies: [
-                "WeftCore", "WeftCrypto", "WeftStore", "WeftAPI",
+                "WeftCore", "WeftCrypto", "WeftStore", "WeftAPI", "WeftDataPlane",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -65,6 +69,7 @@ let package = Package(
         .testTarget(name: "WeftCryptoTests", dependencies: ["WeftCrypto", "WeftCore"]),
         .testTarget(name: "WeftStoreTests", dependencies: ["WeftStore", "WeftCore"]),
         .testTarget(name: "WeftSimulationTests", dependencies: ["WeftCore", "WeftTestKit"]),
+        .testTarget(name: "WeftDataPlaneTests", dependencies: ["WeftDataPlane", "WeftCore", "WeftCrypto"]),
         .testTarget(name: "WeftIntegrationTests", dependencies: ["WeftAPI", "WeftCore"]),
     ],
     swiftLanguageModes: [.v6]

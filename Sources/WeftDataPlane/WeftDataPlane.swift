@@ -1,0 +1,1 @@
+// WeftDataPlane: UDP + TUN packet path. See docs/dataplane.md.
