@@ -287,6 +287,20 @@ public final class SimCluster {
         return true
     }
 
+    /// `converged`, and every view holds each node's current incarnation and address.
+    public var convergedExactly: Bool {
+        let up = upNodes
+        for i in up {
+            let inst = nodes[i].instance
+            for j in up {
+                let me = nodes[j].instance.myself
+                guard let m = inst.member(me.id), m.state == .alive, m.incarnation == me.incarnation,
+                      m.address == me.address else { return false }
+            }
+        }
+        return true
+    }
+
     /// Whether every up node other than `subject` sees it in `state`.
     public func everyone(sees subject: Int, as state: Membership.MemberState) -> Bool {
         upNodes.allSatisfy { $0 == subject || self.state(of: subject, at: $0) == state }

@@ -11,7 +11,11 @@ extension Membership {
         /// Lifeguard local health score, 0 ..< awarenessMax; intervals are multiplied by score + 1.
         public private(set) var awareness: Int = 0
 
-        var table: [NodeID: Member] = [:]
+        /// Every known member including self. Change it only through `store(_:)`/`remove(_:)`,
+        /// which keep `liveCount` current.
+        private(set) var table: [NodeID: Member] = [:]
+        /// Members alive or suspect, including self (Lifeguard's n), kept in step with `table`.
+        public private(set) var liveCount = 0
         var rng: DeterministicRNG
         let identityCheck: @Sendable (NodeID, [UInt8]) -> Bool
         var queue = BroadcastQueue()
@@ -24,11 +28,11 @@ extension Membership {
         var relays: [UInt32: Relay] = [:]
         var nextSeq: UInt32 = 0
 
-        var nextProbeAt: Instant
-        var nextGossipAt: Instant
-        var nextPushPullAt: Instant
-        var nextReprobeAt: Instant
-        var nextForgetCheckAt: Instant
+        var nextProbeAt: Instant = .zero
+        var nextGossipAt: Instant = .zero
+        var nextPushPullAt: Instant = .zero
+        var nextReprobeAt: Instant = .zero
+        var nextForgetCheckAt: Instant = .zero
 
         struct Probe: Sendable {
             var seq: UInt32
@@ -89,10 +93,10 @@ extension Membership {
             self.settings = settings
             self.rng = DeterministicRNG(seed: seed)
             self.identityCheck = identityCheck
-            table[me.id] = me
+            store(me)
             for var m in knownMembers where m.id != me.id {
                 if m.state == .suspect { m.state = .alive }
-                table[m.id] = m
+                store(m)
             }
             probeOrder = table.keys.filter { $0 != me.id }.sorted()
             probeOrder.shuffle(using: &rng)
@@ -114,8 +118,19 @@ extension Membership {
         /// The member with this id, if known.
         public func member(_ id: NodeID) -> Member? { table[id] }
 
-        /// Members believed alive or suspect, including this node (Lifeguard's n).
-        public var liveCount: Int { table.values.reduce(0) { $0 + ($1.state == .alive || $1.state == .suspect ? 1 : 0) } }
+        static func isLive(_ m: Member?) -> Bool { m.map { $0.state == .alive || $0.state == .suspect } ?? false }
+
+        mutating func store(_ m: Member) {
+            let old = table.updateValue(m, forKey: m.id)
+            liveCount += (Instance.isLive(m) ? 1 : 0) - (Instance.isLive(old) ? 1 : 0)
+        }
+
+        @discardableResult
+        mutating func remove(_ id: NodeID) -> Member? {
+            let old = table.removeValue(forKey: id)
+            if Instance.isLive(old) { liveCount -= 1 }
+            return old
+        }
 
         /// Updates and broadcasts waiting to be piggybacked.
         public var pendingBroadcasts: Int { queue.count }
@@ -160,7 +175,7 @@ extension Membership {
             let previous = myself.state
             myself.state = .left
             myself.stateChangedAt = now
-            table[myself.id] = myself
+            store(myself)
             probe = nil
             relays.removeAll()
             suspicions.removeAll()
@@ -324,7 +339,7 @@ extension Membership {
             }
             guard !gone.isEmpty else { return }
             for id in gone.sorted() {
-                if let m = table.removeValue(forKey: id) { out.append(.memberRemoved(m)) }
+                if let m = remove(id) { out.append(.memberRemoved(m)) }
                 suspicions[id] = nil
             }
             let goneSet = Set(gone)
@@ -477,7 +492,7 @@ extension Membership {
                 if viaPushPull && u.state == .suspect { u.state = .alive }
                 let m = Member(id: u.id, name: u.name, address: u.address, publicKey: u.publicKey,
                                incarnation: u.incarnation, state: u.state, stateChangedAt: now)
-                table[u.id] = m
+                store(m)
                 probeOrder.insert(u.id, at: Int.random(in: 0...probeOrder.count, using: &rng))
                 out.append(.memberChanged(m, previous: nil))
                 if u.state == .suspect { startSuspicion(m, by: u.from, now: now) }
@@ -511,7 +526,7 @@ extension Membership {
                 m.address = u.address
                 m.publicKey = u.publicKey
             }
-            table[u.id] = m
+            store(m)
             out.append(.memberChanged(m, previous: known.state))
             queue.enqueue(update: Update(m, from: u.from))
             suspicions[u.id] = nil
@@ -548,7 +563,7 @@ extension Membership {
                 guard u.incarnation >= myself.incarnation else { return }
             }
             myself.incarnation = u.incarnation + 1
-            table[myself.id] = myself
+            store(myself)
             adjustAwareness(1)
             out.append(.persistIncarnation(myself.incarnation))
             out.append(.memberChanged(myself, previous: .alive))
