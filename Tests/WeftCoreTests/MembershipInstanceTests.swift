@@ -12,7 +12,13 @@ final class MembershipInstanceTests: XCTestCase {
     static func member(_ n: Int, inc: UInt64 = 1, state: M.MemberState = .alive) -> M.Member {
         M.Member(id: id(n), name: "n\(n)", address: ep(n), publicKey: key(id(n)), incarnation: inc, state: state)
     }
-    static let settings = M.Settings.default
+    /// The defaults with round suspicion numbers (α = 2, K = 3), so expected times are exact.
+    static let settings: M.Settings = {
+        var s = M.Settings.default
+        s.suspicionAlpha = 2
+        s.suspicionConfirmations = 3
+        return s
+    }()
 
     /// Node 1 knowing nodes 2...n.
     static func instance(_ me: Int = 1, others: [Int], settings: M.Settings = settings, seed: UInt64 = 1) -> M.Instance {

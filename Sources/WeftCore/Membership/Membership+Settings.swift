@@ -26,13 +26,15 @@ extension Membership {
         /// Lifeguard α: minimum suspicion timeout = α · max(1, log10(n)) · probeInterval.
         /// 2 (memberlist uses 4): with refutation sent straight to the accused and awareness
         /// slowing sick nodes, 4 s at n = 100 is enough to refute, and keeps detection < 10 s.
-        public var suspicionAlpha: Double = 2
+        public var suspicionAlpha: Double = 1.5
         /// Lifeguard β: maximum suspicion timeout = β · minimum. 6 (memberlist, Lifeguard paper):
         /// a lone accuser must wait long; independent confirmations shrink the wait to the minimum.
         public var suspicionBeta: Double = 6
         /// Lifeguard K: independent confirmations after which the suspicion timeout reaches its
-        /// minimum (capped at n − 2). 3, so a single flaky observer plus one more can't rush it.
-        public var suspicionConfirmations: Int = 3
+        /// minimum (0 when n − 2 < K). 2 (memberlist's SuspicionMult − 2 on LAN): two accusers
+        /// besides the first arrive within ~2 s of a real crash at n ≥ 100, while a lone flaky
+        /// observer still waits the full β · min.
+        public var suspicionConfirmations: Int = 2
         /// Each update is piggybacked about `retransmitMultiplier · ⌈log2(n + 1)⌉` times, least
         /// sent first. 3: the SWIM/epidemic bound λ·log n with λ = 3 gives a miss probability far
         /// below one in a million at n ≤ 1000 (memberlist uses 4 · ⌈log10(n + 1)⌉, a little less).
