@@ -114,8 +114,10 @@ final class MembershipInstanceTests: XCTestCase {
         let out = Self.sends(helper.onDatagram(req, from: Self.ep(1), now: t0))
         guard case .ping(let relaySeq, let target, _, _)? = out.first?.message else { return XCTFail("\(out)") }
         XCTAssertEqual(target, Self.id(2)); XCTAssertEqual(out.first?.to, Self.ep(2))
-        // Silence: a nack goes back to the origin after the probe timeout.
-        let ds = Self.sends(helper.onTick(now: t0 + Self.settings.probeTimeout))
+        // Silence: a nack goes back to the origin at 80 % of the probe timeout, so it arrives
+        // before the origin's period ends.
+        XCTAssertFalse(Self.sends(helper.onTick(now: t0 + .milliseconds(399))).contains { if case .nack = $0.message { return true }; return false })
+        let ds = Self.sends(helper.onTick(now: t0 + .milliseconds(400)))
         XCTAssertTrue(ds.contains { if case .nack(42, Self.id(3), _) = $0.message, $0.to == Self.ep(1) { return true }; return false }, "\(ds)")
         // A late ack is still forwarded to the origin with its sequence number.
         let ack = M.Codec.encode(M.Message.ack(seq: relaySeq, source: Self.id(2), M.Piggyback()))
@@ -333,6 +335,7 @@ final class MembershipInstanceTests: XCTestCase {
         let request = joiner.makePushPull(appState: [0xAA], now: .zero)
         let (reply, sds) = seed.onPushPull(request, from: Self.ep(1), appState: [0xBB], now: .zero)
         XCTAssertNotNil(reply)
+        XCTAssertEqual(try M.Codec.decodePushPull(request, maxBytes: 1 << 20).join, true, "first exchange is a join")
         XCTAssertTrue(sds.contains(.mergeAppState([0xAA], from: Self.id(1))))
         XCTAssertEqual(seed.member(Self.id(1))?.state, .alive)
         let (none, jds) = joiner.onPushPull(try XCTUnwrap(reply), from: Self.ep(2), appState: [], now: .zero)

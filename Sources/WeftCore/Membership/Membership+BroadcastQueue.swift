@@ -51,7 +51,7 @@ extension Membership {
             var out = Piggyback()
             var touched: [Int] = []
             for i in items.indices {
-                if remaining < 60 { break }  // smaller than any update; stop scanning
+                if remaining < 18 { break }  // smaller than any item; stop scanning
                 let size = items[i].payload.size
                 guard size <= remaining else { continue }
                 switch items[i].payload {

@@ -27,6 +27,8 @@ extension Membership {
         var probe: Probe?
         var relays: [UInt32: Relay] = [:]
         var nextSeq: UInt32 = 0
+        /// Set once a push-pull reply arrived; until then our requests carry the join flag.
+        var hasExchangedState = false
 
         var nextProbeAt: Instant = .zero
         var nextGossipAt: Instant = .zero
@@ -411,8 +413,10 @@ extension Membership {
                 out.append(.send(fill(.ack(seq: seq, source: myself.id, Piggyback())), to: from))
             case .pingReq(let seq, let target, let address, _, let wantNack, _):
                 nextSeq &+= 1
+                // The nack must reach the origin before its period ends: 80 % of the probe timeout
+                // (memberlist), unscaled, since the origin's window is probeInterval − probeTimeout.
                 relays[nextSeq] = Relay(originSeq: seq, origin: from,
-                                        nackAt: wantNack ? now + settings.probeTimeout.scaled(by: healthScale) : nil,
+                                        nackAt: wantNack ? now + settings.probeTimeout.scaled(by: 0.8) : nil,
                                         expiresAt: now + settings.probeInterval.scaled(by: healthScale))
                 out.append(.send(fill(.ping(seq: nextSeq, target: target, source: myself.id, Piggyback())), to: address))
             case .ack(let seq, let source, _):
@@ -452,7 +456,7 @@ extension Membership {
         }
 
         func pushPullState(isReply: Bool, appState: [UInt8]) -> PushPull {
-            PushPull(isReply: isReply, source: myself.id, join: false,
+            PushPull(isReply: isReply, source: myself.id, join: !isReply && !hasExchangedState,
                      members: members.map { Update($0) }, appState: appState)
         }
 
@@ -468,6 +472,7 @@ extension Membership {
                 return (nil, [.dropped(Instance.reason(error))])
             }
             var out: [Directive] = []
+            if pp.isReply { hasExchangedState = true }
             for u in pp.members { apply(u, now: now, viaPushPull: true, &out) }
             if !pp.appState.isEmpty && pp.source != myself.id { out.append(.mergeAppState(pp.appState, from: pp.source)) }
             let reply = pp.isReply ? nil : Codec.encode(pushPullState(isReply: true, appState: appState))
