@@ -40,6 +40,7 @@ final class MembershipCodecTests: XCTestCase {
             XCTAssertEqual(try M.Codec.decodeMessage(bytes), m)
             if m.piggyback.updates.isEmpty && m.piggyback.broadcasts.isEmpty {
                 XCTAssertEqual(bytes.count, M.Codec.headerSize(m), "headerSize of \(m.type)")
+                XCTAssertLessThanOrEqual(bytes.count, M.Codec.maxHeaderSize)
             }
         }
         for p in Self.pushPulls {

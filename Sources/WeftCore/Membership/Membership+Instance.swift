@@ -197,7 +197,7 @@ extension Membership {
         @discardableResult
         public mutating func enqueueBroadcast(_ payload: [UInt8], key: [UInt8]?) -> Bool {
             let b = AppBroadcast(origin: myself.id, payload: payload)
-            guard b.encodedSize + Codec.headerSize(.pingReq(seq: 0, target: myself.id, targetAddress: Endpoint(address: .v6([UInt8](repeating: 0, count: 16)), port: 1), source: myself.id, wantNack: false, Piggyback())) <= settings.maxPayloadBytes else {
+            guard b.encodedSize + Codec.maxHeaderSize <= settings.maxPayloadBytes else {
                 return false
             }
             queue.enqueue(.app(b), key: key.map { .app($0) })

@@ -176,6 +176,9 @@ extension Membership {
             }
         }
 
+        /// The largest fixed part of any datagram (a pingReq to an IPv6 target).
+        public static let maxHeaderSize = 2 + 4 + 16 + 19 + 16 + 1 + 2
+
         public static func encode(_ p: PushPull) -> [UInt8] {
             var w = ByteWriter(capacity: 64 + p.members.count * 100 + p.appState.count)
             w.u8(wireVersion)
