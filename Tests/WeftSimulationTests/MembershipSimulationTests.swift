@@ -130,4 +130,61 @@ final class MembershipSimulationTests: XCTestCase {
         }
         XCTAssertEqual(fingerprint(), fingerprint())
     }
+
+    func testIndirectProbesBridgeABrokenLink() {
+        func suspicionsOf5At2(indirectProbes: Int) -> (Int, SimCluster) {
+            var settings = M.Settings.default
+            settings.indirectProbes = indirectProbes
+            let c = SimCluster(seed: 0x11F, settings: settings)
+            c.addConverged(10)
+            // 2 and 5 cannot reach each other directly; everyone else can reach both.
+            c.network.linkLoss[SimNetwork.Link(from: c.nodes[2].endpoint, to: c.nodes[5].endpoint)] = 1
+            c.network.linkLoss[SimNetwork.Link(from: c.nodes[5].endpoint, to: c.nodes[2].endpoint)] = 1
+            var count = 0
+            let five = c.nodes[5].id
+            c.observer = { i, d, _ in
+                if i == 2, case .memberChanged(let m, _) = d, m.id == five, m.state == .suspect { count += 1 }
+            }
+            c.run(for: .seconds(120))
+            return (count, c)
+        }
+        let (withRelays, c) = suspicionsOf5At2(indirectProbes: 3)
+        XCTAssertEqual(withRelays, 0, "ping-req should bridge the broken link (\(c.context))")
+        XCTAssertTrue(c.falseDead.isEmpty, c.context)
+        XCTAssertEqual(c.nodes[2].instance.awareness, 0, "the link is broken, not node 2 (\(c.context))")
+        let (withoutRelays, _) = suspicionsOf5At2(indirectProbes: 0)
+        XCTAssertGreaterThan(withoutRelays, 3, "control: without ping-req 2 keeps suspecting 5 (\(c.context))")
+    }
+
+    func testStrugglingNodeSlowsDownInsteadOfAccusingOthers() {
+        func run(awarenessMax: Int) -> (accusations: Int, maxAwareness: Int, c: SimCluster) {
+            var settings = M.Settings.default
+            settings.awarenessMax = awarenessMax
+            let c = SimCluster(seed: 0x51C, settings: settings)
+            c.addConverged(20)
+            // Node 0 loses 60 % of what it receives (a saturated NIC): it misses acks and nacks.
+            for j in 1..<20 {
+                c.network.linkLoss[SimNetwork.Link(from: c.nodes[j].endpoint, to: c.nodes[0].endpoint)] = 0.6
+            }
+            // Other links are perfect, so every suspicion of a healthy node comes from node 0.
+            var accusations = 0
+            let zero = c.nodes[0].id
+            c.observer = { i, d, _ in
+                if i != 0, case .memberChanged(let m, _) = d, m.id != zero, m.state == .suspect { accusations += 1 }
+            }
+            var maxAwareness = 0
+            for _ in 0..<120 {
+                c.run(for: .seconds(1))
+                maxAwareness = max(maxAwareness, c.nodes[0].instance.awareness)
+            }
+            let othersKilled = c.falseDead.filter { $0.subject != zero }
+            XCTAssertTrue(othersKilled.isEmpty, "healthy nodes declared dead \(othersKilled.count) times (\(c.context))")
+            return (accusations, maxAwareness, c)
+        }
+        let lifeguard = run(awarenessMax: 8)
+        let plain = run(awarenessMax: 1)
+        XCTAssertGreaterThanOrEqual(lifeguard.maxAwareness, 2, "awareness should rise (\(lifeguard.c.context))")
+        XCTAssertLessThan(lifeguard.accusations * 2, plain.accusations,
+                          "awareness should at least halve node 0's accusations: \(lifeguard.accusations) vs \(plain.accusations) (\(lifeguard.c.context))")
+    }
 }
