@@ -21,6 +21,9 @@ struct MembershipBench: ParsableCommand {
     @Flag(help: "Fewer seeds and shorter false-positive runs (a smoke test).")
     var quick = false
 
+    @Option(help: "Override Settings.suspicionAlpha (Lifeguard α) to explore the detection/false-positive trade-off.")
+    var suspicionAlpha: Double?
+
     @Flag(help: "Print every sample.")
     var verbose = false
 
@@ -31,7 +34,8 @@ struct MembershipBench: ParsableCommand {
         let sizes = nodes.split(separator: ",").compactMap { Int($0.trimmingCharacters()) }
         guard !sizes.isEmpty, sizes.allSatisfy({ $0 >= 3 }) else { throw ValidationError("--nodes: sizes ≥ 3, comma separated") }
         let runs = quick ? min(seeds, 5) : seeds
-        print("membership benchmark: settings .default, simulated time, \(runs) seeds per latency row")
+        try settings.validate()
+        print("membership benchmark: settings .default\(suspicionAlpha.map { " with α = \($0)" } ?? ""), simulated time, \(runs) seeds per latency row")
         for n in sizes {
             print("\n## n = \(n)")
             var join: [Double] = [], detect: [Double] = []
@@ -54,8 +58,14 @@ struct MembershipBench: ParsableCommand {
         }
     }
 
+    var settings: Membership.Settings {
+        var s = Membership.Settings.default
+        if let a = suspicionAlpha { s.suspicionAlpha = a }
+        return s
+    }
+
     func cluster(n: Int, seed: UInt64) -> SimCluster {
-        let c = SimCluster(seed: seed, settings: .default)
+        let c = SimCluster(seed: seed, settings: settings)
         c.addConverged(n)
         c.run(for: .seconds(20))  // let the start-up self announcements drain
         return c
