@@ -1,4 +1,7 @@
 import ArgumentParser
+#if canImport(Glibc)
+import Glibc
+#endif
 import WeftCore
 import WeftTestKit
 
@@ -35,26 +38,26 @@ struct MembershipBench: ParsableCommand {
         guard !sizes.isEmpty, sizes.allSatisfy({ $0 >= 3 }) else { throw ValidationError("--nodes: sizes ≥ 3, comma separated") }
         let runs = quick ? min(seeds, 5) : seeds
         try settings.validate()
-        print("membership benchmark: settings .default\(suspicionAlpha.map { " with α = \($0)" } ?? ""), simulated time, \(runs) seeds per latency row")
+        emit("membership benchmark: settings .default\(suspicionAlpha.map { " with α = \($0)" } ?? ""), simulated time, \(runs) seeds per latency row")
         for n in sizes {
-            print("\n## n = \(n)")
+            emit("\n## n = \(n)")
             var join: [Double] = [], detect: [Double] = []
             for s in 0..<runs {
                 join.append(joinLatency(n: n, seed: UInt64(1000 + s)))
                 detect.append(detectionLatency(n: n, seed: UInt64(2000 + s)))
             }
-            print(row("join: every member knows a new member", join))
-            print(row("crash: every member marks it dead", detect))
-            if verbose { print("  join samples: \(join.map(fmt))\n  crash samples: \(detect.map(fmt))") }
+            emit(row("join: every member knows a new member", join))
+            emit(row("crash: every member marks it dead", detect))
+            if verbose { emit("  join samples: \(join.map(fmt))\n  crash samples: \(detect.map(fmt))") }
             let secs = falseDeadSeconds ?? (quick ? 120 : (n <= 100 ? 1800 : 300))
             for (label, loss, stall) in [("5 % loss", 0.05, false), ("10 % loss", 0.10, false), ("one node stalls 2 s every 30 s", 0.0, true)] {
                 let (events, subjects) = falseDead(n: n, seed: 3000, loss: loss, stall: stall, seconds: secs)
                 let nodeHours = Double(n) * Double(secs) / 3600
-                print("false dead, \(label): \(events) declarations (\(subjects) distinct nodes) in \(secs) s = "
+                emit("false dead, \(label): \(events) declarations (\(subjects) distinct nodes) in \(secs) s = "
                       + fmt(Double(events) / nodeHours) + " per node-hour")
             }
             let (bytes, datagrams) = idleBandwidth(n: n, seed: 4000)
-            print("idle: " + fmt(bytes) + " bytes/node/s (" + fmt(datagrams) + " datagrams/node/s, push-pull included)")
+            emit("idle: " + fmt(bytes) + " bytes/node/s (" + fmt(datagrams) + " datagrams/node/s, push-pull included)")
         }
     }
 
@@ -132,4 +135,14 @@ extension Substring {
         while s.last == " " { s.removeLast() }
         return s
     }
+}
+
+/// Writes one line straight to standard output (unbuffered, so long runs show progress in a file).
+private func emit(_ line: String) {
+    var text = line + "\n"
+    #if canImport(Glibc)
+    text.withUTF8 { buf in _ = write(1, buf.baseAddress, buf.count) }
+    #else
+    Swift.print(line)
+    #endif
 }
