@@ -36,6 +36,7 @@ extension API {
     public enum Operation: String, Codable, Sendable, CaseIterable {
         case status, members, join, leave
         case alloc, release, ipam, reclaim
+        case peers
     }
 
     public struct Request: Codable, Sendable, Equatable {
@@ -244,5 +245,34 @@ extension API {
         public var ranges: Int
         public var addresses: UInt64
         public init(node: String, ranges: Int, addresses: UInt64) { self.node = node; self.ranges = ranges; self.addresses = addresses }
+    }
+}
+
+extension API {
+    /// One element of `weft peers --json`: the tunnel to another node.
+    public struct PeerInfo: Codable, Sendable, Equatable {
+        public var id: String
+        public var name: String
+        /// Where this node sends the peer's tunnel packets (`host:port`), if known.
+        public var endpoint: String?
+        /// `idle`, `handshaking`, `established`, `rekeying` or `failing`.
+        public var state: String
+        /// More about the state, e.g. "attempt 3: no response".
+        public var detail: String
+        /// Seconds since the last completed handshake, or nil if none yet.
+        public var lastHandshake: Double?
+        public var rxBytes: UInt64
+        public var txBytes: UInt64
+        public var rxPackets: UInt64
+        public var txPackets: UInt64
+        /// Packets to or from this peer that were dropped, by reason.
+        public var drops: [String: UInt64]
+
+        public init(id: String, name: String, endpoint: String?, state: String, detail: String, lastHandshake: Double?,
+                    rxBytes: UInt64, txBytes: UInt64, rxPackets: UInt64, txPackets: UInt64, drops: [String: UInt64]) {
+            self.id = id; self.name = name; self.endpoint = endpoint; self.state = state; self.detail = detail
+            self.lastHandshake = lastHandshake; self.rxBytes = rxBytes; self.txBytes = txBytes
+            self.rxPackets = rxPackets; self.txPackets = txPackets; self.drops = drops
+        }
     }
 }

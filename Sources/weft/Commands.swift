@@ -162,3 +162,29 @@ struct IPAMReclaim: ParsableCommand {
         print("took over \(r.ranges) range(s), \(r.addresses) addresses, of \(r.node.prefix(12))")
     }
 }
+
+struct Peers: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show the encrypted tunnels to other nodes: state, last handshake, traffic, drops.")
+    @OptionGroup var node: NodeSelection
+
+    func run() throws {
+        let list = try node.call(API.Request(op: .peers), as: [API.PeerInfo].self)
+        if node.json { return try printJSON(list) }
+        if list.isEmpty {
+            print("no tunnels (no other members yet, or the node runs with --no-tun)")
+            return
+        }
+        printTable(["NAME", "ID", "ENDPOINT", "STATE", "HANDSHAKE", "RX", "TX", "DROPS"], list.map { p in
+            let drops = p.drops.values.reduce(0, +)
+            return [p.name, String(p.id.prefix(12)), p.endpoint ?? "-", p.detail.isEmpty ? p.state : "\(p.state) (\(p.detail))",
+                    p.lastHandshake.map { formatSeconds($0) + " ago" } ?? "never", formatBytes(p.rxBytes), formatBytes(p.txBytes), String(drops)]
+        })
+    }
+}
+
+func formatBytes(_ b: UInt64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+    var v = Double(b), i = 0
+    while v >= 1024 && i < units.count - 1 { v /= 1024; i += 1 }
+    return i == 0 ? "\(b) B" : String(format: "%.1f %@", v, units[i])
+}

@@ -16,7 +16,7 @@ struct Weft: AsyncParsableCommand {
             (--data-dir, or WEFT_DATA_DIR, default /var/lib/weft) over its control socket.
             """,
         version: WeftVersion.current,
-        subcommands: [Start.self, Status.self, Members.self, Join.self, Leave.self, Alloc.self, Release.self, IPAMCommand.self, Keygen.self]
+        subcommands: [Start.self, Status.self, Members.self, Peers.self, Join.self, Leave.self, Alloc.self, Release.self, IPAMCommand.self, Keygen.self]
     )
 }
 

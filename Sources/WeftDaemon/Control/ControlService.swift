@@ -51,6 +51,8 @@ struct ControlService: Sendable {
             return encode(await runtime.release(handle))
         case .ipam:
             return encode(await runtime.ipamInfo())
+        case .peers:
+            return encode(await runtime.peers())
         case .reclaim:
             guard let node = request.node, !node.isEmpty else { return encodeError(.badRequest, "reclaim needs a node (id, id prefix or name)") }
             return encode(await runtime.reclaim(node))

@@ -220,6 +220,9 @@ actor NodeRuntime {
         )
     }
 
+    /// Tunnels to other nodes (none while the node runs without a data plane).
+    func peers() -> [API.PeerInfo] { [] }
+
     func members() -> [API.MemberInfo] {
         let t = now
         let me = identity.keyPair.nodeID
