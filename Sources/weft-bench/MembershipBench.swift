@@ -117,7 +117,8 @@ struct MembershipBench: ParsableCommand {
 
     func row(_ label: String, _ xs: [Double]) -> String {
         let s = xs.sorted()
-        func pct(_ p: Double) -> Double { s[min(s.count - 1, Int((p * Double(s.count - 1)).rounded(.up)))] }
+        // Nearest-rank percentile: the smallest sample with at least p · N samples at or below it.
+        func pct(_ p: Double) -> Double { s[max(0, min(s.count - 1, Int((p * Double(s.count)).rounded(.up)) - 1))] }
         return "\(label): p50 \(fmt(pct(0.5))) s, p99 \(fmt(pct(0.99))) s, max \(fmt(s.last!)) s (\(s.count) seeds)"
     }
 

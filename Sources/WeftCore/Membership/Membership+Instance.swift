@@ -222,7 +222,8 @@ extension Membership {
                 }
                 if now >= nextReprobeAt {
                     nextReprobeAt = now + settings.deadReprobeInterval
-                    if let id = sample(1, excluding: [], where: { $0.state == .dead }).first, let m = table[id] {
+                    // table.count > liveCount exactly when some member is dead or left.
+                    if table.count > liveCount, let id = sample(1, excluding: [], where: { $0.state == .dead }).first, let m = table[id] {
                         out.append(.pushPull(to: m.address))
                     }
                 }
@@ -334,6 +335,7 @@ extension Membership {
         }
 
         mutating func forget(now: Instant, _ out: inout [Directive]) {
+            guard table.count > liveCount else { return }  // nobody dead or left
             var gone: [NodeID] = []
             for m in table.values where (m.state == .dead || m.state == .left) && m.id != myself.id
                 && now - m.stateChangedAt >= settings.deadRetention {

@@ -302,6 +302,7 @@ extension Membership {
 extension Membership.Update {
     /// The name cut to at most 63 UTF-8 bytes on a character boundary.
     static func truncatedName(_ name: String) -> [UInt8] {
+        if name.utf8.count <= maxNameBytes { return Array(name.utf8) }
         var out: [UInt8] = []
         for ch in name {
             let b = Array(String(ch).utf8)
