@@ -64,6 +64,14 @@ final class ClusterProcessTests: XCTestCase {
         XCTAssertEqual(Set(statuses.map(\.cluster)).count, 1, "all nodes report one cluster")
         XCTAssertEqual(Set(statuses.map(\.id)).count, 5, "node ids are distinct")
         XCTAssertEqual(statuses.first?.members["alive"], 5)
+        // Messages are counted by wire type: a converged cluster has probed and acked.
+        let counted = eventually(timeout: 10) {
+            all.allSatisfy { n in
+                guard let m = n.status()?.messages else { return false }
+                return m["ping-out", default: 0] > 0 && m["ping-in", default: 0] > 0 && m["ack-out", default: 0] > 0 && m["ack-in", default: 0] > 0
+            }
+        }
+        XCTAssertTrue(counted, "messages not counted by type: \(all.compactMap { $0.status()?.messages })")
 
         // Crash: SIGKILL n5; every other node must mark it dead.
         let victim = others[3]

@@ -109,11 +109,18 @@ extension NodeRuntime {
             case .rejected(let from, let reason):
                 drops.increment("ipam-rejected")
                 if case .ring(let e) = reason, case .differentCluster = e {
-                    ipamWarnings["cluster:\(from.short)"] =
+                    // Reported once per member: every gossip round would repeat it.
+                    let key = "cluster:\(from.short)"
+                    if ipamWarnings[key] != nil { continue }
+                    ipamWarnings[key] =
                         "member \(from.short) belongs to another address ring created separately with the same cluster key (\(e)); its addresses were not merged: give it its own key or move its data dir aside and rejoin"
                 }
                 logger.warning("IPAM input refused", metadata: ["event": "ipam-rejected", "from": .string(from.short), "reason": .string(reason.description)])
             case .log(let e):
+                if e.event == "ipam.cluster.mismatch", let f = e.fields["from"] {
+                    if loggedMismatches.contains(f) { continue }
+                    loggedMismatches.insert(f)
+                }
                 var md: Logger.Metadata = ["event": .string(e.event)]
                 for (k, v) in e.fields { md[k] = .string(v) }
                 let level: Logger.Level = switch e.level {

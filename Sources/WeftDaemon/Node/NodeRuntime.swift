@@ -52,6 +52,8 @@ actor NodeRuntime {
     var ipam: IPAM.Instance
     var waitingAllocations: [String: [CheckedContinuation<Result<UInt32, IPAM.AllocationError>, Never>]] = [:]
     var ipamWarnings: [String: String] = [:]
+    /// Members whose separately created ring was already logged (logged once, not per gossip round).
+    var loggedMismatches: Set<String> = []
     var lastIPAMTick: Instant = .zero
 
     init(
@@ -92,6 +94,7 @@ actor NodeRuntime {
             drop(f.reason.rawValue, from: from)
         case .success(let plain):
             markHeard(from)
+            messages.increment(Self.typeName(plain, direction: "in"))
             execute(instance.onDatagram(plain, from: from, now: now))
         }
     }
@@ -277,11 +280,27 @@ actor NodeRuntime {
             drops.increment("unsendable-address")
             return
         }
+        messages.increment(Self.typeName(plaintext, direction: "out"))
         let sealed = GossipEnvelope.seal(plaintext, kind: .datagram, with: sealer)
         var buffer = udp.allocator.buffer(capacity: sealed.count)
         buffer.writeBytes(sealed)
         messages.increment("udp-out")
         udp.writeAndFlush(AddressedEnvelope(remoteAddress: address, data: buffer), promise: nil)
+    }
+
+    /// `ping-in`, `ack-out`, …: a membership datagram's wire type, for the message counters.
+    static func typeName(_ plaintext: [UInt8], direction: String) -> String {
+        guard plaintext.count >= 2, let t = Membership.MessageType(rawValue: plaintext[1]) else { return "unknown-\(direction)" }
+        let name: String = switch t {
+        case .ping: "ping"
+        case .pingReq: "ping-req"
+        case .ack: "ack"
+        case .nack: "nack"
+        case .gossip: "gossip"
+        case .pushPullRequest: "push-pull-request"
+        case .pushPullReply: "push-pull-reply"
+        }
+        return "\(name)-\(direction)"
     }
 
     /// One full-state exchange with `target`. Returns nil on success, or why it failed.
