@@ -9,6 +9,7 @@ let package = Package(
     products: [
         .executable(name: "weft", targets: ["weft"]),
         .executable(name: "weft-bench", targets: ["weft-bench"]),
+        .executable(name: "weft-cni", targets: ["weft-cni"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
@@ -56,6 +57,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The CNI plugin: logic as a library (testable as a function of environment and stdin),
+        // a thin executable, and the Linux calls it needs (netns, veth, addresses, routes).
+        .target(name: "CWeftCNIShim"),
+        .target(name: "WeftCNI", dependencies: ["WeftAPI", "CWeftCNIShim"]),
+        .executableTarget(name: "weft-cni", dependencies: ["WeftCNI"]),
         // Deterministic simulation support (tests and benchmarks only).
         .target(name: "WeftTestKit", dependencies: ["WeftCore"]),
         .executableTarget(
@@ -70,6 +76,7 @@ let package = Package(
         .testTarget(name: "WeftStoreTests", dependencies: ["WeftStore", "WeftCore"]),
         .testTarget(name: "WeftSimulationTests", dependencies: ["WeftCore", "WeftTestKit"]),
         .testTarget(name: "WeftDataPlaneTests", dependencies: ["WeftDataPlane", "WeftCore", "WeftCrypto"]),
+        .testTarget(name: "WeftCNITests", dependencies: ["WeftCNI", "WeftAPI"]),
         .testTarget(name: "WeftIntegrationTests", dependencies: ["WeftAPI", "WeftCore"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,0 +1,1 @@
+// WeftCNI: the CNI plugin logic. See docs/cni.md.

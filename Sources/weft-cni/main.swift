@@ -1,0 +1,2 @@
+import WeftCNI
+print("weft-cni: not built yet")
