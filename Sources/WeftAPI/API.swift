@@ -124,12 +124,19 @@ extension API {
         public var warnings: [String]
         /// This node's own address on the overlay, once it has one.
         public var overlayAddress: String?
+        /// The MTU of the overlay (the TUN device's); nil with --no-tun. Container interfaces use it.
+        public var overlayMTU: Int?
+        /// The TUN device's name (e.g. `weft0`); nil with --no-tun.
+        public var tunName: String?
 
         public init(
             id: String, name: String, address: String, cluster: String, incarnation: UInt64,
             version: String, uptimeSeconds: Double, members: [String: Int], drops: [String: UInt64],
-            messages: [String: UInt64], joined: Bool, warnings: [String], overlayAddress: String? = nil
+            messages: [String: UInt64], joined: Bool, warnings: [String], overlayAddress: String? = nil,
+            overlayMTU: Int? = nil, tunName: String? = nil
         ) {
+            self.overlayMTU = overlayMTU
+            self.tunName = tunName
             self.id = id; self.name = name; self.address = address; self.cluster = cluster
             self.incarnation = incarnation; self.version = version; self.uptimeSeconds = uptimeSeconds
             self.members = members; self.drops = drops; self.messages = messages
