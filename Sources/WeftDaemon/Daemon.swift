@@ -8,6 +8,7 @@ import Prometheus
 import WeftAPI
 import WeftCore
 import WeftCrypto
+import WeftDataPlane
 import WeftStore
 
 /// The composition root: the only place that builds sockets, the store and crypto, wires them
@@ -100,21 +101,33 @@ public enum Daemon {
             try? await group.shutdownGracefully()
         }
 
-        let (datagrams, datagramSink) = AsyncStream.makeStream(of: DatagramInbound.Datagram.self, bufferingPolicy: .bufferingNewest(4096))
+        let (events, eventSink) = AsyncStream.makeStream(of: DataPlaneBridge.Event.self, bufferingPolicy: .bufferingNewest(4096))
+        let dataPlane: DataPlane
+        do {
+            let tun = options.noTun ? nil : TUNConfig(name: options.tunName, mtu: options.mtu ?? 1420)
+            dataPlane = try DataPlane(config: DataPlaneConfig(listen: options.listen, tun: tun))
+        } catch {
+            await closeAll()
+            throw StartupError(error.description)
+        }
+        let tunMTU = options.mtu ?? Overlay.defaultMTU(for: advertise)
+        var tunnel: Tunnel.Instance<SodiumTunnelSuite>?
+        if !options.noTun {
+            guard let staticKey = SodiumTunnelSuite.staticKeyPair(identity: keyPair) else {
+                dataPlane.stop()
+                await closeAll()
+                throw StartupError("the identity key cannot be converted for tunnels: move weft.db aside to start as a new member")
+            }
+            tunnel = Tunnel.Instance(
+                localID: keyPair.nodeID, staticKey: staticKey, presharedKey: SodiumTunnelSuite.presharedKey(clusterKey: clusterKey),
+                suite: SodiumTunnelSuite(), timestampOrigin: .init(wall: WallClock.tunnelTimestamp(), instant: await runtime.now),
+                rng: DeterministicRNG(seed: Sodium.randomUInt64())
+            )
+        }
+        dataPlane.start(delegate: DataPlaneBridge(sink: eventSink))
+        await runtime.attach(dataPlane: dataPlane, tunnel: tunnel, tunMTU: tunMTU)
         do {
             let listen = try options.listen.socketAddress()
-            let udp = try await DatagramBootstrap(group: group)
-                .channelOption(.socketOption(.so_reuseaddr), value: 1)
-                .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 65536))
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(DatagramInbound(continuation: datagramSink, maxBytes: 65535))
-                    }
-                }
-                .bind(to: listen).get()
-            channels.append(udp)
-            await runtime.attach(udp: udp)
-
             let tcp = try await ServerBootstrap(group: group)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelInitializer { channel in
@@ -127,6 +140,7 @@ public enum Daemon {
                 .bind(to: listen).get()
             channels.append(tcp)
         } catch {
+            dataPlane.stop()
             await closeAll()
             throw StartupError(describeBindError(error, address: options.listen.description, flag: "--listen"))
         }
@@ -196,7 +210,13 @@ public enum Daemon {
         let seeds = seedEndpoints
         let exit = await withTaskGroup(of: Exit?.self) { tasks -> Exit in
             tasks.addTask {
-                for await d in datagrams { await runtime.onDatagram(d.bytes, from: d.from) }
+                for await e in events {
+                    switch e {
+                    case .datagram(let bytes, let from): await runtime.onDatagram(bytes, from: from)
+                    case .noSession(let peer, let packet): await runtime.onNoSession(peer: peer, packet: packet)
+                    case .exhausted(let index): await runtime.onSessionExhausted(localIndex: index)
+                    }
+                }
                 return nil
             }
             tasks.addTask { await runtime.runTimers(); return nil }
@@ -212,7 +232,8 @@ public enum Daemon {
                 if let e = next { result = e; break }
             }
             await runtime.stop()
-            datagramSink.finish()
+            eventSink.finish()
+            dataPlane.stop()
             shutdown.continuation.finish()
             // Give a just-written control reply (e.g. to `leave`) a moment to leave the socket.
             try? await Task.sleep(for: .milliseconds(100))

@@ -36,8 +36,14 @@ struct Start: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("This node's name (default: the host name).", valueName: "name"))
     var name: String?
 
-    @Flag(name: .long, help: "Run the control plane only: no TUN device, no root needed.")
+    @Flag(name: .long, help: "Run the control plane only: no TUN device, no tunnels, no root needed.")
     var noTun = false
+
+    @Option(name: .long, help: ArgumentHelp("Name of the TUN device.", valueName: "name"))
+    var tunName: String = "weft0"
+
+    @Option(name: .long, help: ArgumentHelp("TUN MTU (default: the underlay interface's MTU minus the encapsulation overhead, 60 bytes over IPv4).", valueName: "bytes"))
+    var mtu: Int?
 
     @Option(name: .long, help: ArgumentHelp("Serve Prometheus metrics over HTTP on this address.", valueName: "host:port"))
     var metricsListen: String?
@@ -60,6 +66,12 @@ struct Start: AsyncParsableCommand {
         }
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical (got '\(logLevel)')")
+        }
+        if let mtu, !(576...9000).contains(mtu) {
+            throw ValidationError("--mtu must be between 576 and 9000 (got \(mtu))")
+        }
+        if tunName.isEmpty || tunName.utf8.count > 15 || tunName.contains("/") || tunName.contains(" ") {
+            throw ValidationError("--tun-name must be 1 to 15 characters without '/' or spaces (got '\(tunName)')")
         }
         if parseDuration(reclaimAfter) == nil {
             throw ValidationError("--reclaim-after must be a positive duration like 24h, 30m or 90s (got '\(reclaimAfter)')")
@@ -89,15 +101,12 @@ struct Start: AsyncParsableCommand {
         do { parsedSubnet = try IPAM.Subnet(parsing: subnet) } catch { throw CLIError("--subnet: \(error)") }
         let keySource: NodeOptions.ClusterKeySource =
             clusterKey.map { .literal($0) } ?? clusterKeyFile.map { .file($0) } ?? .dataDir
-        if !noTun {
-            // The data plane (TUN device) is not part of this build yet; say so instead of pretending.
-            FileHandle.standardError.write(Data("weft: the encrypted data plane is not available in this version; running the control plane only (as with --no-tun)\n".utf8))
-        }
         let options = NodeOptions(
             dataDir: API.resolveDataDir(dataDir), listen: listenEndpoint, advertise: advertiseEndpoint,
-            seeds: seeds, clusterKey: keySource, name: name, noTun: true,
+            seeds: seeds, clusterKey: keySource, name: name, noTun: noTun,
             metricsListen: metricsEndpoint, profile: NodeOptions.Profile(rawValue: profile) ?? .default,
-            subnet: parsedSubnet, reclaimAfter: parseDuration(reclaimAfter) ?? .seconds(86400)
+            subnet: parsedSubnet, reclaimAfter: parseDuration(reclaimAfter) ?? .seconds(86400),
+            tunName: tunName, mtu: mtu
         )
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in

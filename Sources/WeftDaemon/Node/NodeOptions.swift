@@ -41,6 +41,10 @@ public struct NodeOptions: Sendable {
     public var clusterKey: ClusterKeySource
     public var name: String?
     public var noTun: Bool
+    /// The TUN device's name (`--tun-name`).
+    public var tunName: String
+    /// The TUN MTU (`--mtu`); nil = underlay MTU minus the exact encapsulation overhead.
+    public var mtu: Int?
     public var metricsListen: Endpoint?
     public var profile: Profile
     /// The address space of a cluster this node creates (ignored when joining).
@@ -52,8 +56,11 @@ public struct NodeOptions: Sendable {
         dataDir: String, listen: Endpoint, advertise: Endpoint? = nil, seeds: [String] = [],
         clusterKey: ClusterKeySource = .dataDir, name: String? = nil, noTun: Bool = false,
         metricsListen: Endpoint? = nil, profile: Profile = .default,
-        subnet: IPAM.Subnet = .default, reclaimAfter: Duration = IPAM.Settings.default.reclaimAfter
+        subnet: IPAM.Subnet = .default, reclaimAfter: Duration = IPAM.Settings.default.reclaimAfter,
+        tunName: String = "weft0", mtu: Int? = nil
     ) {
+        self.tunName = tunName
+        self.mtu = mtu
         self.subnet = subnet
         self.reclaimAfter = reclaimAfter
         self.dataDir = dataDir

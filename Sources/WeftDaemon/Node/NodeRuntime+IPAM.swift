@@ -86,8 +86,16 @@ extension NodeRuntime {
             }
             batch.removeAll()
         }
+        var ringChanged = false
+        defer {
+            if ringChanged { updateRoutes() }
+        }
         for d in directives {
-            if case .persist(let change) = d { batch.append(change); continue }
+            if case .persist(let change) = d {
+                if case .ringEntries = change { ringChanged = true }
+                batch.append(change)
+                continue
+            }
             flush()
             switch d {
             case .persist: break
@@ -98,6 +106,7 @@ extension NodeRuntime {
             case .allocated(let handle, let address):
                 if handle == IPAM.Instance.overlayHandle {
                     logger.notice("overlay address assigned", metadata: ["event": "overlay-address", "address": .string(IPAM.format(address))])
+                    configureOverlayIfNeeded()
                 }
                 resume(handle, .success(address))
             case .allocationFailed(let handle, let error):

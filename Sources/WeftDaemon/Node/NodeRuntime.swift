@@ -5,6 +5,7 @@ import NIOPosix
 import WeftAPI
 import WeftCore
 import WeftCrypto
+import WeftDataPlane
 import WeftStore
 
 /// The node's single owner of protocol state. Every input (datagram, push-pull frame, timer,
@@ -33,7 +34,16 @@ actor NodeRuntime {
     let origin: ContinuousClock.Instant
     let startedAt: ContinuousClock.Instant
 
-    var udp: (any Channel)?
+    /// The UDP socket (gossip + tunnels) and, unless --no-tun, the TUN device.
+    var dataPlane: DataPlane?
+    /// Encrypted tunnels to other members; nil with --no-tun (no TUN, so nothing to carry).
+    var tunnel: Tunnel.Instance<SodiumTunnelSuite>?
+    /// MTU of the TUN device (underlay MTU minus the exact encapsulation overhead, or --mtu).
+    var tunMTU: Int = 1420
+    /// The overlay address the TUN device carries, once configured.
+    var tunAddress: UInt32?
+    var lastDataPlaneReport: Instant = .zero
+    var lastRoutes: [RouteEntry] = []
     var drops = Counters(label: "weft_dropped_packets_total", dimension: "reason")
     var messages = Counters(label: "weft_messages_total", dimension: "type")
     let probeTimer = Metrics.Timer(label: "weft_probe_rtt_seconds", preferredDisplayUnit: .seconds)
@@ -79,8 +89,13 @@ actor NodeRuntime {
 
     var now: Instant { Instant(nanoseconds: (clock.now - origin).nanoseconds) }
 
-    func attach(udp: any Channel) {
-        self.udp = udp
+    func attach(dataPlane: DataPlane, tunnel: Tunnel.Instance<SodiumTunnelSuite>?, tunMTU: Int) {
+        self.dataPlane = dataPlane
+        self.tunnel = tunnel
+        self.tunMTU = tunMTU
+        for m in instance.members where m.id != identity.keyPair.nodeID { syncTunnelPeer(m) }
+        updateRoutes()
+        configureOverlayIfNeeded()
     }
 
     // MARK: - Inputs
@@ -89,6 +104,10 @@ actor NodeRuntime {
     func onDatagram(_ bytes: [UInt8], from: Endpoint) {
         guard !stopped else { return }
         messages.increment("udp-in")
+        if bytes.count >= 2, bytes[0] == GossipEnvelope.version, (4...7).contains(bytes[1]) {
+            onTunnelDatagram(bytes, from: from)
+            return
+        }
         switch GossipEnvelope.open(bytes, expecting: .datagram, with: sealer) {
         case .failure(let f):
             drop(f.reason.rawValue, from: from)
@@ -129,9 +148,15 @@ actor NodeRuntime {
                 execute(instance.onTick(now: t))
                 continue
             }
+            if let w = tunnel?.nextWakeup, w <= t {
+                tickTunnel(now: t)
+                continue
+            }
             retrySeedsIfDue()
             tickIPAM(now: t)
-            let wake = min(instance.nextWakeup, t + .milliseconds(500))
+            reportDataPlane(now: t)
+            var wake = min(instance.nextWakeup, t + .milliseconds(500))
+            if let w = tunnel?.nextWakeup { wake = min(wake, w) }
             plannedWake = wake
             let sleepFor = wake - t
             let task = Task<Void, Never> { try? await Task.sleep(for: sleepFor) }
@@ -223,9 +248,6 @@ actor NodeRuntime {
         )
     }
 
-    /// Tunnels to other nodes (none while the node runs without a data plane).
-    func peers() -> [API.PeerInfo] { [] }
-
     func members() -> [API.MemberInfo] {
         let t = now
         let me = identity.keyPair.nodeID
@@ -276,16 +298,14 @@ actor NodeRuntime {
     }
 
     func send(_ plaintext: [UInt8], to: Endpoint) {
-        guard let udp, let address = try? to.socketAddress() else {
-            drops.increment("unsendable-address")
+        guard let dataPlane else {
+            drops.increment("unsendable")
             return
         }
         messages.increment(Self.typeName(plaintext, direction: "out"))
         let sealed = GossipEnvelope.seal(plaintext, kind: .datagram, with: sealer)
-        var buffer = udp.allocator.buffer(capacity: sealed.count)
-        buffer.writeBytes(sealed)
         messages.increment("udp-out")
-        udp.writeAndFlush(AddressedEnvelope(remoteAddress: address, data: buffer), promise: nil)
+        dataPlane.send(sealed, to: to)
     }
 
     /// `ping-in`, `ack-out`, …: a membership datagram's wire type, for the message counters.
@@ -369,6 +389,7 @@ actor NodeRuntime {
         for member in instance.members { counts[member.state, default: 0] += 1 }
         for (state, gauge) in memberGauges { gauge.record(counts[state, default: 0]) }
         membersChangedForIPAM()
+        if m.id != identity.keyPair.nodeID { syncTunnelPeer(m) }
     }
 
     func markHeard(_ from: Endpoint?) {

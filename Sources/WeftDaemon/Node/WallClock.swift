@@ -1,3 +1,4 @@
+import WeftCore
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -11,6 +12,15 @@ enum WallClock {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
         return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+    }
+}
+
+extension WallClock {
+    /// Wall-clock time for tunnel initiation timestamps (they must grow across restarts).
+    static func tunnelTimestamp() -> Tunnel.Timestamp {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Tunnel.Timestamp(seconds: UInt64(max(0, ts.tv_sec)), nanoseconds: UInt32(max(0, ts.tv_nsec)))
     }
 }
 

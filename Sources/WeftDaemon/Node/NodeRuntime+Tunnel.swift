@@ -1,0 +1,156 @@
+import Logging
+import WeftAPI
+import WeftCore
+import WeftCrypto
+import WeftDataPlane
+
+/// Tunnels inside the node runtime: members become tunnel peers, the IPAM ring becomes the data
+/// plane's route table, handshakes run in the pure `Tunnel.Instance`, and established sessions
+/// are handed to the data plane's fast path (`docs/dataplane.md`).
+extension NodeRuntime {
+    /// Handshake, cookie and (slow-path) data datagrams: kinds 4–7.
+    func onTunnelDatagram(_ bytes: [UInt8], from: Endpoint) {
+        guard tunnel != nil else {
+            drops.increment("tunnel-disabled")
+            return
+        }
+        let t = now
+        let directives: [Tunnel.Directive]
+        switch bytes[1] {
+        case 4: directives = tunnel!.onHandshakeInitiation(bytes, from: from, now: t, underLoad: false)
+        case 5: directives = tunnel!.onHandshakeResponse(bytes, from: from, now: t)
+        case 6: directives = tunnel!.onCookieReply(bytes, from: from, now: t)
+        default: directives = tunnel!.onData(bytes, from: from, now: t)
+        }
+        execute(tunnel: directives)
+    }
+
+    /// The data plane had a packet for `peer` but no usable session for it.
+    func onNoSession(peer: NodeID, packet: [UInt8]) {
+        guard tunnel != nil else { return }
+        execute(tunnel: tunnel!.onOutbound(packet, to: peer, now: now))
+    }
+
+    /// A handed-off session ran out of counters or time: let the tunnel rekey.
+    func onSessionExhausted(localIndex: UInt32) {
+        guard tunnel != nil else { return }
+        execute(tunnel: tunnel!.onDataPlaneReport(localIndex: localIndex, nextSendCounter: .max, now: now))
+    }
+
+    func tickTunnel(now t: Instant) {
+        guard tunnel != nil else { return }
+        execute(tunnel: tunnel!.onTick(now: t))
+    }
+
+    /// About once a second: tell the tunnel how far each handed-off session has counted, so
+    /// the message-count rekey fires.
+    func reportDataPlane(now t: Instant) {
+        guard tunnel != nil, let dataPlane, t - lastDataPlaneReport >= .seconds(1) else { return }
+        lastDataPlaneReport = t
+        for r in dataPlane.sendCounterReports() {
+            execute(tunnel: tunnel!.onDataPlaneReport(localIndex: r.localIndex, nextSendCounter: r.nextSendCounter, now: t))
+        }
+    }
+
+    func execute(tunnel directives: [Tunnel.Directive]) {
+        guard let dataPlane else { return }
+        for d in directives {
+            switch d {
+            case .send(let bytes, let to):
+                dataPlane.send(bytes, to: to)
+            case .deliver(let packet, _):
+                dataPlane.deliverToTUN(packet)
+            case .dropped(let reason):
+                drops.increment("tunnel-" + reason.name)
+            case .sessionEstablished(let info):
+                guard let snapshot = tunnel?.handOffSession(localIndex: info.localIndex, now: now) else { continue }
+                dataPlane.install(snapshot, endpoint: info.endpoint, expiresAfter: tunnelRejectAfter - (now - info.establishedAt))
+                logger.info("tunnel established", metadata: [
+                    "event": "tunnel-up", "peer": .string(info.peer.short), "endpoint": .string(info.endpoint.description),
+                    "initiator": .stringConvertible(info.isInitiator),
+                ])
+            case .sessionRetired(_, let localIndex):
+                dataPlane.retire(localIndex: localIndex)
+            }
+        }
+    }
+
+    /// Sessions are refused this long after their handshake (WireGuard's REJECT_AFTER_TIME).
+    var tunnelRejectAfter: Duration { .seconds(180) }
+
+    /// A member appeared, moved or changed state: keep the tunnel's peer list in step.
+    func syncTunnelPeer(_ m: Membership.Member) {
+        guard tunnel != nil else { return }
+        switch m.state {
+        case .alive, .suspect:
+            guard let pk = try? PublicKey(bytes: m.publicKey), let key = SodiumTunnelSuite.staticPublicKey(pk) else {
+                drops.increment("tunnel-bad-member-key")
+                return
+            }
+            execute(tunnel: tunnel!.upsertPeer(m.id, staticKey: key, endpoint: m.address))
+            dataPlane?.updateEndpoint(peer: m.id, endpoint: m.address)
+        case .dead, .left:
+            execute(tunnel: tunnel!.removePeer(m.id))
+        }
+    }
+
+    /// The route table for the data plane: every range of the ring owned by another node.
+    func updateRoutes() {
+        guard let dataPlane, let ring = ipam.ring else { return }
+        let me = identity.keyPair.nodeID
+        var routes: [RouteEntry] = []
+        for (i, e) in ring.entries.enumerated() where e.owner != me {
+            let end = UInt32(ring.end(ofEntryAt: i) - 1)
+            if let last = routes.last, last.peer == e.owner, UInt64(last.end) + 1 == UInt64(e.token) {
+                routes[routes.count - 1] = RouteEntry(start: last.start, end: end, peer: e.owner)
+            } else {
+                routes.append(RouteEntry(start: e.token, end: end, peer: e.owner))
+            }
+        }
+        guard routes != lastRoutes else { return }
+        lastRoutes = routes
+        dataPlane.updateRoutes(routes)
+    }
+
+    /// Gives the TUN device this node's overlay address once the allocator has one.
+    func configureOverlayIfNeeded() {
+        guard let dataPlane, dataPlane.tunName != nil, let address = ipam.overlayAddress, address != tunAddress,
+              let subnet = ipam.ring?.subnet else { return }
+        do {
+            try dataPlane.configureTUN(address: address, prefixLength: Int(subnet.prefixLength), mtu: tunMTU)
+            tunAddress = address
+            logger.notice("TUN device up", metadata: [
+                "event": "tun-up", "device": .string(dataPlane.tunName ?? "?"),
+                "address": .string("\(IPAM.format(address))/\(subnet.prefixLength)"), "mtu": .stringConvertible(tunMTU),
+            ])
+        } catch {
+            logger.error("cannot configure the TUN device", metadata: ["event": "tun-error", "error": .string(error.description)])
+        }
+    }
+
+    /// `weft peers`.
+    func peers() -> [API.PeerInfo] {
+        guard let tunnel else { return [] }
+        let t = now
+        let counters = dataPlane?.counters()
+        let names = Dictionary(instance.members.map { ($0.id, $0.name) }, uniquingKeysWith: { a, _ in a })
+        return tunnel.peerStatuses(now: t).map { s in
+            let state: String, detail: String
+            switch s.state {
+            case .idle: state = "idle"; detail = ""
+            case .handshaking(let a): state = "handshaking"; detail = "attempt \(a)"
+            case .established: state = "established"; detail = ""
+            case .rekeying(let a): state = "rekeying"; detail = "attempt \(a)"
+            case .failing(let a, let e): state = "failing"; detail = "\(a) attempts, last: \(e)"
+            }
+            let fast = counters?.peers[s.peer]
+            return API.PeerInfo(
+                id: s.peer.hex, name: names[s.peer] ?? "?", endpoint: s.endpoint?.description, state: state, detail: detail,
+                lastHandshake: s.lastHandshake.map { max(0, (t - $0).seconds) },
+                rxBytes: s.bytesReceived + (fast?.rxBytes ?? 0), txBytes: s.bytesSent + (fast?.txBytes ?? 0),
+                rxPackets: s.packetsReceived + (fast?.rxPackets ?? 0), txPackets: s.packetsSent + (fast?.txPackets ?? 0),
+                drops: fast?.drops ?? [:]
+            )
+        }.sorted { $0.name < $1.name }
+    }
+}
