@@ -244,7 +244,8 @@ actor NodeRuntime {
             incarnation: me.incarnation, version: WeftVersion.current,
             uptimeSeconds: (clock.now - startedAt).seconds, members: counts,
             drops: drops.values, messages: messages.values, joined: joined, warnings: warnings,
-            overlayAddress: ipam.overlayAddress.map { IPAM.format($0) }
+            overlayAddress: ipam.overlayAddress.map { IPAM.format($0) },
+            overlayMTU: tunnel == nil ? nil : tunMTU, tunName: tunnel == nil ? nil : dataPlane?.tunName
         )
     }
 
