@@ -7,6 +7,7 @@
 #include <linux/if_tun.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <poll.h>
 #include <sched.h>
 #include <stdlib.h>
@@ -152,13 +153,21 @@ int weft_udp_sendto(int fd, const void *buf, size_t len, const weft_endpoint *to
     return -EAGAIN;
 }
 
+#define WEFT_GSO_MAX_SEGMENTS 64
+#define WEFT_GSO_MAX_BYTES 65000
+
 struct weft_batch {
-    int count, slot_bytes, family;
+    int count, slot_bytes, family, gso;
     uint8_t *data;
     struct iovec *iov;
     struct mmsghdr *msgs;
     struct sockaddr_storage *addrs;
+    struct mmsghdr *gmsgs;   /* one per GSO group */
+    int *gstart;             /* first slot of each group */
+    char *ctrl;              /* CMSG_SPACE(uint16_t) per group */
 };
+
+#define WEFT_CTRL_BYTES CMSG_SPACE(sizeof(uint16_t))
 
 weft_batch *weft_batch_new(int count, int slot_bytes) {
     if (count <= 0 || slot_bytes <= 0) return NULL;
@@ -171,7 +180,10 @@ weft_batch *weft_batch_new(int count, int slot_bytes) {
     b->iov = calloc((size_t)count, sizeof *b->iov);
     b->msgs = calloc((size_t)count, sizeof *b->msgs);
     b->addrs = calloc((size_t)count, sizeof *b->addrs);
-    if (!b->data || !b->iov || !b->msgs || !b->addrs) { weft_batch_free(b); return NULL; }
+    b->gmsgs = calloc((size_t)count, sizeof *b->gmsgs);
+    b->gstart = calloc((size_t)count + 1, sizeof *b->gstart);
+    b->ctrl = calloc((size_t)count, WEFT_CTRL_BYTES);
+    if (!b->data || !b->iov || !b->msgs || !b->addrs || !b->gmsgs || !b->gstart || !b->ctrl) { weft_batch_free(b); return NULL; }
     for (int i = 0; i < count; i++) {
         b->iov[i].iov_base = b->data + (size_t)i * (size_t)slot_bytes;
         b->iov[i].iov_len = (size_t)slot_bytes;
@@ -189,6 +201,9 @@ void weft_batch_free(weft_batch *b) {
     free(b->iov);
     free(b->msgs);
     free(b->addrs);
+    free(b->gmsgs);
+    free(b->gstart);
+    free(b->ctrl);
     free(b);
 }
 
@@ -225,26 +240,101 @@ void weft_batch_set(weft_batch *b, int i, int len, const weft_endpoint *to) {
     b->msgs[i].msg_hdr.msg_flags = 0;
 }
 
-int weft_batch_send(weft_batch *b, int fd, int n, int wait_ms, int *err, int *refused) {
-    int done = 0, waits = 0;
-    *err = 0;
-    *refused = 0;
+/* sendmmsg of prepared message headers msgs[0, n), each carrying `weight[i]` datagrams
+ * (1 without GSO). Returns datagrams the kernel took. */
+static int send_msgs(struct mmsghdr *msgs, const int *weights, int fd, int n, int wait_ms, int *err, int *refused,
+                     int *gso_refused) {
+    int done = 0, waits = 0, taken = 0;
     while (done < n) {
-        int r = sendmmsg(fd, b->msgs + done, (unsigned)(n - done), MSG_DONTWAIT);
-        if (r > 0) { done += r; continue; }
+        int r = sendmmsg(fd, msgs + done, (unsigned)(n - done), MSG_DONTWAIT);
+        if (r > 0) {
+            for (int i = 0; i < r; i++) taken += weights ? weights[done + i] : 1;
+            done += r;
+            continue;
+        }
         if (r < 0 && errno == EINTR) continue;
         if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)) {
             if (waits++ < 4 && wait_writable(fd, wait_ms) > 0) continue;
             *err = errno ? errno : EAGAIN;
-            return done;
+            return taken;
         }
-        /* The first message of the rest was refused outright: skip it and go on. */
-        *err = r < 0 ? errno : EIO;
-        (*refused)++;
+        int e = r < 0 ? errno : EIO;
+        /* A GSO super-datagram the kernel will not segment (EINVAL: segment + headers above the
+         * path MTU; EIO/EOPNOTSUPP: no offload): tell the caller to resend it without GSO. */
+        if (gso_refused && weights && weights[done] > 1 && (e == EINVAL || e == EIO || e == EOPNOTSUPP)) {
+            *gso_refused = done;
+            *err = e;
+            return taken;
+        }
+        *err = e;
+        *refused += weights ? weights[done] : 1;
         done++;
     }
-    return done - *refused;
+    return taken;
 }
+
+static int send_plain(weft_batch *b, int fd, int from, int n, int wait_ms, int *err, int *refused) {
+    return send_msgs(b->msgs + from, NULL, fd, n - from, wait_ms, err, refused, NULL);
+}
+
+int weft_batch_send(weft_batch *b, int fd, int n, int wait_ms, int *err, int *refused) {
+    *err = 0;
+    *refused = 0;
+    if (!b->gso) return send_plain(b, fd, 0, n, wait_ms, err, refused);
+    /* Group consecutive slots to the same destination whose lengths equal the first one's
+     * (the last of a group may be shorter) into one UDP_SEGMENT super-datagram. */
+    int groups = 0, i = 0;
+    int weights[n > 0 ? n : 1];
+    while (i < n) {
+        int start = i;
+        size_t seg = b->iov[i].iov_len, total = seg;
+        i++;
+        while (i < n && i - start < WEFT_GSO_MAX_SEGMENTS && b->iov[i - 1].iov_len == seg &&
+               b->iov[i].iov_len <= seg && total + b->iov[i].iov_len <= WEFT_GSO_MAX_BYTES &&
+               b->msgs[i].msg_hdr.msg_namelen == b->msgs[start].msg_hdr.msg_namelen &&
+               memcmp(&b->addrs[i], &b->addrs[start], b->msgs[start].msg_hdr.msg_namelen) == 0) {
+            total += b->iov[i].iov_len;
+            i++;
+        }
+        int k = i - start;
+        struct msghdr *h = &b->gmsgs[groups].msg_hdr;
+        memset(h, 0, sizeof *h);
+        h->msg_name = &b->addrs[start];
+        h->msg_namelen = b->msgs[start].msg_hdr.msg_namelen;
+        h->msg_iov = &b->iov[start];
+        h->msg_iovlen = (size_t)k;
+        if (k > 1) {
+            char *ctrl = b->ctrl + (size_t)groups * WEFT_CTRL_BYTES;
+            memset(ctrl, 0, WEFT_CTRL_BYTES);
+            h->msg_control = ctrl;
+            h->msg_controllen = WEFT_CTRL_BYTES;
+            struct cmsghdr *cm = CMSG_FIRSTHDR(h);
+            cm->cmsg_level = SOL_UDP;
+            cm->cmsg_type = UDP_SEGMENT;
+            cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+            uint16_t gs = (uint16_t)seg;
+            memcpy(CMSG_DATA(cm), &gs, sizeof gs);
+        }
+        b->gstart[groups] = start;
+        weights[groups] = k;
+        groups++;
+    }
+    b->gstart[groups] = n;
+    int refused_group = -1;
+    int taken = send_msgs(b->gmsgs, weights, fd, groups, wait_ms, err, refused, &refused_group);
+    if (refused_group >= 0) {
+        /* Fall back for good (this socket or path cannot do GSO) and send the rest plainly. */
+        b->gso = 0;
+        int e2 = 0, r2 = 0;
+        taken += send_plain(b, fd, b->gstart[refused_group], n, wait_ms, &e2, &r2);
+        *err = e2;
+        *refused += r2;
+    }
+    return taken;
+}
+
+void weft_batch_set_gso(weft_batch *b, int on) { b->gso = on; }
+int weft_batch_gso(const weft_batch *b) { return b->gso; }
 
 /* sendmmsg needs to know the socket family to write IPv4 destinations on IPv6 sockets. */
 void weft_batch_set_family(weft_batch *b, int fd) { b->family = sock_family(fd); }

@@ -77,6 +77,11 @@ extension DataPlane {
             case .malformed: counterBlock.drop(.malformed); return
             case .ipv4: break
             }
+            let src = UInt32(inner[12]) << 24 | UInt32(inner[13]) << 16 | UInt32(inner[14]) << 8 | UInt32(inner[15])
+            if tables.routes.lookup(src) != s.peer {
+                counterBlock.add(.innerSourceMismatch)
+                if config.enforceInnerSource { counterBlock.drop(.wrongInnerSource); return }
+            }
             s.stats.received(bytes: m)
             guard tunFD >= 0 else { counterBlock.drop(.noTUN); return }
             if weft_tun_write(tunFD, inner.baseAddress, m) < 0 {

@@ -11,6 +11,7 @@ extension DataPlane {
         defer { weft_batch_free(batch) }
         weft_batch_set_family(batch, udpFD)
         let slotBytes = Int(weft_batch_slot_bytes(batch))
+        var gso = false
         let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: DataPlane.slotBytes, alignment: 64)
         defer { scratch.deallocate() }
 
@@ -72,7 +73,11 @@ extension DataPlane {
                     bytes += len
                     n += 1
                 }
-                if n > 0 { flush(batch, count: n, bytes: bytes) }
+                if n > 0 {
+                    let want = gsoWanted.load(ordering: .relaxed)
+                    if want != gso { weft_batch_set_gso(batch, want ? 1 : 0); gso = want }
+                    flush(batch, count: n, bytes: bytes)
+                }
                 if drained { break }
             }
         }

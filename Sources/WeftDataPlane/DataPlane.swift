@@ -51,6 +51,7 @@ public final class DataPlane: @unchecked Sendable {
     let counterBlock = CounterBlock()
     let stopping = Atomic<Bool>(false)
     private let fdsClosed = Atomic<Bool>(false)
+    let gsoWanted: Atomic<Bool>
     private let runningLoops = Atomic<Int>(0)
 
     struct State {
@@ -108,6 +109,7 @@ public final class DataPlane: @unchecked Sendable {
             if tfd >= 0 { _ = weft_close(tfd) }
             throw .system(call: "eventfd", errno: -wfd)
         }
+        gsoWanted = Atomic(config.udpSegmentation)
         udpFD = fd
         tunFD = tfd
         wakeFD = wfd
@@ -223,6 +225,9 @@ public final class DataPlane: @unchecked Sendable {
     }
 
     var isStopped: Bool { stopping.load(ordering: .relaxed) }
+
+    /// Turns UDP GSO for tunnel data on or off (takes effect at the next batch).
+    public func setUDPSegmentation(_ on: Bool) { gsoWanted.store(on, ordering: .relaxed) }
 
     // MARK: - TUN configuration
 
@@ -388,6 +393,7 @@ public final class DataPlane: @unchecked Sendable {
         c.dataFromOtherEndpoint = counterBlock.load(.dataFromOtherEndpoint)
         c.keepalivesIn = counterBlock.load(.keepalivesIn)
         c.sessionsExhausted = counterBlock.load(.sessionsExhausted)
+        c.innerSourceMismatch = counterBlock.load(.innerSourceMismatch)
         for (peer, stats) in state.withLock({ $0.peerStats }) { c.peers[peer] = stats.snapshot }
         return c
     }

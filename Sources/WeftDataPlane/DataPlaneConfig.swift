@@ -32,6 +32,20 @@ public struct DataPlaneConfig: Sendable {
     /// traffic), and UDP has no TIME_WAIT for it to help with. Off, a taken port fails with
     /// ``DataPlaneError/addressInUse(_:)``.
     public var reuseAddress: Bool = false
+    /// Drop decrypted packets whose inner IPv4 source is not in a range the route table gives
+    /// to the sending peer (WireGuard's "allowed IPs" on receive: one member cannot inject
+    /// packets that look like another member's containers). Mismatches are always counted in
+    /// ``DataPlaneCounters/innerSourceMismatch``; with this on they are also dropped as
+    /// `wrong-inner-source`. Default off until the daemon guarantees every source a node uses
+    /// (its own TUN address included) lies in its owned ranges, and routes are updated before
+    /// range hand-overs take effect.
+    public var enforceInnerSource: Bool = false
+    /// Send tunnel data with UDP GSO (`UDP_SEGMENT`): consecutive packets of one batch to the
+    /// same peer go down the UDP/IP stack as one super-datagram the kernel splits. Falls back to
+    /// plain `sendmmsg` by itself if the kernel refuses. Can be flipped at run time with
+    /// ``DataPlane/setUDPSegmentation(_:)``. Default on (see docs/dataplane.md §3 for the
+    /// measurement).
+    public var udpSegmentation: Bool = true
     /// Messages per `recvmmsg` / `sendmmsg` call. Default 64.
     public var batchSize: Int = 64
 

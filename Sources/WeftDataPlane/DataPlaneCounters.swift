@@ -32,6 +32,9 @@ public enum DataPlaneDrop: Int, CaseIterable, Sendable, CustomStringConvertible 
     case udpSendFailed
     /// `recvmmsg` reported an error.
     case udpReceiveFailed
+    /// Inner source address not owned by the sending peer (only with
+    /// ``DataPlaneConfig/enforceInnerSource``).
+    case wrongInnerSource
 
     public var name: String {
         switch self {
@@ -48,6 +51,7 @@ public enum DataPlaneDrop: Int, CaseIterable, Sendable, CustomStringConvertible 
         case .tooLarge: return "too-large"
         case .udpSendFailed: return "udp-send-failed"
         case .udpReceiveFailed: return "udp-receive-failed"
+        case .wrongInnerSource: return "wrong-inner-source"
         }
     }
 
@@ -84,6 +88,9 @@ public struct DataPlaneCounters: Sendable, Equatable {
     /// Authenticated data packets from an address other than the session's installed endpoint
     /// (accepted: peers roam; the daemon may call ``DataPlane/updateEndpoint(peer:endpoint:)``).
     public var dataFromOtherEndpoint: UInt64 = 0
+    /// Authenticated packets whose inner IPv4 source the route table does not give to the
+    /// sending peer (dropped only with ``DataPlaneConfig/enforceInnerSource``).
+    public var innerSourceMismatch: UInt64 = 0
     /// Authenticated empty data packets (keepalives).
     public var keepalivesIn: UInt64 = 0
     /// Times a session's send counter or time ran out (reported to the delegate once each).
@@ -100,7 +107,7 @@ public struct DataPlaneCounters: Sendable, Equatable {
 final class CounterBlock: @unchecked Sendable {
     enum Slot: Int, CaseIterable {
         case udpInPackets, udpInBytes, udpOutPackets, udpOutBytes, controlIn, controlOut, tunIn, tunOut
-        case dataFromOtherEndpoint, keepalivesIn, sessionsExhausted
+        case dataFromOtherEndpoint, keepalivesIn, sessionsExhausted, innerSourceMismatch
     }
 
     static let dropBase = Slot.allCases.count

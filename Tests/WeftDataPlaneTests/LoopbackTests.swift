@@ -153,6 +153,27 @@ final class LoopbackTests: XCTestCase {
         XCTAssertEqual(b.counters().peers[pair.a]?.rxPackets, 2)
     }
 
+    func testInnerSourceMustBelongToTheSendingPeer() throws {
+        let pair = try SessionPair.make()
+        var config = DataPlaneConfig(listen: Endpoint(address: .v4(0x7f00_0001), port: 0), tun: nil)
+        config.enforceInnerSource = true
+        let b = try DataPlane(config: config)
+        addTeardownBlock { b.stop() }
+        let a = try makePlane()
+        b.start(delegate: RecordingDelegate())
+        b.install(pair.snapB, endpoint: endpoint(a), now: .zero)
+        b.updateRoutes([RouteEntry(start: ipv4("10.42.1.0"), end: ipv4("10.42.1.255"), peer: pair.a),
+                        RouteEntry(start: ipv4("10.42.9.0"), end: ipv4("10.42.9.255"), peer: NodeID(high: 9, low: 9))])
+        let c0 = pair.snapA.sendCounters.lowerBound
+        let own = icmpEcho(from: ipv4("10.42.1.7"), to: ipv4("10.42.2.1"))
+        let spoofed = icmpEcho(from: ipv4("10.42.9.7"), to: ipv4("10.42.2.1"))
+        a.send(sealed(own, key: pair.snapA.sendKey, receiverIndex: pair.snapA.remoteIndex, counter: c0), to: endpoint(b))
+        a.send(sealed(spoofed, key: pair.snapA.sendKey, receiverIndex: pair.snapA.remoteIndex, counter: c0 + 1), to: endpoint(b))
+        XCTAssertTrue(waitUntil { b.counters().drops("wrong-inner-source") == 1 }, "\(b.counters())")
+        XCTAssertEqual(b.counters().innerSourceMismatch, 1)
+        XCTAssertEqual(b.counters().peers[pair.a]?.rxPackets, 1, "only the packet from A's own range")
+    }
+
     func testSendCounterReportsAndEndpointUpdates() throws {
         let pair = try SessionPair.make()
         let a = try makePlane()

@@ -213,12 +213,22 @@ final class NetnsTests: XCTestCase {
             print(String(format: "throughput %@: %.0f Mbit/s TCP 1 stream, %d retransmits%@", label, bps / 1e6, retr, cpuLine))
             return bps
         }
-        let udpDropsBefore = rcvbufErrors(nsB)
-        let tunnel = measure("10.42.2.1", label: "weft tunnel (TUN mtu 1440)", seconds: seconds)
-        let udpDrops = rcvbufErrors(nsB) - udpDropsBefore
-        print("throughput: UDP receive-buffer errors at B during the tunnel run: \(udpDrops); drops A: \(dpA.counters().drops.filter { $0.value > 0 }), B: \(dpB.counters().drops.filter { $0.value > 0 })")
+        let rounds = ProcessInfo.processInfo.environment["WEFT_DP_BENCH_ROUNDS"].flatMap(Int.init) ?? 1
+        var best: Double = 0
+        for round in 1...max(1, min(rounds, 5)) {
+            for gso in [true, false] {
+                dpA.setUDPSegmentation(gso)
+                dpB.setUDPSegmentation(gso)
+                let udpDropsBefore = rcvbufErrors(nsB)
+                let tunnel = measure("10.42.2.1", label: "weft tunnel (TUN mtu 1440, UDP GSO \(gso ? "on" : "off"), round \(round))",
+                                     seconds: seconds)
+                best = max(best, tunnel ?? 0)
+                print("  UDP receive-buffer errors at B during that run: \(rcvbufErrors(nsB) - udpDropsBefore)")
+            }
+        }
+        print("throughput: drops A: \(dpA.counters().drops.filter { $0.value > 0 }), B: \(dpB.counters().drops.filter { $0.value > 0 })")
         _ = measure("198.51.100.2", label: "underlay veth (baseline, same run)", seconds: 2)
-        XCTAssertGreaterThan(tunnel ?? 0, 1e6, "TCP moved data through the tunnel")
+        XCTAssertGreaterThan(best, 1e6, "TCP moved data through the tunnel")
     }
 
     func rcvbufErrors(_ ns: String) -> Int {

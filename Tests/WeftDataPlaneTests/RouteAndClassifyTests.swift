@@ -96,6 +96,7 @@ final class RouteAndClassifyTests: XCTestCase {
         XCTAssertEqual(DataPlaneDrop.allCases.map(\.name), [
             "no-route", "no-session", "session-expired", "replayed-packet", "authentication-failed", "tun-write-failed",
             "tun-read-failed", "no-tun", "malformed", "not-ipv4", "too-large", "udp-send-failed", "udp-receive-failed",
+            "wrong-inner-source",
         ])
         let c = DataPlaneCounters()
         XCTAssertEqual(c.drops("replayed-packet"), 0)

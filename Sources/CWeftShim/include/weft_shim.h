@@ -68,6 +68,12 @@ void weft_batch_set(weft_batch *b, int i, int len, const weft_endpoint *to);
  * that stopped it (0 if all went). A message the kernel refuses outright (e.g. EMSGSIZE,
  * ENETUNREACH) is skipped and counted in *refused. */
 int weft_batch_send(weft_batch *b, int fd, int n, int wait_ms, int *err, int *refused);
+/* With GSO on, weft_batch_send groups consecutive slots to the same destination with equal
+ * lengths (the last may be shorter; at most 64 and 65,000 bytes) into one UDP_SEGMENT
+ * super-datagram: one pass through the UDP/IP stack for the group. If the kernel refuses a
+ * group (EINVAL/EIO/EOPNOTSUPP) the batch turns GSO off for good and sends plainly. */
+void weft_batch_set_gso(weft_batch *b, int on);
+int weft_batch_gso(const weft_batch *b);
 /* Remembers the socket's family (IPv4 destinations on an IPv6 socket become v4-mapped). */
 void weft_batch_set_family(weft_batch *b, int fd);
 
