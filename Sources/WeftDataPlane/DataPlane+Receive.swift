@@ -1,0 +1,101 @@
+import CWeftShim
+import Glibc
+import WeftCore
+
+extension DataPlane {
+    /// The UDP receive thread: `recvmmsg` batches, decrypt data for installed sessions in
+    /// place, everything else to the delegate. Exits within one poll timeout (250 ms) of
+    /// ``stop()``, at once when the eventfd fires.
+    func receiveLoop(delegate: any DataPlaneDelegate) {
+        guard let batch = weft_batch_new(Int32(config.batchSize), Int32(DataPlane.slotBytes)) else { return }
+        defer { weft_batch_free(batch) }
+        let plain = UnsafeMutableRawBufferPointer.allocate(byteCount: DataPlane.slotBytes, alignment: 64)
+        defer { plain.deallocate() }
+        let batchSize = Int32(config.batchSize)
+
+        while !isStopped {
+            let w = weft_wait_readable(udpFD, wakeFD, 250)
+            if w == 2 || isStopped { break }
+            if w < 0 {
+                // poll itself failed (EBADF after an abnormal close): do not spin.
+                counterBlock.drop(.udpReceiveFailed)
+                usleep(10_000)
+                continue
+            }
+            if w == 0 { continue }
+            // Drain what is queued, bounded so a flood cannot keep us from seeing stop().
+            var rounds = 0
+            while rounds < 64 && !isStopped {
+                rounds += 1
+                let n = weft_batch_recv(batch, udpFD)
+                if n < 0 { counterBlock.drop(.udpReceiveFailed); break }
+                if n == 0 { break }
+                let tables = currentTables()
+                let now = weft_monotonic_ns()
+                for i in 0..<n {
+                    handleDatagram(batch, Int32(i), tables: tables, now: now, plain: plain, delegate: delegate)
+                }
+                if n < batchSize { break }
+            }
+        }
+    }
+
+    @inline(__always)
+    private func handleDatagram(_ batch: OpaquePointer, _ i: Int32, tables: ForwardingTables, now: Int64,
+                                plain: UnsafeMutableRawBufferPointer, delegate: any DataPlaneDelegate) {
+        let len = Int(weft_batch_length(batch, i))
+        guard len >= 0 else { counterBlock.drop(.tooLarge); return }
+        counterBlock.add(.udpInPackets)
+        counterBlock.add(.udpInBytes, UInt64(len))
+        let datagram = UnsafeRawBufferPointer(start: weft_batch_slot(batch, i), count: len)
+        switch PacketClass.classify(datagram) {
+        case .malformedData:
+            counterBlock.drop(.malformed)
+        case .control:
+            toDelegate(batch, i, datagram, delegate)
+        case .data(let index, let counter):
+            guard let s = tables.byIndex[index] else {
+                toDelegate(batch, i, datagram, delegate)
+                return
+            }
+            guard now < s.expiresAtMonotonicNanos else { counterBlock.drop(.sessionExpired); return }
+            guard s.replay.withLock({ $0.wouldAccept(counter) }) else { counterBlock.drop(.replayedPacket); return }
+            let header = Tunnel.DataHeader(receiverIndex: index, counter: counter)
+            guard let m = Tunnel.openData(suite: suite, key: s.receiveKey, header: header, packet: datagram, into: plain) else {
+                counterBlock.drop(.authenticationFailed)
+                return
+            }
+            // A racing duplicate (or a slow-path copy) loses here.
+            guard s.replay.withLock({ $0.accept(counter) }) else { counterBlock.drop(.replayedPacket); return }
+            var source = weft_endpoint()
+            weft_batch_source(batch, i, &source)
+            if !source.sameAs(s.installedEndpoint) { counterBlock.add(.dataFromOtherEndpoint) }
+            if m == 0 { counterBlock.add(.keepalivesIn); return }
+            let inner = UnsafeRawBufferPointer(rebasing: plain[0..<m])
+            switch InnerPacket.check(inner) {
+            case .notIPv4: counterBlock.drop(.notIPv4); return
+            case .malformed: counterBlock.drop(.malformed); return
+            case .ipv4: break
+            }
+            let src = UInt32(inner[12]) << 24 | UInt32(inner[13]) << 16 | UInt32(inner[14]) << 8 | UInt32(inner[15])
+            if tables.routes.lookup(src) != s.peer {
+                counterBlock.add(.innerSourceMismatch)
+                if config.enforceInnerSource { counterBlock.drop(.wrongInnerSource); return }
+            }
+            s.stats.received(bytes: m)
+            guard tunFD >= 0 else { counterBlock.drop(.noTUN); return }
+            if weft_tun_write(tunFD, inner.baseAddress, m) < 0 {
+                counterBlock.drop(.tunWriteFailed)
+            } else {
+                counterBlock.add(.tunOut)
+            }
+        }
+    }
+
+    private func toDelegate(_ batch: OpaquePointer, _ i: Int32, _ datagram: UnsafeRawBufferPointer, _ delegate: any DataPlaneDelegate) {
+        var source = weft_endpoint()
+        weft_batch_source(batch, i, &source)
+        counterBlock.add(.controlIn)
+        delegate.dataPlane(received: Array(datagram), from: source.endpoint)
+    }
+}

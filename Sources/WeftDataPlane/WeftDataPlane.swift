@@ -1,1 +1,0 @@
-// WeftDataPlane: UDP + TUN packet path. See docs/dataplane.md.
