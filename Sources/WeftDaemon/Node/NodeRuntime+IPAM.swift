@@ -56,6 +56,7 @@ extension NodeRuntime {
         lastIPAMTick = t
         claimOverlayIfNeeded()
         execute(ipam: ipam.onTick(now: t))
+        configureOverlayIfNeeded()
     }
 
     /// A point-to-point IPAM message arrived on the TCP port.

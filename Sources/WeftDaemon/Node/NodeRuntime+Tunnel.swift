@@ -64,7 +64,7 @@ extension NodeRuntime {
                 drops.increment("tunnel-" + reason.name)
             case .sessionEstablished(let info):
                 guard let snapshot = tunnel?.handOffSession(localIndex: info.localIndex, now: now) else { continue }
-                dataPlane.install(snapshot, endpoint: info.endpoint, expiresAfter: tunnelRejectAfter - (now - info.establishedAt))
+                dataPlane.install(snapshot, endpoint: info.endpoint, rejectAfter: info.establishedAt + tunnelRejectAfter, now: now)
                 logger.info("tunnel established", metadata: [
                     "event": "tunnel-up", "peer": .string(info.peer.short), "endpoint": .string(info.endpoint.description),
                     "initiator": .stringConvertible(info.isInitiator),
@@ -149,7 +149,7 @@ extension NodeRuntime {
                 lastHandshake: s.lastHandshake.map { max(0, (t - $0).seconds) },
                 rxBytes: s.bytesReceived + (fast?.rxBytes ?? 0), txBytes: s.bytesSent + (fast?.txBytes ?? 0),
                 rxPackets: s.packetsReceived + (fast?.rxPackets ?? 0), txPackets: s.packetsSent + (fast?.txPackets ?? 0),
-                drops: fast?.drops ?? [:]
+                drops: [:]
             )
         }.sorted { $0.name < $1.name }
     }
