@@ -93,7 +93,6 @@ public enum Daemon {
             sealer: GossipSealer(clusterKey: clusterKey), logger: logger, group: group
         )
 
-        await runtime.start(ipamDirectives: ipam.directives)
 
         var channels: [any Channel] = []
         func closeAll() async {
@@ -124,6 +123,8 @@ public enum Daemon {
                 rng: DeterministicRNG(seed: Sodium.randomUInt64())
             )
         }
+        // Only now, with the sockets and the TUN device in hand, is state written (a new ring).
+        await runtime.start(ipamDirectives: ipam.directives)
         dataPlane.start(delegate: DataPlaneBridge(sink: eventSink))
         await runtime.attach(dataPlane: dataPlane, tunnel: tunnel, tunMTU: tunMTU)
         do {

@@ -89,6 +89,30 @@ final class CommandErrorTests: XCTestCase {
         XCTAssertNotNil(n.status(), "the node keeps serving after bad requests")
     }
 
+    /// Without the right to create a TUN device, `weft start` says exactly what is missing.
+    func testTUNWithoutRootSaysWhatIsMissing() throws {
+        guard getuid() == 0 else { throw XCTSkip("needs root to run the command as an unprivileged user (runuser)") }
+        guard FileManager.default.isExecutableFile(atPath: "/usr/sbin/runuser") || FileManager.default.isExecutableFile(atPath: "/sbin/runuser") else {
+            throw XCTSkip("runuser (util-linux) is not installed")
+        }
+        let dir = root.path + "/unpriv"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        chmod(root.path, 0o755)
+        chown(dir, 65534, 65534)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/sbin/runuser")
+        p.arguments = ["-u", "nobody", "--", WeftBinary.path, "start", "--data-dir", dir + "/d", "--listen", "127.0.0.1:\(freePort())"]
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        let data = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        let text = String(decoding: data, as: UTF8.self)
+        XCTAssertNotEqual(p.terminationStatus, 0)
+        XCTAssertTrue(text.contains("needs root") && text.contains("--no-tun"), text)
+    }
+
     private func keygen() throws -> String {
         let r = try runWeft(["keygen"])
         XCTAssertEqual(r.status, 0)
