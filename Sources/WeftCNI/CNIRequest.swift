@@ -52,7 +52,7 @@ public struct PluginConfig: Sendable, Equatable {
 
     /// Parses stdin. Errors: 6 (not JSON / not an object), 1 (unknown cniVersion), 7 (a key has
     /// the wrong type or value).
-    public static func parse(_ stdin: [UInt8]) throws(CNIError) -> (PluginConfig, JSON) {
+    public static func parse(_ stdin: [UInt8]) throws(CNIError) -> PluginConfig {
         let root: JSON
         do { root = try JSON.parse(stdin) } catch {
             throw CNIError(.decodeFailure, "cannot decode the network configuration on stdin", details: error.description)
@@ -105,7 +105,7 @@ public struct PluginConfig: Sendable, Equatable {
             }
             c.validAttachments = list
         }
-        return (c, root)
+        return c
     }
 }
 

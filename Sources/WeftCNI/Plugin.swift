@@ -47,7 +47,7 @@ public struct Plugin: Sendable {
                 let out = JSON.object([("cniVersion", .string(v)), ("supportedVersions", .array(CNIVersion.supported.map { .string($0) }))])
                 return Output(stdout: out.text, exitCode: 0, stderr: [], logFile: nil, logLine: "\(who) ok")
             }
-            let (config, _) = try PluginConfig.parse(stdin)
+            let config = try PluginConfig.parse(stdin)
             replyVersion = config.cniVersion
             logFile = config.logFile
             let node = client(config.dataDir)

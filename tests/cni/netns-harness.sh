@@ -34,7 +34,15 @@ cleanup() {
 trap cleanup EXIT
 
 newns() { ip netns add "weftcni-$id-$1" && NS+=("weftcni-$id-$1"); }
-port=$((20000 + id % 20000))
+free_port() {  # a port nothing listens on (TCP or UDP), so parallel runs do not collide
+  local p
+  for _ in $(seq 50); do
+    p=$((20000 + RANDOM % 20000))
+    [ -z "$(ss -Htuln "sport = :$p" 2>/dev/null)" ] && { echo $p; return; }
+  done
+  echo $((20000 + RANDOM % 20000))
+}
+port=$(free_port)
 
 start_node() {
   "$WEFT" start --no-tun --data-dir "$D/node" --listen 127.0.0.1:$port --profile fast >>"$D/node.log" 2>&1 &
