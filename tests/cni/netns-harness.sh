@@ -34,14 +34,7 @@ cleanup() {
 trap cleanup EXIT
 
 newns() { ip netns add "weftcni-$id-$1" && NS+=("weftcni-$id-$1"); }
-free_port() {  # a port nothing listens on (TCP or UDP), so parallel runs do not collide
-  local p
-  for _ in $(seq 50); do
-    p=$((20000 + RANDOM % 20000))
-    [ -z "$(ss -Htuln "sport = :$p" 2>/dev/null)" ] && { echo $p; return; }
-  done
-  echo $((20000 + RANDOM % 20000))
-}
+. "$top/tests/cni/lib.sh"
 port=$(free_port)
 
 start_node() {

@@ -46,14 +46,7 @@ trap cleanup EXIT
 mkdir -p "$W"/{node,net.d,bin,root,run,tmp}
 cp "$WEFT_CNI" "$W/bin/weft-cni"
 ip netns add "$H" && ip -n "$H" link set lo up
-free_port() {  # a port nothing listens on (TCP or UDP), so parallel runs do not collide
-  local p
-  for _ in $(seq 50); do
-    p=$((20000 + RANDOM % 20000))
-    [ -z "$(ss -Htuln "sport = :$p" 2>/dev/null)" ] && { echo $p; return; }
-  done
-  echo $((20000 + RANDOM % 20000))
-}
+. "$top/tests/cni/lib.sh"
 port=$(free_port)
 "$WEFT" start --no-tun --data-dir "$W/node" --listen 127.0.0.1:$port --profile fast >"$W/node.log" 2>&1 &
 node_pid=$!
