@@ -127,7 +127,7 @@ public struct Plugin: Sendable {
             try network.configureContainer(netns: env.netns, ifname: env.ifname, address: address, routes: extraRoutes)
             try network.configureHost(link: hostName, address: ip)
             guard let h = try network.hostLink(hostName), let c = try network.containerLink(netns: env.netns, name: env.ifname) else {
-                throw NetworkError(step: "reading back \(hostName) and \(env.ifname)", errno: 19, reason: "link vanished")
+                throw NetworkError(step: "reading back \(hostName) and \(env.ifname)", errno: 19 /* ENODEV */, reason: "link vanished")
             }
             hostLink = h
             containerLink = c
