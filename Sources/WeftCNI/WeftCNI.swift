@@ -1,1 +1,0 @@
-// WeftCNI: the CNI plugin logic. See docs/cni.md.
