@@ -87,9 +87,17 @@ extension NodeRuntime {
                 drops.increment("tunnel-bad-member-key")
                 return
             }
+            // A higher incarnation usually means the peer restarted and lost its sessions: our
+            // installed session would send into the void until the next rekey. Start over, so
+            // the next packet triggers a fresh handshake.
+            if let known = tunnelIncarnations[m.id], m.incarnation > known {
+                execute(tunnel: tunnel!.removePeer(m.id))
+            }
+            tunnelIncarnations[m.id] = m.incarnation
             execute(tunnel: tunnel!.upsertPeer(m.id, staticKey: key, endpoint: m.address))
             dataPlane?.updateEndpoint(peer: m.id, endpoint: m.address)
         case .dead, .left:
+            tunnelIncarnations[m.id] = nil
             execute(tunnel: tunnel!.removePeer(m.id))
         }
     }

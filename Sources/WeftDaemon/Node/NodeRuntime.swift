@@ -44,6 +44,8 @@ actor NodeRuntime {
     var tunAddress: UInt32?
     var lastDataPlaneReport: Instant = .zero
     var lastRoutes: [RouteEntry] = []
+    /// The incarnation each tunnel peer had when its sessions were made (restart detection).
+    var tunnelIncarnations: [NodeID: UInt64] = [:]
     var drops = Counters(label: "weft_dropped_packets_total", dimension: "reason")
     var messages = Counters(label: "weft_messages_total", dimension: "type")
     let probeTimer = Metrics.Timer(label: "weft_probe_rtt_seconds", preferredDisplayUnit: .seconds)
