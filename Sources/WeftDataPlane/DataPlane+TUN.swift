@@ -93,6 +93,7 @@ extension DataPlane {
     }
 
     private func flush(_ batch: OpaquePointer, count n: Int32, bytes: Int) {
+        counterBlock.add(.sendBatches)
         var err: Int32 = 0, refused: Int32 = 0
         let sent = weft_batch_send(batch, udpFD, n, 5, &err, &refused)
         counterBlock.add(.udpOutPackets, UInt64(max(0, sent)))

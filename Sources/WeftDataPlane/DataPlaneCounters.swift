@@ -93,6 +93,10 @@ public struct DataPlaneCounters: Sendable, Equatable {
     public var innerSourceMismatch: UInt64 = 0
     /// Authenticated empty data packets (keepalives).
     public var keepalivesIn: UInt64 = 0
+    /// Non-empty `recvmmsg` results and TUN-thread batches flushed with `sendmmsg`:
+    /// `udpInPackets / receiveBatches` is the average receive batch.
+    public var receiveBatches: UInt64 = 0
+    public var sendBatches: UInt64 = 0
     /// Times a session's send counter or time ran out (reported to the delegate once each).
     public var sessionsExhausted: UInt64 = 0
 
@@ -107,7 +111,7 @@ public struct DataPlaneCounters: Sendable, Equatable {
 final class CounterBlock: @unchecked Sendable {
     enum Slot: Int, CaseIterable {
         case udpInPackets, udpInBytes, udpOutPackets, udpOutBytes, controlIn, controlOut, tunIn, tunOut
-        case dataFromOtherEndpoint, keepalivesIn, sessionsExhausted, innerSourceMismatch
+        case dataFromOtherEndpoint, keepalivesIn, sessionsExhausted, innerSourceMismatch, receiveBatches, sendBatches
     }
 
     static let dropBase = Slot.allCases.count

@@ -189,7 +189,7 @@ final class NetnsTests: XCTestCase {
             usleep(400_000)
             var ru0 = rusage(), ru1 = rusage()
             getrusage(RUSAGE_SELF.rawValue, &ru0)
-            let before = dpB.counters()
+            let before = dpB.counters(), beforeA = dpA.counters()
             let r = sh([Self.ip, "netns", "exec", nsA, iperf, "-c", server, "-p", port, "-t", String(seconds), "-J",
                          "--connect-timeout", "2000"], timeout: Double(seconds) + 10)
             getrusage(RUSAGE_SELF.rawValue, &ru1)
@@ -202,7 +202,10 @@ final class NetnsTests: XCTestCase {
             }
             let retr = (end["sum_sent"] as? [String: Any])?["retransmits"] as? Int ?? -1
             let cpu = { (u: rusage) in Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6 }
-            let after = dpB.counters()
+            let after = dpB.counters(), afterA = dpA.counters()
+            let batches = String(format: "; average batch: A sendmmsg %.1f, B recvmmsg %.1f datagrams",
+                                 Double(afterA.udpOutPackets - beforeA.udpOutPackets) / Double(max(1, afterA.sendBatches - beforeA.sendBatches)),
+                                 Double(after.udpInPackets - before.udpInPackets) / Double(max(1, after.receiveBatches - before.receiveBatches)))
             let packets = Double((after.udpInPackets - before.udpInPackets) + (after.udpOutPackets - before.udpOutPackets))
             // Every tunnel packet is sealed at one end and opened at the other, both in this
             // process: CPU per packet covers both ends (the lab's "daemon CPU per packet").
@@ -210,7 +213,7 @@ final class NetnsTests: XCTestCase {
                 ? String(format: ", data-plane CPU %.0f%% of a core (both ends), %.1f µs CPU/packet across both ends, %.0f packets",
                          (cpu(ru1) - cpu(ru0)) / Double(seconds) * 100, (cpu(ru1) - cpu(ru0)) / packets * 1e6, packets)
                 : ""
-            print(String(format: "throughput %@: %.0f Mbit/s TCP 1 stream, %d retransmits%@", label, bps / 1e6, retr, cpuLine))
+            print(String(format: "throughput %@: %.0f Mbit/s TCP 1 stream, %d retransmits%@%@", label, bps / 1e6, retr, cpuLine, packets > 1000 ? batches : ""))
             return bps
         }
         let rounds = ProcessInfo.processInfo.environment["WEFT_DP_BENCH_ROUNDS"].flatMap(Int.init) ?? 1
