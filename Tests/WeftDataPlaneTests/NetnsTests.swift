@@ -132,6 +132,14 @@ final class NetnsTests: XCTestCase {
         XCTAssertTrue(waitUntil { !da.noSession.withLock { $0.isEmpty } }, "packet without a session reached noSessionFor")
         XCTAssertEqual(da.noSession.withLock { $0.first?.0 }, pair.b)
 
+        // A session already past reject-after: not used; reported once as exhausted, packets to the daemon.
+        dpA.install(pair.snapA, endpoint: endB, rejectAfter: now, now: now)
+        let handedBefore = da.noSession.withLock { $0.count }
+        for _ in 0..<2 { _ = sh([Self.ip, "netns", "exec", nsA, "/usr/bin/ping", "-c", "1", "-W", "1", "10.42.2.1"]) }
+        XCTAssertTrue(waitUntil { da.noSession.withLock { $0.count } >= handedBefore + 2 }, "expired session: packets to noSessionFor")
+        XCTAssertEqual(da.exhausted.withLock { $0 }, [pair.snapA.localIndex], "reported exactly once")
+        XCTAssertEqual(dpA.counters().peers[pair.b]?.txPackets ?? 0, 0, "nothing sealed under the expired session")
+
         dpA.install(pair.snapA, endpoint: endB, now: now)
         dpB.install(pair.snapB, endpoint: endA, now: now)
         let ping = sh([Self.ip, "netns", "exec", nsA, "/usr/bin/ping", "-c", "5", "-i", "0.2", "-W", "2", "10.42.2.1"])
