@@ -154,6 +154,20 @@ final class NetnsTests: XCTestCase {
 
         try throughput(dpA: dpA, dpB: dpB)
 
+        // TUN MTU too large for the underlay (veth 1400 < 1440 + 60): the kernel refuses GSO
+        // groups; the data plane falls back to plain sends (IP fragments) and traffic still flows.
+        dpA.setUDPSegmentation(true)
+        XCTAssertEqual(sh([Self.ip, "-n", nsA, "link", "set", "wdpa\(tag)", "mtu", "1400"]).status, 0)
+        XCTAssertEqual(sh([Self.ip, "-n", nsB, "link", "set", "wdpb\(tag)", "mtu", "1400"]).status, 0)
+        let big = sh([Self.ip, "netns", "exec", nsA, "/usr/bin/ping", "-c", "32", "-l", "16", "-i", "0.2", "-s", "1400", "-W", "2", "-q", "10.42.2.1"], timeout: 20)
+        print("GSO fallback ping: \(big.output.split(separator: "\n").suffix(2).joined(separator: " | ")); fallbacks A \(dpA.counters().udpSegmentationFallbacks) B \(dpB.counters().udpSegmentationFallbacks); drops A \(dpA.counters().drops.filter { $0.value > 0 }) B \(dpB.counters().drops.filter { $0.value > 0 })")
+        XCTAssertEqual(big.status, 0, "big packets still cross with the underlay MTU below the tunnel's: \(big.output)")
+        XCTAssertTrue(big.output.contains(" 0% packet loss"), big.output)
+        XCTAssertEqual(dpA.counters().drops("udp-send-failed"), 0)
+        for (ns, dev) in [(nsA, "wdpa\(tag)"), (nsB, "wdpb\(tag)")] {
+            XCTAssertEqual(sh([Self.ip, "-n", ns, "link", "set", dev, "mtu", "1500"]).status, 0)
+        }
+
         // A replayed data packet (sealed under A's session, sent twice) and a forgery.
         let before = dpB.counters()
         let inner = icmpEcho(from: ipv4("10.42.1.1"), to: ipv4("10.42.2.1"), sequence: 999)
