@@ -259,9 +259,11 @@ static int send_msgs(struct mmsghdr *msgs, const int *weights, int fd, int n, in
             return taken;
         }
         int e = r < 0 ? errno : EIO;
-        /* A GSO super-datagram the kernel will not segment (EINVAL: segment + headers above the
-         * path MTU; EIO/EOPNOTSUPP: no offload): tell the caller to resend it without GSO. */
-        if (gso_refused && weights && weights[done] > 1 && (e == EINVAL || e == EIO || e == EOPNOTSUPP)) {
+        /* A GSO super-datagram the kernel will not segment (EINVAL or EMSGSIZE, depending on the
+         * kernel: segment + headers above the path MTU; EIO/EOPNOTSUPP: no offload): tell the
+         * caller to resend it without GSO. */
+        if (gso_refused && weights && weights[done] > 1 &&
+            (e == EINVAL || e == EMSGSIZE || e == EIO || e == EOPNOTSUPP)) {
             *gso_refused = done;
             *err = e;
             return taken;

@@ -30,6 +30,7 @@ extension DataPlane {
                 let n = weft_batch_recv(batch, udpFD)
                 if n < 0 { counterBlock.drop(.udpReceiveFailed); break }
                 if n == 0 { break }
+                counterBlock.add(.receiveBatches)
                 let tables = currentTables()
                 let now = weft_monotonic_ns()
                 for i in 0..<n {

@@ -12,6 +12,7 @@ extension DataPlane {
         weft_batch_set_family(batch, udpFD)
         let slotBytes = Int(weft_batch_slot_bytes(batch))
         var gso = false
+        var gsoRefusedByKernel = false
         let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: DataPlane.slotBytes, alignment: 64)
         defer { scratch.deallocate() }
 
@@ -74,9 +75,14 @@ extension DataPlane {
                     n += 1
                 }
                 if n > 0 {
-                    let want = gsoWanted.load(ordering: .relaxed)
+                    let want = gsoWanted.load(ordering: .relaxed) && !gsoRefusedByKernel
                     if want != gso { weft_batch_set_gso(batch, want ? 1 : 0); gso = want }
                     flush(batch, count: n, bytes: bytes)
+                    if gso && weft_batch_gso(batch) == 0 {
+                        gsoRefusedByKernel = true
+                        gso = false
+                        counterBlock.add(.gsoFallbacks)
+                    }
                 }
                 if drained { break }
             }
@@ -93,6 +99,7 @@ extension DataPlane {
     }
 
     private func flush(_ batch: OpaquePointer, count n: Int32, bytes: Int) {
+        counterBlock.add(.sendBatches)
         var err: Int32 = 0, refused: Int32 = 0
         let sent = weft_batch_send(batch, udpFD, n, 5, &err, &refused)
         counterBlock.add(.udpOutPackets, UInt64(max(0, sent)))

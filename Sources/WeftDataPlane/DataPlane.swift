@@ -394,6 +394,9 @@ public final class DataPlane: @unchecked Sendable {
         c.keepalivesIn = counterBlock.load(.keepalivesIn)
         c.sessionsExhausted = counterBlock.load(.sessionsExhausted)
         c.innerSourceMismatch = counterBlock.load(.innerSourceMismatch)
+        c.receiveBatches = counterBlock.load(.receiveBatches)
+        c.sendBatches = counterBlock.load(.sendBatches)
+        c.udpSegmentationFallbacks = counterBlock.load(.gsoFallbacks)
         for (peer, stats) in state.withLock({ $0.peerStats }) { c.peers[peer] = stats.snapshot }
         return c
     }

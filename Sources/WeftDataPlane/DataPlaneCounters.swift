@@ -93,6 +93,13 @@ public struct DataPlaneCounters: Sendable, Equatable {
     public var innerSourceMismatch: UInt64 = 0
     /// Authenticated empty data packets (keepalives).
     public var keepalivesIn: UInt64 = 0
+    /// Non-empty `recvmmsg` results and TUN-thread batches flushed with `sendmmsg`:
+    /// `udpInPackets / receiveBatches` is the average receive batch.
+    public var receiveBatches: UInt64 = 0
+    public var sendBatches: UInt64 = 0
+    /// 1 once the kernel refused a UDP GSO send (segment larger than the path MTU, no offload):
+    /// the TUN thread then sends without GSO for good.
+    public var udpSegmentationFallbacks: UInt64 = 0
     /// Times a session's send counter or time ran out (reported to the delegate once each).
     public var sessionsExhausted: UInt64 = 0
 
@@ -107,7 +114,7 @@ public struct DataPlaneCounters: Sendable, Equatable {
 final class CounterBlock: @unchecked Sendable {
     enum Slot: Int, CaseIterable {
         case udpInPackets, udpInBytes, udpOutPackets, udpOutBytes, controlIn, controlOut, tunIn, tunOut
-        case dataFromOtherEndpoint, keepalivesIn, sessionsExhausted, innerSourceMismatch
+        case dataFromOtherEndpoint, keepalivesIn, sessionsExhausted, innerSourceMismatch, receiveBatches, sendBatches, gsoFallbacks
     }
 
     static let dropBase = Slot.allCases.count

@@ -132,6 +132,14 @@ final class NetnsTests: XCTestCase {
         XCTAssertTrue(waitUntil { !da.noSession.withLock { $0.isEmpty } }, "packet without a session reached noSessionFor")
         XCTAssertEqual(da.noSession.withLock { $0.first?.0 }, pair.b)
 
+        // A session already past reject-after: not used; reported once as exhausted, packets to the daemon.
+        dpA.install(pair.snapA, endpoint: endB, rejectAfter: now, now: now)
+        let handedBefore = da.noSession.withLock { $0.count }
+        for _ in 0..<2 { _ = sh([Self.ip, "netns", "exec", nsA, "/usr/bin/ping", "-c", "1", "-W", "1", "10.42.2.1"]) }
+        XCTAssertTrue(waitUntil { da.noSession.withLock { $0.count } >= handedBefore + 2 }, "expired session: packets to noSessionFor")
+        XCTAssertEqual(da.exhausted.withLock { $0 }, [pair.snapA.localIndex], "reported exactly once")
+        XCTAssertEqual(dpA.counters().peers[pair.b]?.txPackets ?? 0, 0, "nothing sealed under the expired session")
+
         dpA.install(pair.snapA, endpoint: endB, now: now)
         dpB.install(pair.snapB, endpoint: endA, now: now)
         let ping = sh([Self.ip, "netns", "exec", nsA, "/usr/bin/ping", "-c", "5", "-i", "0.2", "-W", "2", "10.42.2.1"])
@@ -145,6 +153,20 @@ final class NetnsTests: XCTestCase {
         XCTAssertEqual(cb.drops("replayed-packet"), 0)
 
         try throughput(dpA: dpA, dpB: dpB)
+
+        // TUN MTU too large for the underlay (veth 1400 < 1440 + 60): the kernel refuses GSO
+        // groups; the data plane falls back to plain sends (IP fragments) and traffic still flows.
+        dpA.setUDPSegmentation(true)
+        XCTAssertEqual(sh([Self.ip, "-n", nsA, "link", "set", "wdpa\(tag)", "mtu", "1400"]).status, 0)
+        XCTAssertEqual(sh([Self.ip, "-n", nsB, "link", "set", "wdpb\(tag)", "mtu", "1400"]).status, 0)
+        let big = sh([Self.ip, "netns", "exec", nsA, "/usr/bin/ping", "-c", "32", "-l", "16", "-i", "0.2", "-s", "1400", "-W", "2", "-q", "10.42.2.1"], timeout: 20)
+        print("GSO fallback ping: \(big.output.split(separator: "\n").suffix(2).joined(separator: " | ")); fallbacks A \(dpA.counters().udpSegmentationFallbacks) B \(dpB.counters().udpSegmentationFallbacks); drops A \(dpA.counters().drops.filter { $0.value > 0 }) B \(dpB.counters().drops.filter { $0.value > 0 })")
+        XCTAssertEqual(big.status, 0, "big packets still cross with the underlay MTU below the tunnel's: \(big.output)")
+        XCTAssertTrue(big.output.contains(" 0% packet loss"), big.output)
+        XCTAssertEqual(dpA.counters().drops("udp-send-failed"), 0)
+        for (ns, dev) in [(nsA, "wdpa\(tag)"), (nsB, "wdpb\(tag)")] {
+            XCTAssertEqual(sh([Self.ip, "-n", ns, "link", "set", dev, "mtu", "1500"]).status, 0)
+        }
 
         // A replayed data packet (sealed under A's session, sent twice) and a forgery.
         let before = dpB.counters()
@@ -189,7 +211,7 @@ final class NetnsTests: XCTestCase {
             usleep(400_000)
             var ru0 = rusage(), ru1 = rusage()
             getrusage(RUSAGE_SELF.rawValue, &ru0)
-            let before = dpB.counters()
+            let before = dpB.counters(), beforeA = dpA.counters()
             let r = sh([Self.ip, "netns", "exec", nsA, iperf, "-c", server, "-p", port, "-t", String(seconds), "-J",
                          "--connect-timeout", "2000"], timeout: Double(seconds) + 10)
             getrusage(RUSAGE_SELF.rawValue, &ru1)
@@ -202,7 +224,10 @@ final class NetnsTests: XCTestCase {
             }
             let retr = (end["sum_sent"] as? [String: Any])?["retransmits"] as? Int ?? -1
             let cpu = { (u: rusage) in Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6 }
-            let after = dpB.counters()
+            let after = dpB.counters(), afterA = dpA.counters()
+            let batches = String(format: "; average batch: A sendmmsg %.1f, B recvmmsg %.1f datagrams",
+                                 Double(afterA.udpOutPackets - beforeA.udpOutPackets) / Double(max(1, afterA.sendBatches - beforeA.sendBatches)),
+                                 Double(after.udpInPackets - before.udpInPackets) / Double(max(1, after.receiveBatches - before.receiveBatches)))
             let packets = Double((after.udpInPackets - before.udpInPackets) + (after.udpOutPackets - before.udpOutPackets))
             // Every tunnel packet is sealed at one end and opened at the other, both in this
             // process: CPU per packet covers both ends (the lab's "daemon CPU per packet").
@@ -210,7 +235,7 @@ final class NetnsTests: XCTestCase {
                 ? String(format: ", data-plane CPU %.0f%% of a core (both ends), %.1f µs CPU/packet across both ends, %.0f packets",
                          (cpu(ru1) - cpu(ru0)) / Double(seconds) * 100, (cpu(ru1) - cpu(ru0)) / packets * 1e6, packets)
                 : ""
-            print(String(format: "throughput %@: %.0f Mbit/s TCP 1 stream, %d retransmits%@", label, bps / 1e6, retr, cpuLine))
+            print(String(format: "throughput %@: %.0f Mbit/s TCP 1 stream, %d retransmits%@%@", label, bps / 1e6, retr, cpuLine, packets > 1000 ? batches : ""))
             return bps
         }
         let rounds = ProcessInfo.processInfo.environment["WEFT_DP_BENCH_ROUNDS"].flatMap(Int.init) ?? 1

@@ -71,7 +71,7 @@ int weft_batch_send(weft_batch *b, int fd, int n, int wait_ms, int *err, int *re
 /* With GSO on, weft_batch_send groups consecutive slots to the same destination with equal
  * lengths (the last may be shorter; at most 64 and 65,000 bytes) into one UDP_SEGMENT
  * super-datagram: one pass through the UDP/IP stack for the group. If the kernel refuses a
- * group (EINVAL/EIO/EOPNOTSUPP) the batch turns GSO off for good and sends plainly. */
+ * group (EINVAL/EMSGSIZE/EIO/EOPNOTSUPP) the batch turns GSO off for good and sends plainly. */
 void weft_batch_set_gso(weft_batch *b, int on);
 int weft_batch_gso(const weft_batch *b);
 /* Remembers the socket's family (IPv4 destinations on an IPv6 socket become v4-mapped). */
