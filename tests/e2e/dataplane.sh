@@ -98,6 +98,8 @@ status_field() { weft status --data-dir "$WORK/n$1" --json 2>/dev/null | "$PY" "
 
 show_logs_on_failure() {
   ((CHECKS_FAILED)) || return 0
+  [[ -z ${LOGS_SHOWN:-} ]] || return 0
+  LOGS_SHOWN=1
   local i
   for ((i = 1; i <= N; i++)); do
     [[ -f $WORK/n$i.log ]] || continue
@@ -105,7 +107,12 @@ show_logs_on_failure() {
     tail -n 15 "$WORK/n$i.log" >&2
   done
 }
-LAB_CLEANUP_HOOK=show_logs_on_failure
+LAB_CLEANUP_HOOK=show_logs_on_failure   # if the script stops early
+finish() { # the node logs on failure, the elapsed time, then the summary as the very last line
+  show_logs_on_failure
+  say "total $(lab_elapsed)s"
+  summary_line
+}
 
 # ------------------------------------------------------------------------------------ nodes
 start_node() { # start_node I : weft start in host I (the first node creates the cluster)
@@ -247,21 +254,21 @@ say "weft: $WEFT_BIN ($("$WEFT_BIN" --version 2>/dev/null | head -1))"
 say "mode: $( ((CONTROL_ONLY)) && echo 'control plane only (--no-tun) + harness self-tests over the underlay' || echo 'data plane (TUN)'); work dir $WORK"
 
 # topology
-switch_add "$SW" || { fail "create switch namespace $SW"; summary_line; exit 1; }
+switch_add "$SW" || { fail "create switch namespace $SW"; finish; exit 1; }
 for ((i = 1; i <= N; i++)); do
-  host_add "${NS[i]}" "$SW" "p$i" "${UNDER[i]}/24" || { fail "create host namespace ${NS[i]}"; summary_line; exit 1; }
+  host_add "${NS[i]}" "$SW" "p$i" "${UNDER[i]}/24" || { fail "create host namespace ${NS[i]}"; finish; exit 1; }
 done
 if wait_until 20 0.2 run_ns "${NS[1]}" 3 ping -c 1 -W 1 -q "${UNDER[3]}" >/dev/null 2>&1; then
   say "underlay up: $SW (br0) + ${NS[1]}..${NS[N]} on 198.51.100.0/24"
 else
-  fail "underlay: h1 cannot reach h3 at ${UNDER[3]}"; summary_line; exit 1
+  fail "underlay: h1 cannot reach h3 at ${UNDER[3]}"; finish; exit 1
 fi
 
 # nodes, with the gossip on the wire captured from the first packet on
 start_capture "$WORK/gossip.pcap"
 start_node 1
 if ! wait_node_ready 1 100 || ! wait_until 50 0.1 test -s "$WORK/n1/cluster.key"; then
-  fail "node h1 did not start (log: $(tail -n 3 "$WORK/n1.log" | tr '\n' ' '))"; summary_line; exit 1
+  fail "node h1 did not start (log: $(tail -n 3 "$WORK/n1.log" | tr '\n' ' '))"; finish; exit 1
 fi
 for ((i = 2; i <= N; i++)); do start_node "$i"; done
 for ((i = 2; i <= N; i++)); do
@@ -415,6 +422,5 @@ if ((!CONTROL_ONLY)); then
   fi
 fi
 
-say "total $(lab_elapsed)s"
-summary_line
+finish
 ((CHECKS_FAILED == 0))
