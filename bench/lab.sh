@@ -12,9 +12,9 @@
 #
 # Per implementation and run: ping RTT (--pings at 50 ms, unloaded), iperf3 TCP h1 -> h2 with
 # 1 stream and with 4 streams (--seconds each), the tunnel daemons' CPU over each iperf3 run
-# (utime+stime from /proc/PID/stat, both hosts summed, in % of one core), TCP retransmits and the
-# whole machine's busy %. Medians over --runs; the ratios weft / best peer for throughput and for
-# daemon CPU per Gbit/s. An implementation that cannot run is reported as "not available (reason)".
+# (utime+stime from /proc/PID/stat, both hosts summed, in % of one core), TCP retransmits, UDP
+# receive-buffer drops (h1+h2, /proc/net/snmp) and the whole machine's busy %. Medians over
+# --runs; the ratios weft / best peer for throughput and for daemon CPU per Gbit/s. An implementation that cannot run is reported as "not available (reason)".
 #
 # Usage: bench/lab.sh [--seconds S] [--runs N] [--only a,b] [--json FILE] [--pings N] [--install]
 #        bench/lab.sh --clean      remove weft-lab-* namespaces left by KEEP=1
@@ -101,6 +101,16 @@ busy_ticks() { # "busy total" over all CPUs
   echo "$((u + n + s + q + sq + st)) $((u + n + s + i + w + q + sq + st))"
 }
 
+udp_rcvbuf_errors() { # UDP receive-buffer overflows (packets a daemon's socket dropped), h1 + h2
+  local ns n t=0
+  for ns in "$H1" "$H2"; do
+    n=$(run_ns "$ns" 3 cat /proc/net/snmp 2>/dev/null |
+      awk '/^Udp: / { if (!h) { for (i = 2; i <= NF; i++) c[$i] = i; h = 1; next } print $c["RcvbufErrors"] }')
+    t=$((t + ${n:-0}))
+  done
+  echo $t
+}
+
 iperf_parse() { # iperf_parse FILE -> "mbps retransmits" or "fail reason"
   "$PY" - "$1" <<'EOF'
 import json, sys
@@ -115,13 +125,15 @@ print("%.1f %d" % (e.get("sum_received", {}).get("bits_per_second", 0) / 1e6, e.
 EOF
 }
 
-# run_iperf STREAMS -> sets R_MBPS R_RETR R_CPU R_BUSY R_ERR (CPU of the daemons in DAEMONS)
+# run_iperf STREAMS -> sets R_MBPS R_RETR R_CPU R_BUSY R_DROPS R_ERR (CPU of the daemons in DAEMONS)
 run_iperf() {
-  local streams=$1 out=$WORK/$IMPL-r$RUN-p$1.json c0 c1 b0 b1 t0 t1 parsed
+  local streams=$1 out=$WORK/$IMPL-r$RUN-p$1.json c0 c1 b0 b1 t0 t1 d0 d1 parsed
+  d0=$(udp_rcvbuf_errors)
   c0=$(sum_ticks "${DAEMONS[@]}"); b0=$(busy_ticks); t0=$(date +%s%N)
   run_ns "$H1" $((SECONDS_PER + 30)) iperf3 -c "$TARGET" -p $IPERF_PORT -t "$SECONDS_PER" -P "$streams" \
     -J --connect-timeout 3000 >"$out" 2>>"$WORK/iperf3-client.log"
   t1=$(date +%s%N); c1=$(sum_ticks "${DAEMONS[@]}"); b1=$(busy_ticks)
+  d1=$(udp_rcvbuf_errors); R_DROPS=$((d1 - d0))
   parsed=$(iperf_parse "$out")
   R_ERR="" R_MBPS="" R_RETR=""
   if [[ $parsed == fail* ]]; then R_ERR=${parsed#fail }; else read -r R_MBPS R_RETR <<<"$parsed"; fi
@@ -273,13 +285,13 @@ for ((RUN = 1; RUN <= RUNS; RUN++)); do
     srv=$LAST_PID
     wait_until 50 0.1 sh -c "nsenter --net=/run/netns/$H2 ss -ltn | grep -q ':$IPERF_PORT '"
     run_ping "$TARGET"
-    run_iperf 1; t1=$R_MBPS r1=$R_RETR c1=$R_CPU b1=$R_BUSY e1=$R_ERR
-    run_iperf 4; t4=$R_MBPS r4=$R_RETR c4=$R_CPU b4=$R_BUSY e4=$R_ERR
+    run_iperf 1; t1=$R_MBPS r1=$R_RETR c1=$R_CPU b1=$R_BUSY e1=$R_ERR u1=$R_DROPS
+    run_iperf 4; t4=$R_MBPS r4=$R_RETR c4=$R_CPU b4=$R_BUSY e4=$R_ERR u4=$R_DROPS
     stop_pid "$srv"
-    say "run $RUN: $IMPL: tcp1 ${t1:-ERR $e1} Mbit/s, tcp4 ${t4:-ERR $e4} Mbit/s, rtt ${P_AVG:-?} ms, daemon cpu ${c1:--}% / ${c4:--}%, busy $b1% / $b4%, retr $r1 / $r4, mtu $mtu"
+    say "run $RUN: $IMPL: tcp1 ${t1:-ERR $e1} Mbit/s, tcp4 ${t4:-ERR $e4} Mbit/s, rtt ${P_AVG:-?} ms, daemon cpu ${c1:--}% / ${c4:--}%, busy $b1% / $b4%, retr $r1 / $r4, udp rcvbuf drops $u1 / $u4, mtu $mtu"
     record impl "$IMPL" run "$RUN" status ok mtu "$mtu" tcp1_mbps "$t1" tcp1_retr "$r1" tcp1_error "$e1" \
       tcp4_mbps "$t4" tcp4_retr "$r4" tcp4_error "$e4" rtt_ms "$P_AVG" ping_loss_pct "$P_LOSS" \
-      cpu1_pct "$c1" cpu4_pct "$c4" busy1_pct "$b1" busy4_pct "$b4" loadavg1_before "$load1" notes "$NOTES"
+      cpu1_pct "$c1" cpu4_pct "$c4" busy1_pct "$b1" busy4_pct "$b4" udp_drops1 "$u1" udp_drops4 "$u4" loadavg1_before "$load1" notes "$NOTES"
     for p in "${DAEMONS[@]}"; do stop_pid "$p"; done
     "${fn}_down"
     sleep 0.5
@@ -304,7 +316,8 @@ for line in open(res):
             r[k] = v
     if r:
         rows.append(r)
-KEYS = ["tcp1_mbps", "tcp4_mbps", "rtt_ms", "cpu1_pct", "cpu4_pct", "tcp1_retr", "tcp4_retr", "busy1_pct", "busy4_pct", "mtu"]
+KEYS = ["tcp1_mbps", "tcp4_mbps", "rtt_ms", "cpu1_pct", "cpu4_pct", "tcp1_retr", "tcp4_retr", "udp_drops1", "udp_drops4",
+        "busy1_pct", "busy4_pct", "mtu"]
 out = {}
 for name in impls:
     mine = [r for r in rows if r.get("impl") == name]
@@ -346,17 +359,17 @@ def spread(name, key, fmt="{:.0f}"):
     v = [r.get(key) for r in out[name]["runs"] if r.get("status") == "ok"]
     return " / ".join("-" if not isinstance(x, float) else fmt.format(x) for x in v)
 print()
-print("| implementation | TCP 1 stream Mbit/s | TCP 4 streams Mbit/s | ping RTT ms | daemon CPU % 1 / 4 streams (h1+h2) | daemon cores per Gbit/s (1 stream) | retransmits 1 / 4 | MTU | notes |")
-print("|---|---|---|---|---|---|---|---|---|")
+print("| implementation | TCP 1 stream Mbit/s | TCP 4 streams Mbit/s | ping RTT ms | daemon CPU % 1 / 4 streams (h1+h2) | daemon cores per Gbit/s (1 stream) | TCP retransmits 1 / 4 | UDP receive-buffer drops 1 / 4 | MTU | notes |")
+print("|---|---|---|---|---|---|---|---|---|---|")
 for name in impls:
     e = out[name]
     if e["status"] != "ok":
-        print(f"| {name} | - | - | - | - | - | - | - | {e['reason']} |")
+        print(f"| {name} | - | - | - | - | - | - | - | - | {e['reason']} |")
         continue
     m = e["median"]
     print(f"| {name} | {f(m['tcp1_mbps'])} ({spread(name, 'tcp1_mbps')}) | {f(m['tcp4_mbps'])} ({spread(name, 'tcp4_mbps')}) | "
           f"{f(m['rtt_ms'], '{:.3f}')} | {f(m['cpu1_pct'])} / {f(m['cpu4_pct'])} | {f(m['cpu_cores_per_gbit'], '{:.2f}')} | "
-          f"{f(m['tcp1_retr'])} / {f(m['tcp4_retr'])} | {f(m['mtu'])} | {e.get('notes') or ''} |")
+          f"{f(m['tcp1_retr'])} / {f(m['tcp4_retr'])} | {f(m['udp_drops1'])} / {f(m['udp_drops4'])} | {f(m['mtu'])} | {e.get('notes') or ''} |")
 print()
 print(f"medians of {runs} run(s), {secs} s per iperf3 run; per-run values in parentheses; "
       f"load average {os.environ.get('LAB_LOAD_START', '?')} at start, {' '.join(open('/proc/loadavg').read().split()[:3])} at end")
