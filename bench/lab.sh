@@ -14,7 +14,8 @@
 # 1 stream and with 4 streams (--seconds each), the tunnel daemons' CPU over each iperf3 run
 # (utime+stime from /proc/PID/stat, both hosts summed, in % of one core), TCP retransmits, UDP
 # receive-buffer drops (h1+h2, /proc/net/snmp) and the whole machine's busy %. Medians over
-# --runs; the ratios weft / best peer for throughput and for daemon CPU per Gbit/s. An implementation that cannot run is reported as "not available (reason)".
+# --runs; the ratios weft / best peer for throughput and for daemon CPU per Gbit/s. An
+# implementation that cannot run is reported as "not available (reason)".
 #
 # Usage: bench/lab.sh [--seconds S] [--runs N] [--only a,b] [--json FILE] [--pings N] [--install]
 #        bench/lab.sh --clean      remove weft-lab-* namespaces left by KEEP=1
