@@ -50,6 +50,7 @@ done
 if [[ -n $addr ]]; then
   # a MAC derived from the address, so the re-created device after a crash keeps it (peers' ARP
   # caches stay valid, as they would for a TUN device, which has no MAC)
+  # shellcheck disable=SC2086  # split the dotted address on purpose
   mac=$(IFS=.; set -- $addr; printf '02:42:%02x:%02x:%02x:%02x' "$1" "$2" "$3" "$4")
   ip link add weft0 address "$mac" type vxlan id 42 local "$listen" dstport 4789 dev eth0 nolearning &&
     ip addr add "$addr/16" dev weft0 && ip link set weft0 up &&
