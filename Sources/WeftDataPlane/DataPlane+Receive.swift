@@ -59,34 +59,36 @@ extension DataPlane {
                 toDelegate(batch, i, datagram, delegate)
                 return
             }
-            guard now < s.expiresAtMonotonicNanos else { counterBlock.drop(.sessionExpired); return }
-            guard s.replay.withLock({ $0.wouldAccept(counter) }) else { counterBlock.drop(.replayedPacket); return }
+            guard now < s.expiresAtMonotonicNanos else { counterBlock.drop(.sessionExpired); s.stats.drop(.sessionExpired); return }
+            guard s.replay.withLock({ $0.wouldAccept(counter) }) else { counterBlock.drop(.replayedPacket); s.stats.drop(.replayedPacket); return }
             let header = Tunnel.DataHeader(receiverIndex: index, counter: counter)
             guard let m = Tunnel.openData(suite: suite, key: s.receiveKey, header: header, packet: datagram, into: plain) else {
                 counterBlock.drop(.authenticationFailed)
+                s.stats.drop(.authenticationFailed)
                 return
             }
             // A racing duplicate (or a slow-path copy) loses here.
-            guard s.replay.withLock({ $0.accept(counter) }) else { counterBlock.drop(.replayedPacket); return }
+            guard s.replay.withLock({ $0.accept(counter) }) else { counterBlock.drop(.replayedPacket); s.stats.drop(.replayedPacket); return }
             var source = weft_endpoint()
             weft_batch_source(batch, i, &source)
             if !source.sameAs(s.installedEndpoint) { counterBlock.add(.dataFromOtherEndpoint) }
             if m == 0 { counterBlock.add(.keepalivesIn); return }
             let inner = UnsafeRawBufferPointer(rebasing: plain[0..<m])
             switch InnerPacket.check(inner) {
-            case .notIPv4: counterBlock.drop(.notIPv4); return
-            case .malformed: counterBlock.drop(.malformed); return
+            case .notIPv4: counterBlock.drop(.notIPv4); s.stats.drop(.notIPv4); return
+            case .malformed: counterBlock.drop(.malformed); s.stats.drop(.malformed); return
             case .ipv4: break
             }
             let src = UInt32(inner[12]) << 24 | UInt32(inner[13]) << 16 | UInt32(inner[14]) << 8 | UInt32(inner[15])
             if tables.routes.lookup(src) != s.peer {
                 counterBlock.add(.innerSourceMismatch)
-                if config.enforceInnerSource { counterBlock.drop(.wrongInnerSource); return }
+                if config.enforceInnerSource { counterBlock.drop(.wrongInnerSource); s.stats.drop(.wrongInnerSource); return }
             }
             s.stats.received(bytes: m)
             guard tunFD >= 0 else { counterBlock.drop(.noTUN); return }
             if weft_tun_write(tunFD, inner.baseAddress, m) < 0 {
                 counterBlock.drop(.tunWriteFailed)
+                s.stats.drop(.tunWriteFailed)
             } else {
                 counterBlock.add(.tunOut)
             }

@@ -51,11 +51,12 @@ extension DataPlane {
                         delegate.dataPlane(noSessionFor: peer, packet: Array(packet))
                         continue
                     }
+                    let s = target.session
                     guard packet.count + Tunnel.dataOverhead <= DataPlane.maxDatagram else {
                         counterBlock.drop(.tooLarge)
+                        s.stats.drop(.tooLarge)
                         continue
                     }
-                    let s = target.session
                     if now >= s.expiresAtMonotonicNanos {
                         exhausted(s, packet: packet, delegate: delegate)
                         continue

@@ -64,6 +64,9 @@ public struct PeerCounters: Sendable, Equatable {
     public var txBytes: UInt64 = 0
     public var rxPackets: UInt64 = 0
     public var txPackets: UInt64 = 0
+    /// Drops attributable to this peer (its sessions and routes), by ``DataPlaneDrop/name``;
+    /// only reasons that happened appear.
+    public var drops: [String: UInt64] = [:]
     public init() {}
 }
 
@@ -136,10 +139,13 @@ final class CounterBlock: @unchecked Sendable {
 
 /// One peer's four counters; sessions of that peer share it.
 final class PeerStats: @unchecked Sendable {
+    /// Slots: rx bytes, tx bytes, rx packets, tx packets, then one per ``DataPlaneDrop``.
+    static let dropBase = 4
     let base: UnsafeMutablePointer<UInt64>
     init() {
-        base = .allocate(capacity: 4)
-        base.initialize(repeating: 0, count: 4)
+        let size = PeerStats.dropBase + DataPlaneDrop.allCases.count
+        base = .allocate(capacity: size)
+        base.initialize(repeating: 0, count: size)
     }
     deinit { base.deallocate() }
 
@@ -149,12 +155,20 @@ final class PeerStats: @unchecked Sendable {
     @inline(__always) func sent(bytes: Int) {
         weft_counter_add(base + 1, UInt64(bytes)); weft_counter_add(base + 3, 1)
     }
+    /// A drop that can be pinned on this peer (its session, its route).
+    @inline(__always) func drop(_ d: DataPlaneDrop, _ v: UInt64 = 1) {
+        weft_counter_add(base + PeerStats.dropBase + d.rawValue, v)
+    }
     var snapshot: PeerCounters {
         var c = PeerCounters()
         c.rxBytes = weft_counter_load(base)
         c.txBytes = weft_counter_load(base + 1)
         c.rxPackets = weft_counter_load(base + 2)
         c.txPackets = weft_counter_load(base + 3)
+        for d in DataPlaneDrop.allCases {
+            let v = weft_counter_load(base + PeerStats.dropBase + d.rawValue)
+            if v > 0 { c.drops[d.name] = v }
+        }
         return c
     }
 }

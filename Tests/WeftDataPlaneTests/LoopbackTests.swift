@@ -134,6 +134,12 @@ final class LoopbackTests: XCTestCase {
         let ipv6Inner: [UInt8] = [0x60] + [UInt8](repeating: 0, count: 47)
         a.send(sealed(ipv6Inner, key: pair.snapA.sendKey, receiverIndex: pair.snapA.remoteIndex, counter: c0 + 2), to: endpoint(b))
         XCTAssertTrue(waitUntil { b.counters().drops("not-ipv4") == 1 })
+        // Drops that belong to a session are also counted for its peer (`weft peers`).
+        let perPeer = b.counters().peers[pair.a]?.drops ?? [:]
+        XCTAssertEqual(perPeer["replayed-packet"], 1, "\(perPeer)")
+        XCTAssertEqual(perPeer["authentication-failed"], 1, "\(perPeer)")
+        XCTAssertEqual(perPeer["not-ipv4"], 1, "\(perPeer)")
+        XCTAssertNil(perPeer["malformed"], "a malformed header cannot be pinned on a session")
         a.send(sealed([], key: pair.snapA.sendKey, receiverIndex: pair.snapA.remoteIndex, counter: c0 + 3), to: endpoint(b))
         XCTAssertTrue(waitUntil { b.counters().keepalivesIn == 1 })
         XCTAssertEqual(b.counters().dataFromOtherEndpoint, 0, "all came from the installed endpoint")

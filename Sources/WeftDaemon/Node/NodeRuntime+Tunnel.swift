@@ -157,7 +157,7 @@ extension NodeRuntime {
                 lastHandshake: s.lastHandshake.map { max(0, (t - $0).seconds) },
                 rxBytes: s.bytesReceived + (fast?.rxBytes ?? 0), txBytes: s.bytesSent + (fast?.txBytes ?? 0),
                 rxPackets: s.packetsReceived + (fast?.rxPackets ?? 0), txPackets: s.packetsSent + (fast?.txPackets ?? 0),
-                drops: [:]
+                drops: fast?.drops ?? [:]
             )
         }.sorted { $0.name < $1.name }
     }
