@@ -322,6 +322,14 @@ else
       fail "overlay: h$i: status overlayAddress='${OVL[i]}', $TUN addr='${addr:-none}' flags='${flags:-no device}', ip_forward=${fwd:-?}"
       OVERLAY_OK=0
     fi
+    # The TUN MTU is the underlay's minus exactly the encapsulation overhead
+    # (20 IPv4 + 8 UDP + 32 Weft data header and tag), read in the node's own namespace.
+    umtu=$(link_mtu "${NS[i]}" eth0); tmtu=$(link_mtu "${NS[i]}" $TUN)
+    if [[ -n $umtu && -n $tmtu && $tmtu -eq $((umtu - 60)) ]]; then
+      pass "overlay: h$i $TUN mtu $tmtu = underlay eth0 mtu $umtu - 60"
+    else
+      fail "overlay: h$i $TUN mtu '${tmtu:-none}', underlay eth0 mtu '${umtu:-none}': expected underlay - 60"
+    fi
   done
 
   if ((!OVERLAY_OK)); then

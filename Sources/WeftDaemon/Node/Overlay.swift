@@ -13,6 +13,21 @@ enum Overlay {
         return underlay - overhead(ipv6: !advertise.address.isV4)
     }
 
+    static func mtuOfInterface(named name: UnsafePointer<CChar>) -> Int? {
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var req = ifreq()
+        withUnsafeMutableBytes(of: &req.ifr_ifrn.ifrn_name) { buf in
+            let n = min(strlen(name), buf.count - 1)
+            for i in 0..<n { buf[i] = UInt8(bitPattern: name[i]) }
+            buf[n] = 0
+        }
+        guard ioctl(fd, UInt(SIOCGIFMTU), &req) == 0 else { return nil }
+        let mtu = Int(req.ifr_ifru.ifru_mtu)
+        return mtu > 0 ? mtu : nil
+    }
+
     static func interfaceMTU(holding address: IPAddress) -> Int? {
         var list: UnsafeMutablePointer<ifaddrs>?
         guard getifaddrs(&list) == 0, let first = list else { return nil }
@@ -30,11 +45,10 @@ enum Overlay {
                 match = b == want
             }
             guard match else { continue }
-            let ifname = String(cString: name)
-            if let text = try? String(contentsOfFile: "/sys/class/net/\(ifname)/mtu", encoding: .utf8),
-               let mtu = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
-                return mtu
-            }
+            // SIOCGIFMTU asks the kernel in this process's network namespace. (Reading
+            // /sys/class/net/NAME/mtu is wrong under `nsenter --net`: /sys still shows the
+            // namespace it was mounted in, where NAME may be another interface.)
+            if let mtu = mtuOfInterface(named: name) { return mtu }
         }
         return nil
     }
