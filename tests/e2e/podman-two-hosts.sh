@@ -12,7 +12,8 @@
 # with its own containers.conf and a CNI network "weft" = {"type": "weft-cni", "dataDir": <node's>}.
 # Checks: membership + overlay addresses, `podman network ls`, container addresses held by the
 # node (`weft ipam --json`), pings across hosts and on one host, a 20 MiB HTTP transfer across
-# hosts (md5 + size) whose bytes show up on both weft0 TUN counters, `weft peers` established,
+# hosts (md5 + size) whose bytes show up on both weft0 TUN counters, no plaintext on the underlay
+# (raw-socket sniffer, python3 if present), `weft peers` established,
 # address release on `podman rm` and reuse, release when a container exits by itself (conmon's DEL).
 #
 # Everything lives in namespaces named weft-pod-<pid>-*, underlay 198.51.100.0/24; nothing is
@@ -195,6 +196,9 @@ start_ctr() { # start_ctr NAME: run it, then check its address ∈ 10.42/16 and 
   if [[ "$cidr" =~ ^10\.42\.[0-9]+\.[0-9]+/16$ ]] && [ "$held" = "${CIP[$n]}" ]; then
     ok "$n has $cidr in 10.42.0.0/16, listed by node $h's weft ipam for its handle"
   else bad "$n has '$cidr', node $h holds '$held' for cni:weft:${CID[$n]:-?}:eth0"; fi
+  local cmtu tmtu; cmtu=$(pod $h exec $n cat /sys/class/net/eth0/mtu 2>/dev/null)
+  tmtu=$(ip -n ${NS[$h]} -j link show weft0 2>/dev/null | jq -r '.[0].mtu')
+  [ -n "$cmtu" ] && [ "$cmtu" = "$tmtu" ] && ok "$n's eth0 MTU $cmtu = weft0's on host $h" || bad "$n's eth0 MTU '$cmtu', weft0 on host $h '$tmtu'"
 }
 start_ctr A1; start_ctr A2; start_ctr B1
 say "plugin ADD durations (ms): $(cat "$W"/{a,b}/cni.log 2>/dev/null | grep 'cmd=ADD .* ok' | grep -o 'ms=[0-9]*' | cut -d= -f2 | tr '\n' ' ')"
@@ -230,6 +234,43 @@ drx=$((rxA1 - rxA0)); dtx=$((txB1 - txB0))
   || bad "weft0 on host a rx rose by $drx bytes only (want >= $SIZE)"
 [ "$dtx" -ge "$SIZE" ] && ok "weft0 on host b sent $dtx bytes during the transfer (>= $SIZE)" \
   || bad "weft0 on host b tx rose by $dtx bytes only (want >= $SIZE)"
+
+# ---- the underlay carries only ciphertext ---------------------------------------------------
+# A raw-socket sniffer in host a watches the underlay veth and, as a positive control, A1's host
+# veth, while A1 fetches a file full of a marker from B1: the marker must show up on the
+# container's veth and never on the underlay (where the UDP tunnel packets must be seen).
+if command -v python3 >/dev/null; then
+  cat >"$W/sniff.py" <<'PY'
+import select, socket, sys, os, time
+marker, stop, ready = sys.argv[1].encode(), sys.argv[2], sys.argv[3]
+socks = {}
+for ifname in sys.argv[4:]:
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3)); s.bind((ifname, 0)); socks[s] = ifname
+seen = {n: [0, 0, 0] for n in socks.values()}          # frames, udp/7946 frames, frames with marker
+open(ready, "w").close()
+end = time.time() + 20
+while time.time() < end and not os.path.exists(stop):
+    for s in select.select(list(socks), [], [], 0.2)[0]:
+        d = s.recv(65535); c = seen[socks[s]]; c[0] += 1
+        if len(d) > 37 and d[12:14] == b"\x08\x00" and d[23] == 17 and 7946 in (int.from_bytes(d[34:36], "big"), int.from_bytes(d[36:38], "big")): c[1] += 1
+        if marker in d: c[2] += 1
+u, v = seen[sys.argv[4]], seen[sys.argv[5]]   # underlay, container veth
+print(u[1], u[2], v[2], " ".join("%s=frames:%d,udp7946:%d,marker:%d" % (n, *c) for n, c in seen.items()))
+PY
+  MARK=WEFT-PLAINTEXT-MARKER-$$
+  pod b exec B1 sh -c "i=0; while [ \$i -lt 2000 ]; do echo $MARK; i=\$((i+1)); done > /www/marker" || bad "creating /www/marker in B1"
+  a1veth=$(ip -n ${NS[a]} -o route show "${CIP[A1]:-0.0.0.0}" 2>/dev/null | awk '{print $3}')
+  rm -f "$W/sniff.stop" "$W/sniff.ready"
+  timeout 30 nsenter --net=/run/netns/${NS[a]} python3 "$W/sniff.py" "$MARK" "$W/sniff.stop" "$W/sniff.ready" ${IFU[a]} "${a1veth:-lo}" >"$W/sniff.out" 2>&1 &
+  sp=$!
+  for _ in $(seq 50); do [ -e "$W/sniff.ready" ] && break; sleep 0.1; done
+  pod a exec A1 timeout 20 wget -q -O /tmp/marker "http://${CIP[B1]:-0.0.0.0}:8080/marker" >/dev/null 2>&1
+  sleep 0.3; touch "$W/sniff.stop"; wait $sp
+  read -r udp hit_u hit_v _ <"$W/sniff.out"
+  if [ "${udp:-0}" -ge 10 ] && [ "${hit_u:-1}" = 0 ] && [ "${hit_v:-0}" -ge 1 ]; then
+    ok "underlay ${IFU[a]} carried $udp tunnel datagrams and no plaintext marker; A1's veth ${a1veth} saw it in $hit_v frames"
+  else bad "sniffer (underlay udp/marker frames, veth marker frames): $(cat "$W/sniff.out")"; fi
+else say "skip - python3 missing: the plaintext-on-underlay check is not run"; fi
 
 # ---- tunnels established ----------------------------------------------------------------------
 for h in a b; do
