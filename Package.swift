@@ -76,6 +76,10 @@ let package = Package(
         .testTarget(name: "WeftStoreTests", dependencies: ["WeftStore", "WeftCore"]),
         .testTarget(name: "WeftSimulationTests", dependencies: ["WeftCore", "WeftTestKit"]),
         .testTarget(name: "WeftDataPlaneTests", dependencies: ["WeftDataPlane", "WeftCore", "WeftCrypto"]),
+        .testTarget(
+            name: "WeftDaemonTests",
+            dependencies: ["WeftDaemon", "WeftCore", .product(name: "NIOCore", package: "swift-nio")]
+        ),
         .testTarget(name: "WeftCNITests", dependencies: ["WeftCNI", "WeftAPI"]),
         .testTarget(name: "WeftIntegrationTests", dependencies: ["WeftAPI", "WeftCore"]),
     ],

@@ -13,6 +13,34 @@ enum Framing {
     }
 }
 
+/// Collects bytes until one complete frame is there.
+struct FrameAccumulator {
+    enum Outcome {
+        case needMore
+        case frame([UInt8])
+        case oversized(Int)
+    }
+
+    let maxFrame: Int
+    private var buffer: ByteBuffer?
+
+    init(maxFrame: Int) { self.maxFrame = maxFrame }
+
+    mutating func append(_ incoming: ByteBuffer) -> Outcome {
+        var incoming = incoming
+        if buffer == nil { buffer = incoming } else { buffer!.writeBuffer(&incoming) }
+        guard let buf = buffer, buf.readableBytes >= 4,
+              let length = buf.getInteger(at: buf.readerIndex, endianness: .big, as: UInt32.self)
+        else { return .needMore }
+        if Int(length) > maxFrame { return .oversized(Int(length)) }
+        guard buf.readableBytes >= 4 + Int(length),
+              let body = buf.getBytes(at: buf.readerIndex + 4, length: Int(length))
+        else { return .needMore }
+        buffer = nil
+        return .frame(body)
+    }
+}
+
 /// Serves one framed request per connection: collects the request, hands it to `respond`,
 /// writes the framed reply (if any) and closes. Oversized frames and idle connections are closed.
 final class FramedRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
@@ -20,15 +48,14 @@ final class FramedRequestHandler: ChannelInboundHandler, RemovableChannelHandler
     typealias OutboundOut = ByteBuffer
     typealias Responder = @Sendable (_ request: [UInt8], _ peer: SocketAddress?) async -> [UInt8]?
 
-    private let maxFrame: Int
     private let idleTimeout: TimeAmount
     private let respond: Responder
-    private var buffer: ByteBuffer?
+    private var frames: FrameAccumulator
     private var answered = false
     private var idleTask: Scheduled<Void>?
 
     init(maxFrame: Int, idleTimeout: TimeAmount = .seconds(10), respond: @escaping Responder) {
-        self.maxFrame = maxFrame
+        self.frames = FrameAccumulator(maxFrame: maxFrame)
         self.idleTimeout = idleTimeout
         self.respond = respond
     }
@@ -46,21 +73,16 @@ final class FramedRequestHandler: ChannelInboundHandler, RemovableChannelHandler
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !answered else { return }
-        var incoming = unwrapInboundIn(data)
-        if buffer == nil { buffer = incoming } else { buffer!.writeBuffer(&incoming) }
-        guard let buf = buffer, buf.readableBytes >= 4,
-              let length = buf.getInteger(at: buf.readerIndex, endianness: .big, as: UInt32.self)
-        else { return }
-        if Int(length) > maxFrame {
+        let body: [UInt8]
+        switch frames.append(unwrapInboundIn(data)) {
+        case .needMore: return
+        case .oversized:
             answered = true
             context.close(promise: nil)
             return
+        case .frame(let b): body = b
         }
-        guard buf.readableBytes >= 4 + Int(length),
-              let body = buf.getBytes(at: buf.readerIndex + 4, length: Int(length))
-        else { return }
         answered = true
-        buffer = nil
         let channel = context.channel
         let peer = channel.remoteAddress
         let respond = self.respond
@@ -84,32 +106,22 @@ final class FramedRequestHandler: ChannelInboundHandler, RemovableChannelHandler
 final class FramedReplyCollector: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
 
-    private let maxFrame: Int
     private let promise: EventLoopPromise<[UInt8]>
-    private var buffer: ByteBuffer?
+    private var frames: FrameAccumulator
     private var done = false
 
     init(maxFrame: Int, promise: EventLoopPromise<[UInt8]>) {
-        self.maxFrame = maxFrame
+        self.frames = FrameAccumulator(maxFrame: maxFrame)
         self.promise = promise
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !done else { return }
-        var incoming = unwrapInboundIn(data)
-        if buffer == nil { buffer = incoming } else { buffer!.writeBuffer(&incoming) }
-        guard let buf = buffer, buf.readableBytes >= 4,
-              let length = buf.getInteger(at: buf.readerIndex, endianness: .big, as: UInt32.self)
-        else { return }
-        if Int(length) > maxFrame {
-            finish(.failure(FramedExchangeError.oversized(Int(length))))
-            context.close(promise: nil)
-            return
+        switch frames.append(unwrapInboundIn(data)) {
+        case .needMore: return
+        case .oversized(let n): finish(.failure(FramedExchangeError.oversized(n)))
+        case .frame(let body): finish(.success(body))
         }
-        guard buf.readableBytes >= 4 + Int(length),
-              let body = buf.getBytes(at: buf.readerIndex + 4, length: Int(length))
-        else { return }
-        finish(.success(body))
         context.close(promise: nil)
     }
 
