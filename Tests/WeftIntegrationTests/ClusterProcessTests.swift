@@ -193,6 +193,10 @@ final class ClusterProcessTests: XCTestCase {
         XCTAssertTrue(metrics.hasPrefix("HTTP/1.1 200"), metrics)
         XCTAssertTrue(metrics.contains("weft_messages_total"), metrics)
         XCTAssertTrue(metrics.contains("weft_members"), metrics)
+        // The data plane's counters reach Prometheus too (the UDP socket carries gossip with --no-tun).
+        XCTAssertTrue(eventually(timeout: 5) {
+            ((try? self.httpGet(port: metricsPort, path: "/metrics")) ?? "").contains("weft_dataplane_total{counter=\"udp-in-packets\"}")
+        }, "data-plane counters missing from /metrics")
     }
 
     private func httpGet(port: UInt16, path: String) throws -> String {

@@ -45,11 +45,34 @@ extension NodeRuntime {
     /// About once a second: tell the tunnel how far each handed-off session has counted, so
     /// the message-count rekey fires.
     func reportDataPlane(now t: Instant) {
-        guard tunnel != nil, let dataPlane, t - lastDataPlaneReport >= .seconds(1) else { return }
+        guard let dataPlane, t - lastDataPlaneReport >= .seconds(1) else { return }
         lastDataPlaneReport = t
+        exportDataPlaneMetrics(dataPlane.counters())
+        guard tunnel != nil else { return }
         for r in dataPlane.sendCounterReports() {
             execute(tunnel: tunnel!.onDataPlaneReport(localIndex: r.localIndex, nextSendCounter: r.nextSendCounter, now: t))
         }
+    }
+
+    /// The data plane keeps its own atomic counters; once a second their growth is added to
+    /// the Prometheus counters (`weft_dataplane_*`, docs/operations.md).
+    func exportDataPlaneMetrics(_ c: DataPlaneCounters) {
+        var current: [String: UInt64] = [
+            "udp-in-packets": c.udpInPackets, "udp-in-bytes": c.udpInBytes,
+            "udp-out-packets": c.udpOutPackets, "udp-out-bytes": c.udpOutBytes,
+            "tun-in-packets": c.tunIn, "tun-out-packets": c.tunOut,
+        ]
+        for (reason, v) in c.drops { current["drop:" + reason] = v }
+        for (key, value) in current {
+            let delta = value &- (lastDataPlaneCounters[key] ?? 0)
+            guard delta > 0, value >= (lastDataPlaneCounters[key] ?? 0) else { continue }
+            if key.hasPrefix("drop:") {
+                dataPlaneDrops.increment(String(key.dropFirst(5)), by: delta)
+            } else {
+                dataPlaneTraffic.increment(key, by: delta)
+            }
+        }
+        lastDataPlaneCounters = current
     }
 
     func execute(tunnel directives: [Tunnel.Directive]) {

@@ -48,6 +48,10 @@ actor NodeRuntime {
     var tunnelIncarnations: [NodeID: UInt64] = [:]
     var drops = Counters(label: "weft_dropped_packets_total", dimension: "reason")
     var messages = Counters(label: "weft_messages_total", dimension: "type")
+    /// The data plane's counters as Prometheus counters, fed by their growth once a second.
+    var dataPlaneTraffic = Counters(label: "weft_dataplane_total", dimension: "counter")
+    var dataPlaneDrops = Counters(label: "weft_dataplane_dropped_packets_total", dimension: "reason")
+    var lastDataPlaneCounters: [String: UInt64] = [:]
     let probeTimer = Metrics.Timer(label: "weft_probe_rtt_seconds", preferredDisplayUnit: .seconds)
     var memberGauges: [Membership.MemberState: Gauge] = [:]
 
