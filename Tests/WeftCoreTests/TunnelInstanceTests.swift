@@ -163,9 +163,42 @@ final class TunnelInstanceTests: XCTestCase {
     func testNonDesignatedSideFallsBackWhenTheOtherStaysSilent() {
         var pair = TunnelPair()
         pair.establish(now: at(0))
+        XCTAssertEqual(pair.b.nextWakeup, at(180), "an idle responder only waits for its session to expire")
+        _ = pair.b.onOutbound([7], to: idA, now: at(100))  // B has traffic; A (designated) stays silent
         XCTAssertEqual(pair.b.nextWakeup, at(150))
         XCTAssertTrue(pair.b.onTick(now: at(149)).sent.isEmpty)
         XCTAssertEqual(pair.b.onTick(now: at(150)).sent(kind: .handshakeInitiation).count, 1)
+    }
+
+    /// Traffic-driven peers (the node never calls `connect`): no rekey while idle, the session
+    /// expires, and the next packet starts a fresh handshake — a quiet mesh stays quiet.
+    func testIdlePeerIsNotRekeyedAndItsSessionExpires() {
+        var pair = TunnelPair()
+        let first = pair.a.onOutbound([1], to: idB, now: at(0))
+        let log = pair.run(first, fromA: true, now: at(0))
+        XCTAssertEqual(log.a.established.count, 1)
+        XCTAssertEqual(log.b.delivered, [[1]])
+        XCTAssertEqual(pair.a.nextWakeup, at(180), "no rekey wake-up for an idle session, only its expiry")
+        XCTAssertTrue(pair.a.onTick(now: at(120)).sent.isEmpty, "idle: no rekey at 120 s")
+        XCTAssertEqual(pair.a.onTick(now: at(180)).retired.count, 1, "the idle session expires")
+        XCTAssertTrue(pair.a.onTick(now: at(200)).sent.isEmpty, "and nothing re-handshakes by itself")
+        XCTAssertNil(pair.a.nextWakeup)
+        XCTAssertEqual(pair.a.status(of: idB, now: at(200))?.state, .idle)
+        let again = pair.a.onOutbound([2], to: idB, now: at(300))
+        XCTAssertEqual(again.sent(kind: .handshakeInitiation).count, 1, "the next packet starts a new handshake")
+    }
+
+    /// Activity seen only through the data plane's counter reports keeps the rekey schedule.
+    func testActivityReportedByTheDataPlaneKeepsRekeying() {
+        var pair = TunnelPair()
+        let log = pair.run(pair.a.onOutbound([1], to: idB, now: at(0)), fromA: true, now: at(0))
+        let info = log.a.established[0]
+        let snap = pair.a.handOffSession(localIndex: info.localIndex, now: at(0))!
+        _ = pair.a.onDataPlaneReport(localIndex: info.localIndex, nextSendCounter: snap.sendCounters.lowerBound, now: at(30))
+        XCTAssertEqual(pair.a.nextWakeup, at(180), "a report without progress is not activity")
+        _ = pair.a.onDataPlaneReport(localIndex: info.localIndex, nextSendCounter: snap.sendCounters.lowerBound + 500, now: at(60))
+        XCTAssertEqual(pair.a.nextWakeup, at(120))
+        XCTAssertEqual(pair.a.onTick(now: at(120)).sent(kind: .handshakeInitiation).count, 1, "active: rekeyed at 120 s")
     }
 
     func testSimultaneousInitiationResolvesToOneSession() {

@@ -93,6 +93,7 @@ extension Tunnel {
         public mutating func connect(_ id: NodeID, now: Instant) -> [Directive] {
             guard var p = peers[id] else { return [.dropped(.unknownPeer)] }
             p.wanted = true
+            p.persistent = true
             peers[id] = p
             var out: [Directive] = []
             if usableSendSession(p, now: now) == nil && p.pending == nil { initiate(id, now: now, into: &out) }
@@ -135,6 +136,7 @@ extension Tunnel {
             guard packet.count <= maxInnerPacket else { return [.dropped(.packetTooLarge)] }
             guard var p = peers[id] else { return [.dropped(.unknownPeer)] }
             p.wanted = true
+            p.lastSendActivity = now
             var out: [Directive] = []
             if var s = usableSendSession(p, now: now), let endpoint = p.endpoint {
                 out.append(seal(packet, session: &s, peer: &p, endpoint: endpoint))
@@ -326,6 +328,7 @@ extension Tunnel {
         /// Starts a rekey once `rekeyAfterMessages` is reached.
         public mutating func onDataPlaneReport(localIndex: UInt32, nextSendCounter: UInt64, now: Instant) -> [Directive] {
             guard let id = indices[localIndex], var p = peers[id], var s = p.current, s.localIndex == localIndex else { return [] }
+            if nextSendCounter > s.sendCounter { p.lastSendActivity = now }
             s.sendCounter = max(s.sendCounter, nextSendCounter)
             p.current = s
             let rekey = s.sendCounter >= settings.rekeyAfterMessages && p.pending == nil && p.next == nil
@@ -346,6 +349,9 @@ extension Tunnel {
                     if let s = p[slot], now - s.createdAt >= settings.rejectAfterTime {
                         out.append(retire(s, peer: id))
                         p[slot] = nil
+                        // An idle peer's session simply ends: no new handshake until there is
+                        // something to send (or `connect` asked for a standing session).
+                        if slot == .current && !p.persistent && p.pending == nil { p.wanted = false }
                     }
                 }
                 peers[id] = p
@@ -360,10 +366,9 @@ extension Tunnel {
                 }
                 if let s = p.current {
                     guard p.next == nil else { continue }
-                    let age = now - s.createdAt
-                    let designated = localID < id
-                    if (designated && age >= settings.rekeyAfterTime) || age >= settings.fallbackRekeyAfterTime
-                        || s.sendCounter >= settings.rekeyAfterMessages {
+                    if let due = timedRekeyDue(p, session: s, peer: id), now >= due {
+                        initiate(id, now: now, into: &out)
+                    } else if s.sendCounter >= settings.rekeyAfterMessages {
                         initiate(id, now: now, into: &out)
                     }
                 } else if p.wanted && now >= firstAttemptDue(p) {
@@ -382,8 +387,7 @@ extension Tunnel {
                 if let pending = p.pending {
                     consider(pending.retryAt)
                 } else if let s = p.current, p.next == nil {
-                    let designated = localID < id
-                    consider(s.createdAt + (designated ? settings.rekeyAfterTime : settings.fallbackRekeyAfterTime))
+                    consider(timedRekeyDue(p, session: s, peer: id))
                 } else if p.current == nil && p.wanted {
                     consider(firstAttemptDue(p))
                 }
@@ -441,6 +445,11 @@ extension Tunnel {
         var lastError: HandshakeFailure?
         var nextAttemptAt: Instant?
         var wanted = false
+        /// Set by `connect`: keep a session even without traffic.
+        var persistent = false
+        /// When this node last had something to send to the peer (an outbound packet, or the
+        /// data plane's send counter moving). Idle peers are not rekeyed; their session expires.
+        var lastSendActivity: Instant?
         var queue: [[UInt8]] = []
         var lastTimestamp: Timestamp?
         var lastSentTimestamp: Timestamp?
@@ -486,6 +495,18 @@ extension Tunnel.Instance {
         var due = p.nextAttemptAt ?? .zero
         if let n = p.next { due = max(due, n.createdAt + settings.rekeyTimeout) }
         return due
+    }
+
+    /// When the current session should be rekeyed by time, or nil while the peer is idle: the
+    /// lower NodeID at `rekeyAfterTime`, the other side at `fallbackRekeyAfterTime`, and only
+    /// if this node had something to send within `rekeyAfterTime` before that moment (or the
+    /// peer is persistent). Idle sessions expire at `rejectAfterTime` instead of being renewed,
+    /// so a quiet full mesh does not handshake N² times every two minutes.
+    func timedRekeyDue(_ p: Tunnel.PeerRecord, session s: Tunnel.SessionState, peer id: NodeID) -> Instant? {
+        let due = s.createdAt + (localID < id ? settings.rekeyAfterTime : settings.fallbackRekeyAfterTime)
+        if p.persistent { return due }
+        guard let active = p.lastSendActivity, active > due - settings.rekeyAfterTime else { return nil }
+        return max(due, active)
     }
 
     func usableSendSession(_ p: Tunnel.PeerRecord, now: Instant) -> Tunnel.SessionState? {
