@@ -26,6 +26,7 @@
 #   iproute2 util-linux coreutils.
 # env: WEFT_BIN, WEFT_CNI_BIN (default .build/release/…), RUNS (default 30), SHARED (/work/shared/cni)
 set -uo pipefail
+. "$(cd "$(dirname "$0")/.." && pwd)/tests/cni/lib.sh"
 top=$(cd "$(dirname "$0")/.." && pwd)
 WEFT_BIN=${WEFT_BIN:-$top/.build/release/weft}
 WEFT_CNI_BIN=${WEFT_CNI_BIN:-$top/.build/release/weft-cni}
@@ -79,21 +80,7 @@ for _ in $(seq 150); do
 done
 ip -n "$H" link show weft0 >/dev/null 2>&1 || { echo "node did not come up with weft0: $(tail -3 "$W/node.log")"; exit 1; }
 
-NOFILE=$(ulimit -Hn); NPROC=$(ulimit -Hu)
-[ "$NOFILE" = unlimited ] && NOFILE=1048576
-{ [ "$NPROC" = unlimited ] || [ "$NPROC" -gt 32768 ]; } && NPROC=32768
-cat >"$W/containers.conf" <<EOF
-[containers]
-default_ulimits = ["nofile=$NOFILE:$NOFILE", "nproc=$NPROC:$NPROC"]
-[network]
-network_backend = "cni"
-network_config_dir = "$W/net.d"
-cni_plugin_dirs = ["$W/bin", "/usr/lib/cni"]
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-EOF
+write_containers_conf "$W/containers.conf" "$W/net.d" "$W/bin"
 cat >"$W/net.d/weft.conflist" <<EOF
 {
   "cniVersion": "1.0.0",

@@ -53,21 +53,7 @@ node_pid=$!
 for _ in $(seq 100); do "$WEFT" status --data-dir "$W/node" >/dev/null 2>&1 && break; sleep 0.1; done
 allocs() { "$WEFT" ipam --data-dir "$W/node" --json | jq -c '[.allocations[] | select(.handle | startswith("cni:")) | {(.handle): .address}] | add // {}'; }
 
-NOFILE=$(ulimit -Hn); NPROC=$(ulimit -Hu)
-[ "$NOFILE" = unlimited ] && NOFILE=1048576
-{ [ "$NPROC" = unlimited ] || [ "$NPROC" -gt 32768 ]; } && NPROC=32768
-cat >"$W/containers.conf" <<EOF
-[containers]
-default_ulimits = ["nofile=$NOFILE:$NOFILE", "nproc=$NPROC:$NPROC"]
-[network]
-network_backend = "cni"
-network_config_dir = "$W/net.d"
-cni_plugin_dirs = ["$W/bin", "/usr/lib/cni"]
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-EOF
+write_containers_conf "$W/containers.conf" "$W/net.d" "$W/bin"
 cat >"$W/net.d/weft.conflist" <<EOF
 {
   "cniVersion": "1.0.0",

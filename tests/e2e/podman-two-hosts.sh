@@ -30,6 +30,7 @@
 #      LOGS_TO=DIR   copy the nodes' and the plugin's logs there before cleaning up.
 # Output: one line per check with the elapsed time, then exactly one line `N passed, M failed`.
 set -uo pipefail
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/tests/cni/lib.sh"
 top=$(cd "$(dirname "$0")/../.." && pwd)
 first_exe() { for f in "$@"; do [ -x "$f" ] && { echo "$f"; return; }; done; echo "$1"; }
 WEFT_BIN=${WEFT_BIN:-${WEFT:-$(first_exe "$top/.build/release/weft" "$top/.build/debug/weft")}}
@@ -149,22 +150,8 @@ done
 # weft-cni must be found as "<plugin dir>/weft-cni": use its own folder when it has that name.
 if [ "$(basename "$WEFT_CNI_BIN")" = weft-cni ]; then PLUGIN_DIR=$(cd "$(dirname "$WEFT_CNI_BIN")" && pwd)
 else mkdir -p "$W/bin"; cp "$WEFT_CNI_BIN" "$W/bin/weft-cni"; PLUGIN_DIR=$W/bin; fi
-NOFILE=$(ulimit -Hn); NPROC=$(ulimit -Hu)
-[ "$NOFILE" = unlimited ] && NOFILE=1048576
-{ [ "$NPROC" = unlimited ] || [ "$NPROC" -gt 32768 ]; } && NPROC=32768
 for h in a b; do
-  cat >"$W/$h/containers.conf" <<EOF
-[containers]
-default_ulimits = ["nofile=$NOFILE:$NOFILE", "nproc=$NPROC:$NPROC"]
-[network]
-network_backend = "cni"
-network_config_dir = "$W/$h/net.d"
-cni_plugin_dirs = ["$PLUGIN_DIR", "/usr/lib/cni"]
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-EOF
+  write_containers_conf "$W/$h/containers.conf" "$W/$h/net.d" "$PLUGIN_DIR"
   cat >"$W/$h/net.d/weft.conflist" <<EOF
 {
   "cniVersion": "1.0.0",
