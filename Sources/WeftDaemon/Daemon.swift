@@ -85,7 +85,7 @@ public enum Daemon {
             identityCheck: { id, key in NodeIdentity.matches(id, publicKey: key) }
         )
         let ipam = try makeIPAM(options: options, store: store, me: keyPair.nodeID, createsCluster: createsCluster)
-        let identity = NodeRuntime.Identity(keyPair: keyPair, name: name, advertise: advertise, clusterID: clusterKey.clusterID)
+        let identity = NodeRuntime.Identity(keyPair: keyPair, advertise: advertise, clusterID: clusterKey.clusterID)
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let runtime = NodeRuntime(
@@ -326,7 +326,7 @@ public enum Daemon {
             }
             try store.setMeta(NodeStore.MetaKey.clusterID, key.clusterID)
         } catch let e as StartupError { throw e } catch { throw StartupError("\(error)") }
-        if readyLines.isEmpty == false || options.seeds.isEmpty {
+        if options.seeds.isEmpty {
             let listen = (options.advertise ?? options.listen).description
             readyLines.append("to add a host, copy \(dataDirKeyPath) to it and run there:")
             readyLines.append("  weft start --data-dir \(API.defaultDataDir) --listen HOST:\(NodeOptions.defaultPort) --seed \(listen) --cluster-key-file cluster.key")

@@ -64,10 +64,7 @@ struct Leave: ParsableCommand {
     @OptionGroup var node: NodeSelection
 
     func run() throws {
-        var client = node.client()
-        client.timeoutSeconds = 30
-        let r: API.LeaveResult
-        do { r = try client.call(API.Request(op: .leave), as: API.LeaveResult.self) } catch { throw CLIError(error.description) }
+        let r = try node.call(API.Request(op: .leave), as: API.LeaveResult.self, timeout: 30)
         if node.json { return try printJSON(r) }
         print("left the cluster (told \(r.notified) members directly); the node has stopped")
     }
@@ -89,10 +86,8 @@ struct Alloc: ParsableCommand {
     var handle: String
 
     func run() throws {
-        var client = node.client()
-        client.timeoutSeconds = 40  // a node without free space waits up to 30 s for a donation
-        let a: API.Allocation
-        do { a = try client.call(API.Request(op: .alloc, handle: handle), as: API.Allocation.self) } catch { throw CLIError(error.description) }
+        // A node without free space waits up to 30 s for a donation.
+        let a = try node.call(API.Request(op: .alloc, handle: handle), as: API.Allocation.self, timeout: 40)
         if node.json { return try printJSON(a) }
         print("\(a.address)/\(a.prefixLength)")
     }

@@ -32,8 +32,11 @@ struct NodeSelection: ParsableArguments {
 
     func client() -> ControlClient { ControlClient(dataDir: resolvedDataDir) }
 
-    func call<R: Codable & Sendable>(_ request: API.Request, as: R.Type) throws -> R {
-        do { return try client().call(request, as: R.self) } catch { throw CLIError(error.description) }
+    /// One request to the node; `timeout` for operations that may wait (leave, alloc).
+    func call<R: Codable & Sendable>(_ request: API.Request, as: R.Type, timeout: Double = 10) throws -> R {
+        var c = client()
+        c.timeoutSeconds = timeout
+        do { return try c.call(request, as: R.self) } catch { throw CLIError(error.description) }
     }
 }
 

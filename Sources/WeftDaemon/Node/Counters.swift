@@ -24,6 +24,4 @@ struct Counters {
         }
         counter.increment(by: Int64(truncatingIfNeeded: amount))
     }
-
-    subscript(key: String) -> UInt64 { values[key, default: 0] }
 }

@@ -210,7 +210,7 @@ extension NodeRuntime {
     }
 
     func ipamInfo() -> API.IPAMInfo {
-        let names = Dictionary(instance.members.map { ($0.id, $0.name) }, uniquingKeysWith: { a, _ in a })
+        let names = memberNames()
         var ranges: [API.RangeInfo] = []
         var clusterFree: UInt64 = 0
         if let ring = ipam.ring {

@@ -164,7 +164,7 @@ extension NodeRuntime {
         guard let tunnel else { return [] }
         let t = now
         let counters = dataPlane?.counters()
-        let names = Dictionary(instance.members.map { ($0.id, $0.name) }, uniquingKeysWith: { a, _ in a })
+        let names = memberNames()
         return tunnel.peerStatuses(now: t).map { s in
             let state: String, detail: String
             switch s.state {

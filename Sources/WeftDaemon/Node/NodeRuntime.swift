@@ -18,7 +18,6 @@ import WeftStore
 actor NodeRuntime {
     struct Identity: Sendable {
         let keyPair: IdentityKeyPair
-        let name: String
         let advertise: Endpoint
         let clusterID: String
     }
@@ -253,6 +252,11 @@ actor NodeRuntime {
             overlayAddress: ipam.overlayAddress.map { IPAM.format($0) },
             overlayMTU: tunnel == nil ? nil : tunMTU, tunName: tunnel == nil ? nil : dataPlane?.tunName
         )
+    }
+
+    /// Member id → name, for tables that show owners and peers by name.
+    func memberNames() -> [NodeID: String] {
+        Dictionary(instance.members.map { ($0.id, $0.name) }, uniquingKeysWith: { a, _ in a })
     }
 
     func members() -> [API.MemberInfo] {

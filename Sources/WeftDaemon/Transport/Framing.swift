@@ -190,10 +190,7 @@ func framedExchange(
 extension Endpoint {
     /// The NIO socket address for this endpoint.
     func socketAddress() throws -> SocketAddress {
-        switch address {
-        case .v4: return try SocketAddress(ipAddress: address.description, port: Int(port))
-        case .v6: return try SocketAddress(ipAddress: address.description, port: Int(port))
-        }
+        try SocketAddress(ipAddress: address.description, port: Int(port))
     }
 
     /// The endpoint of an IP socket address; nil for Unix sockets.
