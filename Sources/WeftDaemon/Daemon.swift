@@ -87,9 +87,14 @@ public enum Daemon {
         let ipam = try makeIPAM(options: options, store: store, me: keyPair.nodeID, createsCluster: createsCluster)
         let identity = NodeRuntime.Identity(keyPair: keyPair, advertise: advertise, clusterID: clusterKey.clusterID)
 
+        // Seeds: resolve now so a typo fails fast, before anything is written.
+        var seedEndpoints: [Endpoint] = []
+        for s in options.seeds { seedEndpoints.append(try resolveEndpoint(s)) }
+
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let node = Node.Instance(membership: instance, ipam: ipam.instance, settings: options.profile.nodeSettings, storage: store)
         let runtime = NodeRuntime(
-            instance: instance, ipam: ipam.instance, identity: identity, settings: settings, store: store,
+            node: node, identity: identity, settings: settings,
             sealer: GossipSealer(clusterKey: clusterKey), logger: logger, group: group
         )
 
@@ -124,9 +129,22 @@ public enum Daemon {
             )
         }
         // Only now, with the sockets and the TUN device in hand, is state written (a new ring).
-        await runtime.start(ipamDirectives: ipam.directives)
+        let shutdown = AsyncStream.makeStream(of: Exit.self)
+        let refusal = RefusalBox()
+        do {
+            try await runtime.start(
+                dataPlane: dataPlane, tunnel: tunnel, tunMTU: tunMTU, seeds: seedEndpoints, ipamStartup: ipam.directives,
+                onRefused: { message in
+                    refusal.set(message)
+                    shutdown.continuation.yield(.signal(SIGTERM))
+                }
+            )
+        } catch {
+            dataPlane.stop()
+            await closeAll()
+            throw StartupError(error.description)
+        }
         dataPlane.start(delegate: DataPlaneBridge(sink: eventSink))
-        await runtime.attach(dataPlane: dataPlane, tunnel: tunnel, tunMTU: tunMTU)
         do {
             let listen = try options.listen.socketAddress()
             let tcp = try await ServerBootstrap(group: group)
@@ -146,7 +164,6 @@ public enum Daemon {
             throw StartupError(describeBindError(error, address: options.listen.description, flag: "--listen"))
         }
 
-        let shutdown = AsyncStream.makeStream(of: Exit.self)
         let control = ControlService(
             runtime: runtime,
             resolver: { text in Result { try resolveEndpoint(text) }.mapError { $0 as? StartupError ?? StartupError("\($0)") } },
@@ -190,15 +207,6 @@ public enum Daemon {
             }
         }
 
-        // Seeds: resolve now so a typo fails fast.
-        var seedEndpoints: [Endpoint] = []
-        for s in options.seeds {
-            do { seedEndpoints.append(try resolveEndpoint(s)) } catch {
-                await closeAll()
-                try? FileManager.default.removeItem(atPath: socketPath)
-                throw error
-            }
-        }
 
         let signals = installSignalHandlers { sig in shutdown.continuation.yield(.signal(sig)) }
         logger.notice("node started", metadata: [
@@ -208,7 +216,6 @@ public enum Daemon {
         ])
         onReady(readyLines)
 
-        let seeds = seedEndpoints
         let exit = await withTaskGroup(of: Exit?.self) { tasks -> Exit in
             tasks.addTask {
                 for await e in events {
@@ -221,9 +228,6 @@ public enum Daemon {
                 return nil
             }
             tasks.addTask { await runtime.runTimers(); return nil }
-            if !seeds.isEmpty {
-                tasks.addTask { _ = await runtime.join(seeds, remember: true); return nil }
-            }
             tasks.addTask {
                 for await e in shutdown.stream { return e }
                 return .signal(SIGTERM)
@@ -244,6 +248,10 @@ public enum Daemon {
         }
         for s in signals { s.cancel() }
         try? FileManager.default.removeItem(atPath: socketPath)
+        if let message = refusal.message {
+            logger.error("refused by the cluster; node stopped", metadata: ["event": "stopped"])
+            throw StartupError(message)
+        }
         switch exit {
         case .left: logger.notice("left the cluster; node stopped", metadata: ["event": "stopped"])
         case .signal(let sig): logger.notice("stopped by signal \(sig); state kept for restart", metadata: ["event": "stopped"])
@@ -436,4 +444,12 @@ public enum Daemon {
             return source
         }
     }
+}
+
+/// The refusal message handed from the node's effect to the daemon's exit path.
+final class RefusalBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: String?
+    func set(_ message: String) { lock.lock(); if value == nil { value = message }; lock.unlock() }
+    var message: String? { lock.lock(); defer { lock.unlock() }; return value }
 }

@@ -7,7 +7,12 @@ extension NodeStore {
     /// request that produced them (an allocation is durable before its address is handed out).
     public func applyIPAM(_ changes: [IPAM.PersistChange]) throws(StoreError) {
         guard !changes.isEmpty else { return }
-        try write { db in
+        try write { db in try NodeStore.applyIPAM(changes, in: db) }
+    }
+
+    /// The statements of `applyIPAM`, inside the caller's transaction (also used by `commit`).
+    static func applyIPAM(_ changes: [IPAM.PersistChange], in db: Database) throws {
+        do {
             for change in changes {
                 switch change {
                 case .cluster(let cluster, let subnet):

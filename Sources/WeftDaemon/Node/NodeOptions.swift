@@ -29,6 +29,13 @@ public struct NodeOptions: Sendable {
             case .fast: return .fast
             }
         }
+
+        public var nodeSettings: Node.Settings {
+            switch self {
+            case .default: return .default
+            case .fast: return .fast
+            }
+        }
     }
 
     public var dataDir: String

@@ -101,58 +101,32 @@ extension NodeRuntime {
     /// Sessions are refused this long after their handshake (WireGuard's REJECT_AFTER_TIME).
     var tunnelRejectAfter: Duration { .seconds(180) }
 
-    /// A member appeared, moved or changed state: keep the tunnel's peer list in step.
-    func syncTunnelPeer(_ m: Membership.Member) {
+    /// The node says how a member's tunnel must change.
+    func apply(_ change: Node.TunnelPeerChange) {
         guard tunnel != nil else { return }
-        switch m.state {
-        case .alive, .suspect:
-            guard let pk = try? PublicKey(bytes: m.publicKey), let key = SodiumTunnelSuite.staticPublicKey(pk) else {
+        switch change {
+        case .upsert(let id, let publicKey, let endpoint, let restarted):
+            guard let pk = try? PublicKey(bytes: publicKey), let key = SodiumTunnelSuite.staticPublicKey(pk) else {
                 drops.increment("tunnel-bad-member-key")
                 return
             }
-            // A higher incarnation usually means the peer restarted and lost its sessions: our
-            // installed session would send into the void until the next rekey. Start over, so
-            // the next packet triggers a fresh handshake.
-            if let known = tunnelIncarnations[m.id], m.incarnation > known {
-                execute(tunnel: tunnel!.removePeer(m.id))
-            }
-            tunnelIncarnations[m.id] = m.incarnation
-            execute(tunnel: tunnel!.upsertPeer(m.id, staticKey: key, endpoint: m.address))
-            dataPlane?.updateEndpoint(peer: m.id, endpoint: m.address)
-        case .dead, .left:
-            tunnelIncarnations[m.id] = nil
-            execute(tunnel: tunnel!.removePeer(m.id))
+            if restarted { execute(tunnel: tunnel!.removePeer(id)) }
+            execute(tunnel: tunnel!.upsertPeer(id, staticKey: key, endpoint: endpoint))
+            dataPlane?.updateEndpoint(peer: id, endpoint: endpoint)
+        case .remove(let id):
+            execute(tunnel: tunnel!.removePeer(id))
         }
     }
 
-    /// The route table for the data plane: every range of the ring owned by another node.
-    func updateRoutes() {
-        guard let dataPlane, let ring = ipam.ring else { return }
-        let me = identity.keyPair.nodeID
-        var routes: [RouteEntry] = []
-        for (i, e) in ring.entries.enumerated() where e.owner != me {
-            let end = UInt32(ring.end(ofEntryAt: i) - 1)
-            if let last = routes.last, last.peer == e.owner, UInt64(last.end) + 1 == UInt64(e.token) {
-                routes[routes.count - 1] = RouteEntry(start: last.start, end: end, peer: e.owner)
-            } else {
-                routes.append(RouteEntry(start: e.token, end: end, peer: e.owner))
-            }
-        }
-        guard routes != lastRoutes else { return }
-        lastRoutes = routes
-        dataPlane.updateRoutes(routes)
-    }
-
-    /// Gives the TUN device this node's overlay address once the allocator has one.
+    /// Gives the TUN device the node's overlay address once both exist.
     func configureOverlayIfNeeded() {
-        guard let dataPlane, dataPlane.tunName != nil, let address = ipam.overlayAddress, address != tunAddress,
-              let subnet = ipam.ring?.subnet else { return }
+        guard let dataPlane, dataPlane.tunName != nil, let (address, prefixLength) = pendingOverlay, address != tunAddress else { return }
         do {
-            try dataPlane.configureTUN(address: address, prefixLength: Int(subnet.prefixLength), mtu: tunMTU)
+            try dataPlane.configureTUN(address: address, prefixLength: prefixLength, mtu: tunMTU)
             tunAddress = address
             logger.notice("TUN device up", metadata: [
                 "event": "tun-up", "device": .string(dataPlane.tunName ?? "?"),
-                "address": .string("\(IPAM.format(address))/\(subnet.prefixLength)"), "mtu": .stringConvertible(tunMTU),
+                "address": .string("\(IPAM.format(address))/\(prefixLength)"), "mtu": .stringConvertible(tunMTU),
             ])
         } catch {
             logger.error("cannot configure the TUN device", metadata: ["event": "tun-error", "error": .string(error.description)])

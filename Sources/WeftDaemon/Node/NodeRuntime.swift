@@ -8,13 +8,14 @@ import WeftCrypto
 import WeftDataPlane
 import WeftStore
 
-/// The node's single owner of protocol state. Every input (datagram, push-pull frame, timer,
-/// control request) enters through this actor, is handed to the pure `Membership.Instance`, and
-/// the returned directives are carried out here: seal and send, persist, log, count.
+/// The interpreter of the pure `Node.Instance` (docs/node.md). Every input (datagram,
+/// push-pull frame, IPAM frame, timer, control request) enters through this actor, goes to the
+/// node, and the returned effects are carried out here: seal and send, open TCP, program the
+/// data plane, answer waiting requests, log, count. No protocol rule lives here.
 ///
 /// Threading: NIO's event loop threads only move bytes; they forward into this actor, which
-/// serializes all state changes. Sends go back out through `Channel.writeAndFlush`, which is
-/// safe from any thread.
+/// serializes all state changes. Sends go back out through the data plane or NIO channels,
+/// which are safe from any thread.
 actor NodeRuntime {
     struct Identity: Sendable {
         let keyPair: IdentityKeyPair
@@ -22,10 +23,9 @@ actor NodeRuntime {
         let clusterID: String
     }
 
-    var instance: Membership.Instance
+    var node: Node.Instance
     let identity: Identity
     let settings: Membership.Settings
-    let store: NodeStore
     let sealer: GossipSealer
     let logger: Logger
     let group: any EventLoopGroup
@@ -41,10 +41,9 @@ actor NodeRuntime {
     var tunMTU: Int = 1420
     /// The overlay address the TUN device carries, once configured.
     var tunAddress: UInt32?
+    /// The overlay address the node announced, waiting for the TUN device (attach).
+    var pendingOverlay: (address: UInt32, prefixLength: Int)?
     var lastDataPlaneReport: Instant = .zero
-    var lastRoutes: [RouteEntry] = []
-    /// The incarnation each tunnel peer had when its sessions were made (restart detection).
-    var tunnelIncarnations: [NodeID: UInt64] = [:]
     var drops = Counters(label: "weft_dropped_packets_total", dimension: "reason")
     var messages = Counters(label: "weft_messages_total", dimension: "type")
     /// The data plane's counters as Prometheus counters, fed by their growth once a second.
@@ -54,32 +53,20 @@ actor NodeRuntime {
     let probeTimer = Metrics.Timer(label: "weft_probe_rtt_seconds", preferredDisplayUnit: .seconds)
     var memberGauges: [Membership.MemberState: Gauge] = [:]
 
-    var joined = false
-    var seedProblems: [String: String] = [:]
-    var seeds: [Endpoint] = []
-    var nextSeedRetry: ContinuousClock.Instant?
-    var seedRetryDelay: Duration = .seconds(2)
     var plannedWake: Instant?
     var sleeper: Task<Void, Never>?
     var stopped = false
+    /// Called once when the node must stop on its own (refused by the cluster): the message.
+    var onRefused: (@Sendable (String) -> Void)?
 
-    // IPAM (see NodeRuntime+IPAM.swift)
-    var ipam: IPAM.Instance
+    /// Control requests waiting for a pending allocation, by handle.
     var waitingAllocations: [String: [CheckedContinuation<Result<UInt32, IPAM.AllocationError>, Never>]] = [:]
-    var ipamWarnings: [String: String] = [:]
-    /// Members whose separately created ring was already logged (logged once, not per gossip round).
-    var loggedMismatches: Set<String> = []
-    var lastIPAMTick: Instant = .zero
 
-    init(
-        instance: Membership.Instance, ipam: IPAM.Instance, identity: Identity, settings: Membership.Settings,
-        store: NodeStore, sealer: GossipSealer, logger: Logger, group: any EventLoopGroup
-    ) {
-        self.instance = instance
-        self.ipam = ipam
+    init(node: Node.Instance, identity: Identity, settings: Membership.Settings, sealer: GossipSealer,
+         logger: Logger, group: any EventLoopGroup) {
+        self.node = node
         self.identity = identity
         self.settings = settings
-        self.store = store
         self.sealer = sealer
         self.logger = logger
         self.group = group
@@ -94,13 +81,16 @@ actor NodeRuntime {
 
     var now: Instant { Instant(nanoseconds: (clock.now - origin).nanoseconds) }
 
-    func attach(dataPlane: DataPlane, tunnel: Tunnel.Instance<SodiumTunnelSuite>?, tunMTU: Int) {
+    /// Wires the data plane and tunnels, then starts the node: its start-up state is committed
+    /// (or the start fails), tunnel peers and routes are programmed, seeds are contacted.
+    func start(dataPlane: DataPlane, tunnel: Tunnel.Instance<SodiumTunnelSuite>?, tunMTU: Int,
+               seeds: [Endpoint], ipamStartup: [IPAM.Directive],
+               onRefused: @escaping @Sendable (String) -> Void) throws(Node.StorageFailure) {
         self.dataPlane = dataPlane
         self.tunnel = tunnel
         self.tunMTU = tunMTU
-        for m in instance.members where m.id != identity.keyPair.nodeID { syncTunnelPeer(m) }
-        updateRoutes()
-        configureOverlayIfNeeded()
+        self.onRefused = onRefused
+        perform(try node.start(seeds: seeds, ipamStartup: ipamStartup, now: now))
     }
 
     // MARK: - Inputs
@@ -117,9 +107,8 @@ actor NodeRuntime {
         case .failure(let f):
             drop(f.reason.rawValue, from: from)
         case .success(let plain):
-            markHeard(from)
             messages.increment(Self.typeName(plain, direction: "in"))
-            execute(instance.onDatagram(plain, from: from, now: now))
+            perform(node.onGossip(plain, from: from, now: now))
         }
     }
 
@@ -128,7 +117,11 @@ actor NodeRuntime {
     func onTCPRequest(_ bytes: [UInt8], from: Endpoint?) -> [UInt8]? {
         guard !stopped else { return nil }
         if bytes.count >= 2, bytes[1] == GossipEnvelope.Kind.ipam.rawValue {
-            onIPAMFrame(bytes, from: from)
+            messages.increment("ipam-in")
+            switch GossipEnvelope.open(bytes, expecting: .ipam, with: sealer) {
+            case .failure(let f): drop(f.reason.rawValue, from: from)
+            case .success(let plain): perform(node.onIPAMFrame(plain, now: now))
+            }
             return nil
         }
         messages.increment("push-pull-in")
@@ -137,30 +130,28 @@ actor NodeRuntime {
             drop(f.reason.rawValue, from: from)
             return nil
         case .success(let plain):
-            let source = from ?? identity.advertise
-            let (reply, directives) = instance.onPushPull(plain, from: source, appState: ipamAppState(), now: now)
-            execute(directives)
+            let (reply, effects) = node.onPushPullRequest(plain, from: from ?? identity.advertise, now: now)
+            perform(effects)
             guard let reply else { return nil }
             return GossipEnvelope.seal(reply, kind: .pushPullReply, with: sealer)
         }
     }
 
-    /// The timer loop: calls `onTick` whenever the instance asks, and retries seeds until joined.
+    /// The timer loop: ticks the node whenever it asks, the tunnels whenever they ask, and
+    /// reports the data plane's counters once a second.
     func runTimers() async {
         while !stopped {
             let t = now
-            if instance.nextWakeup <= t {
-                execute(instance.onTick(now: t))
+            if node.nextWakeup <= t {
+                perform(node.onTick(now: t))
                 continue
             }
             if let w = tunnel?.nextWakeup, w <= t {
                 tickTunnel(now: t)
                 continue
             }
-            retrySeedsIfDue()
-            tickIPAM(now: t)
             reportDataPlane(now: t)
-            var wake = min(instance.nextWakeup, t + .milliseconds(500))
+            var wake = min(node.nextWakeup, t + .milliseconds(500))
             if let w = tunnel?.nextWakeup { wake = min(wake, w) }
             plannedWake = wake
             let sleepFor = wake - t
@@ -175,13 +166,8 @@ actor NodeRuntime {
 
     /// Contacts `endpoints` with a full-state exchange each (in parallel) and reports the outcome.
     func join(_ endpoints: [Endpoint], remember: Bool) async -> API.JoinResult {
-        let targets = endpoints.filter { $0 != identity.advertise }
-        if remember {
-            for e in targets where !seeds.contains(e) { seeds.append(e) }
-        }
-        execute(instance.join(seeds: targets, now: now).filter {
-            if case .pushPull = $0 { return false } else { return true }
-        })
+        let (targets, effects) = node.join(endpoints, remember: remember, now: now)
+        perform(effects)
         var joinedVia: [String] = []
         var failed: [String: String] = [:]
         await withTaskGroup(of: (Endpoint, String?).self) { group in
@@ -192,33 +178,30 @@ actor NodeRuntime {
                 if let problem { failed[target.description] = problem } else { joinedVia.append(target.description) }
             }
         }
-        for (e, why) in failed { seedProblems[e] = why }
-        for e in joinedVia { seedProblems[e] = nil }
-        if !targets.isEmpty && joinedVia.isEmpty {
-            logger.error(
-                "no seed answered: check the cluster key (--cluster-key-file) and the seed addresses; retrying",
-                metadata: ["event": "join-failed", "seeds": .string(failed.map { "\($0.key): \($0.value)" }.sorted().joined(separator: "; "))]
-            )
+        if targets.isEmpty {
+            failed[identity.advertise.description] = "that is this node's own address: give another member's HOST:PORT"
         } else if !joinedVia.isEmpty {
-            logger.info("joined the cluster", metadata: ["event": "joined", "via": .string(joinedVia.sorted().joined(separator: ",")), "members": .stringConvertible(instance.members.count)])
+            logger.info("joined the cluster", metadata: ["event": "joined", "via": .string(joinedVia.sorted().joined(separator: ",")), "members": .stringConvertible(node.membership.members.count)])
         }
-        return API.JoinResult(joined: joinedVia.sorted(), failed: failed, members: instance.members.count)
+        return API.JoinResult(joined: joinedVia.sorted(), failed: failed, members: node.membership.members.count)
     }
 
-    /// Graceful, permanent departure: announce `left`, keep gossiping for a grace period, stop.
+    /// Graceful, permanent departure: hand the ranges over, announce `left`, keep gossiping for
+    /// a grace period so the news travels, then the daemon stops.
     func leave() async -> API.LeaveResult {
-        await leaveIPAM()
-        let directives = instance.leave(now: now)
-        let notified = Set(directives.compactMap { d -> Endpoint? in
-            if case .send(_, let to) = d { return to } else { return nil }
+        let (peers, effects) = node.leave(now: now)
+        let notified = Set(effects.compactMap { e -> Endpoint? in
+            if case .sendGossip(_, let to) = e { return to } else { return nil }
         }).count
-        execute(directives)
+        perform(effects)
+        for (handle, _) in waitingAllocations { resume(handle, .failure(.notInCluster)) }
+        // At least one peer gets the new ring over TCP before the departure is announced widely.
+        for p in peers { _ = await pushPull(with: p) }
         logger.notice("leaving the cluster", metadata: ["event": "leave", "notified": .stringConvertible(notified)])
-        // Let the piggybacked `left` update travel for a couple of probe periods.
         let deadline = clock.now + settings.probeInterval * 2
         while clock.now < deadline {
             try? await Task.sleep(for: settings.probeInterval / 4)
-            execute(instance.onTick(now: now))
+            perform(node.onTick(now: now))
         }
         return API.LeaveResult(notified: notified)
     }
@@ -233,36 +216,27 @@ actor NodeRuntime {
     func status() -> API.Status {
         var counts: [String: Int] = [:]
         for s in Membership.MemberState.allCases { counts[s.description] = 0 }
-        for m in instance.members { counts[m.state.description, default: 0] += 1 }
-        var warnings: [String] = []
-        if !seeds.isEmpty && !joined {
-            let detail = seedProblems.map { "\($0.key): \($0.value)" }.sorted().joined(separator: "; ")
-            warnings.append("no seed answered yet (\(detail.isEmpty ? "waiting" : detail)): check the cluster key and the seed addresses")
-        }
-        warnings += ipamWarnings.keys.sorted().compactMap { ipamWarnings[$0] }
-        if !ipam.conflicts.isEmpty {
-            warnings.append("\(ipam.conflicts.count) allocation(s) are in conflict (their range was taken over while this node was away): see `weft ipam`")
-        }
-        let me = instance.myself
+        for (s, n) in node.memberCounts { counts[s.description] = n }
+        let me = node.membership.myself
         return API.Status(
             id: me.id.hex, name: me.name, address: me.address.description, cluster: identity.clusterID,
             incarnation: me.incarnation, version: WeftVersion.current,
             uptimeSeconds: (clock.now - startedAt).seconds, members: counts,
-            drops: drops.values, messages: messages.values, joined: joined, warnings: warnings,
-            overlayAddress: ipam.overlayAddress.map { IPAM.format($0) },
+            drops: drops.values, messages: messages.values, joined: node.joined, warnings: node.warnings,
+            overlayAddress: node.ipam.overlayAddress.map { IPAM.format($0) },
             overlayMTU: tunnel == nil ? nil : tunMTU, tunName: tunnel == nil ? nil : dataPlane?.tunName
         )
     }
 
     /// Member id → name, for tables that show owners and peers by name.
     func memberNames() -> [NodeID: String] {
-        Dictionary(instance.members.map { ($0.id, $0.name) }, uniquingKeysWith: { a, _ in a })
+        Dictionary(node.membership.members.map { ($0.id, $0.name) }, uniquingKeysWith: { a, _ in a })
     }
 
     func members() -> [API.MemberInfo] {
         let t = now
         let me = identity.keyPair.nodeID
-        return instance.members.map { m in
+        return node.membership.members.map { m in
             API.MemberInfo(
                 id: m.id.hex, name: m.name, address: m.address.description, state: m.state.description,
                 incarnation: m.incarnation,
@@ -272,40 +246,62 @@ actor NodeRuntime {
         }
     }
 
-    // MARK: - Directives
+    // MARK: - Effects
 
-    func execute(_ directives: [Membership.Directive]) {
-        for d in directives {
-            switch d {
-            case .send(let bytes, let to):
+    /// Carries out the node's effects in order.
+    func perform(_ effects: [Node.Effect]) {
+        for e in effects {
+            switch e {
+            case .sendGossip(let bytes, let to):
                 send(bytes, to: to)
             case .pushPull(let to):
                 Task { _ = await self.pushPull(with: to) }
-            case .memberChanged(let m, let previous):
-                memberChanged(m, previous: previous)
-            case .memberRemoved(let m):
-                do { try store.deleteMember(m.id) } catch {
-                    logger.error("cannot delete forgotten member", metadata: ["event": "store-error", "member": .string(m.id.short), "error": "\(error)"])
-                }
-                logger.info("member forgotten", metadata: ["event": "member-forgotten", "member": .string(m.id.short), "memberName": .string(m.name)])
-            case .persistIncarnation(let inc):
-                do { try store.saveIncarnation(inc) } catch {
-                    logger.error("cannot persist incarnation", metadata: ["event": "store-error", "error": "\(error)"])
-                }
-            case .deliver(let bytes, let from):
-                onRingData(bytes, from: from, rebroadcast: true)
-            case .mergeAppState(let bytes, let from):
-                if !bytes.isEmpty { onRingData(bytes, from: from, rebroadcast: false) }
+            case .sendIPAM(let bytes, let to, let endpoint):
+                sendIPAM(bytes, to: to, endpoint: endpoint)
+            case .allocated(let handle, let address):
+                resume(handle, .success(address))
+            case .allocationFailed(let handle, let error):
+                resume(handle, .failure(error))
+            case .tunnelPeer(let change):
+                apply(change)
+            case .routes(let routes):
+                dataPlane?.updateRoutes(routes.map { RouteEntry(start: $0.start, end: $0.end, peer: $0.peer) })
+            case .overlayAddress(let address, let prefixLength):
+                pendingOverlay = (address, prefixLength)
+                configureOverlayIfNeeded()
             case .dropped(let reason):
-                drops.increment(reason.rawValue)
+                drops.increment(reason)
             case .probeRTT(let rtt):
                 probeTimer.recordNanoseconds(rtt.nanoseconds)
+            case .membersChanged:
+                let counts = node.memberCounts
+                for (state, gauge) in memberGauges { gauge.record(counts[state, default: 0]) }
+            case .log(let l):
+                log(l)
+            case .stop(let phase, let message):
+                if phase == .refused, let onRefused {
+                    self.onRefused = nil
+                    onRefused(message)
+                }
             }
         }
-        if let planned = plannedWake, instance.nextWakeup < planned {
+        if let planned = plannedWake, node.nextWakeup < planned {
             plannedWake = nil
             sleeper?.cancel()
         }
+    }
+
+    func log(_ l: Node.Log) {
+        var md: Logger.Metadata = ["event": .string(l.event)]
+        for (k, v) in l.fields { md[k] = .string(v) }
+        let level: Logger.Level = switch l.level {
+        case .debug: .debug
+        case .info: .info
+        case .notice: .notice
+        case .warning: .warning
+        case .error: .error
+        }
+        logger.log(level: level, "\(l.message)", metadata: md)
     }
 
     func send(_ plaintext: [UInt8], to: Endpoint) {
@@ -334,10 +330,17 @@ actor NodeRuntime {
         return "\(name)-\(direction)"
     }
 
-    /// One full-state exchange with `target`. Returns nil on success, or why it failed.
+    /// One full-state exchange with `target`, reported to the node. Returns nil on success, or
+    /// why it failed.
     func pushPull(with target: Endpoint) async -> String? {
+        let problem = await exchange(with: target)
+        if let problem { perform(node.onPushPullFailed(to: target, reason: problem, now: now)) }
+        return problem
+    }
+
+    private func exchange(with target: Endpoint) async -> String? {
         guard let address = try? target.socketAddress() else { return "not a usable address" }
-        let request = GossipEnvelope.seal(instance.makePushPull(appState: ipamAppState(), now: now), kind: .pushPullRequest, with: sealer)
+        let request = GossipEnvelope.seal(node.makePushPullRequest(now: now), kind: .pushPullRequest, with: sealer)
         messages.increment("push-pull-out")
         let reply: [UInt8]
         do {
@@ -358,9 +361,7 @@ actor NodeRuntime {
             drop(f.reason.rawValue, from: target)
             return "its answer could not be authenticated (different cluster key?)"
         case .success(let plain):
-            markHeard(target)
-            let (_, directives) = instance.onPushPull(plain, from: target, appState: ipamAppState(), now: now)
-            execute(directives)
+            perform(node.onPushPullReply(plain, from: target, now: now))
             return nil
         }
     }
@@ -381,50 +382,9 @@ actor NodeRuntime {
         return "\(error)"
     }
 
-    func memberChanged(_ m: Membership.Member, previous: Membership.MemberState?) {
-        let stored = StoredMember(
-            id: m.id, name: m.name, address: m.address.description, publicKey: m.publicKey,
-            incarnation: m.incarnation, state: m.state, updatedAt: WallClock.milliseconds()
-        )
-        do { try store.upsertMember(stored) } catch {
-            logger.error("cannot persist member", metadata: ["event": "store-error", "member": .string(m.id.short), "error": "\(error)"])
-        }
-        if m.id != identity.keyPair.nodeID && m.state == .alive { joined = true }
-        let level: Logger.Level = (m.state == .dead || m.state == .suspect) ? .warning : .info
-        logger.log(level: level, "member \(m.state)", metadata: [
-            "event": "member-\(m.state)", "member": .string(m.id.short), "memberName": .string(m.name),
-            "addr": .string(m.address.description), "incarnation": .stringConvertible(m.incarnation),
-            "previous": .string(previous?.description ?? "none"),
-        ])
-        var counts: [Membership.MemberState: Int] = [:]
-        for member in instance.members { counts[member.state, default: 0] += 1 }
-        for (state, gauge) in memberGauges { gauge.record(counts[state, default: 0]) }
-        membersChangedForIPAM()
-        if m.id != identity.keyPair.nodeID { syncTunnelPeer(m) }
-    }
-
-    func markHeard(_ from: Endpoint?) {
-        guard let from else { return }
-        if seeds.contains(from) { seedProblems[from.description] = nil }
-    }
-
     func drop(_ reason: String, from: Endpoint?) {
         drops.increment(reason)
         logger.debug("dropped packet", metadata: ["event": "drop", "reason": .string(reason), "from": .string(from?.description ?? "?")])
-    }
-
-    func retrySeedsIfDue() {
-        guard !seeds.isEmpty, !joined else { return }
-        let t = clock.now
-        guard let due = nextSeedRetry else {
-            nextSeedRetry = t + seedRetryDelay
-            return
-        }
-        guard t >= due else { return }
-        seedRetryDelay = min(seedRetryDelay * 2, .seconds(30))
-        nextSeedRetry = t + seedRetryDelay
-        let targets = seeds
-        Task { _ = await self.join(targets, remember: false) }
     }
 }
 

@@ -1,0 +1,527 @@
+extension Node {
+    /// The node: owns the membership and IPAM instances and every rule between them. Every input
+    /// takes `now` and returns ``Effect``s; every durable change of an input is committed through
+    /// ``NodeStorage`` as one batch before its effects are returned (or the input is undone).
+    public struct Instance: Sendable {
+        public private(set) var membership: Membership.Instance
+        public private(set) var ipam: IPAM.Instance
+        public let settings: Settings
+        public let storage: any NodeStorage
+        public private(set) var phase: Phase = .running
+        /// True once another member answered this node since it started (push-pull reply or an
+        /// authenticated datagram), restored members included.
+        public private(set) var joined = false
+        /// Seeds to retry until one answers.
+        public private(set) var seeds: [Endpoint] = []
+        /// Why each seed did not answer (cleared when it does).
+        public private(set) var seedProblems: [String: String] = [:]
+        /// Data-plane routes as last announced.
+        public private(set) var routes: [Route] = []
+        /// Warnings about other members' rings, by key (one per member).
+        public private(set) var ipamWarnings: [String: String] = [:]
+        /// Inputs undone because their commit failed, and the last failure.
+        public private(set) var storageFailures = 0
+        public private(set) var lastStorageError: String?
+        /// Why the cluster refused this node (phase `.refused`).
+        public private(set) var refusal: String?
+
+        var nextSeedRetry: Instant?
+        var seedRetryDelay: Duration
+        var seedRound = 0
+        var seedFailedRound: [Endpoint: Int] = [:]
+        var lastIPAMTick: Instant = .zero
+        var tunnelIncarnations: [NodeID: UInt64] = [:]
+        var announcedOverlay: UInt32?
+        var loggedMismatches: Set<String> = []
+        /// Started with no member known: a first join, where a clash of names refuses the node.
+        let firstJoin: Bool
+
+        public var me: NodeID { membership.myself.id }
+        public var name: String { membership.myself.name }
+
+        /// A node built from its restored (or fresh) instances. Call ``start(seeds:ipamStartup:now:)``
+        /// next: it commits the start-up state and returns the first effects.
+        public init(membership: Membership.Instance, ipam: IPAM.Instance, settings: Settings = .default,
+                    storage: any NodeStorage) {
+            self.membership = membership
+            self.ipam = ipam
+            self.settings = settings
+            self.storage = storage
+            self.seedRetryDelay = settings.seedRetryInitial
+            self.firstJoin = membership.members.allSatisfy { $0.id == membership.myself.id }
+        }
+
+        // MARK: - Queries
+
+        /// The earliest instant at which ``onTick(now:)`` has work.
+        public var nextWakeup: Instant {
+            var w = membership.nextWakeup
+            if ipam.ring != nil || !ipam.pending.isEmpty { w = min(w, lastIPAMTick + settings.ipamTick) }
+            if let s = nextSeedRetry, !joined { w = min(w, s) }
+            return w
+        }
+
+        /// Member counts by state.
+        public var memberCounts: [Membership.MemberState: Int] {
+            var counts: [Membership.MemberState: Int] = [:]
+            for m in membership.members { counts[m.state, default: 0] += 1 }
+            return counts
+        }
+
+        /// Warnings for `weft status`: seeds that do not answer, rings that were refused,
+        /// conflicts, storage failures.
+        public var warnings: [String] {
+            var out: [String] = []
+            if !seeds.isEmpty && !joined {
+                let detail = seedProblems.map { "\($0.key): \($0.value)" }.sorted().joined(separator: "; ")
+                out.append("no seed answered yet (\(detail.isEmpty ? "waiting" : detail)): check the cluster key and the seed addresses")
+            }
+            out += ipamWarnings.keys.sorted().compactMap { ipamWarnings[$0] }
+            if !ipam.conflicts.isEmpty {
+                out.append("\(ipam.conflicts.count) allocation(s) are in conflict (their range was taken over while this node was away): see `weft ipam`")
+            }
+            if let e = lastStorageError {
+                out.append("\(storageFailures) change(s) could not be written to the database (last: \(e)); they were undone: check the disk")
+            }
+            return out
+        }
+
+        // MARK: - Start
+
+        /// Commits the start-up state (a created ring, the overlay address claim), tells IPAM who
+        /// is live among the restored members, sets up tunnel peers and routes, and contacts the
+        /// seeds. Throws when the start-up state cannot be committed (the daemon refuses to start).
+        public mutating func start(seeds: [Endpoint], ipamStartup: [IPAM.Directive], now: Instant) throws(StorageFailure) -> [Effect] {
+            self.seeds = seeds.filter { $0 != membership.myself.address }
+            lastIPAMTick = now
+            let result = transact(now: now) { node, w in
+                node.run(ipam: ipamStartup, &w, now: now)
+                w.membersChanged = true
+                for m in node.membership.members where m.id != node.me { w.changed[m.id] = m }
+                if !node.seeds.isEmpty {
+                    node.run(node.membership.join(seeds: node.seeds, now: now), &w, now: now)
+                    node.nextSeedRetry = now + node.seedRetryDelay
+                    node.seedRound += 1
+                }
+            }
+            if let failure = result.failure { throw failure }
+            return result.effects
+        }
+
+        // MARK: - Inputs from the network
+
+        /// An authenticated membership datagram (the interpreter opened the envelope).
+        public mutating func onGossip(_ plaintext: [UInt8], from: Endpoint, now: Instant) -> [Effect] {
+            transact(now: now) { node, w in
+                node.heard(from)
+                node.run(node.membership.onDatagram(plaintext, from: from, now: now), &w, now: now)
+            }.effects
+        }
+
+        /// Our side of a push-pull exchange (join, periodic, dead re-probe).
+        public mutating func makePushPullRequest(now: Instant) -> [UInt8] {
+            let app = ipamAppState()
+            return membership.makePushPull(appState: app, now: now)
+        }
+
+        /// A push-pull request arrived over TCP. Returns the reply to send, nil to close without
+        /// answering (also when the change it caused could not be committed).
+        public mutating func onPushPullRequest(_ plaintext: [UInt8], from: Endpoint, now: Instant) -> (reply: [UInt8]?, effects: [Effect]) {
+            var reply: [UInt8]?
+            let r = transact(now: now) { node, w in
+                let app = node.ipamAppState()
+                let (rep, ds) = node.membership.onPushPull(plaintext, from: from, appState: app, now: now)
+                node.run(ds, &w, now: now)
+                reply = rep
+            }
+            return (r.failure == nil ? reply : nil, r.effects)
+        }
+
+        /// The answer to our push-pull request to `from`.
+        public mutating func onPushPullReply(_ plaintext: [UInt8], from: Endpoint, now: Instant) -> [Effect] {
+            transact(now: now) { node, w in
+                node.heard(from)
+                let app = node.ipamAppState()
+                let (_, ds) = node.membership.onPushPull(plaintext, from: from, appState: app, now: now)
+                node.run(ds, &w, now: now)
+                node.checkNameClash(&w, now: now)
+            }.effects
+        }
+
+        /// Our push-pull to `to` failed (`reason` says how, for `weft status`).
+        public mutating func onPushPullFailed(to: Endpoint, reason: String, now: Instant) -> [Effect] {
+            guard seeds.contains(to) else { return [] }
+            seedProblems[to.description] = reason
+            seedFailedRound[to] = seedRound
+            guard !joined, seeds.allSatisfy({ seedFailedRound[$0] == seedRound }) else { return [] }
+            let detail = seeds.map { "\($0): \(seedProblems[$0.description] ?? "?")" }.joined(separator: "; ")
+            return [.log(Log(.error, "no seed answered: check the cluster key (--cluster-key-file) and the seed addresses; retrying",
+                             event: "join-failed", ["seeds": detail]))]
+        }
+
+        /// A point-to-point IPAM frame: the sender's id, then an IPAM message.
+        public mutating func onIPAMFrame(_ plaintext: [UInt8], now: Instant) -> [Effect] {
+            guard plaintext.count > NodeID.byteCount, let sender = NodeID(bytes: plaintext.prefix(NodeID.byteCount)) else {
+                return [.dropped("malformed-ipam")]
+            }
+            return transact(now: now) { node, w in
+                node.run(ipam: node.ipam.onMessage(Array(plaintext.dropFirst(NodeID.byteCount)), from: sender, now: now), &w, now: now)
+            }.effects
+        }
+
+        // MARK: - Timers
+
+        /// Runs every timer that is due: membership probes and gossip, the allocator's timers,
+        /// and seed retries while no seed has answered.
+        public mutating func onTick(now: Instant) -> [Effect] {
+            transact(now: now) { node, w in
+                if node.membership.nextWakeup <= now {
+                    node.run(node.membership.onTick(now: now), &w, now: now)
+                }
+                if now - node.lastIPAMTick >= node.settings.ipamTick {
+                    node.lastIPAMTick = now
+                    node.run(ipam: node.ipam.onTick(now: now), &w, now: now)
+                }
+                if !node.joined, !node.seeds.isEmpty, let due = node.nextSeedRetry, now >= due, node.phase == .running {
+                    node.seedRetryDelay = min(node.seedRetryDelay * 2, node.settings.seedRetryMax)
+                    node.nextSeedRetry = now + node.seedRetryDelay
+                    node.seedRound += 1
+                    node.run(node.membership.join(seeds: node.seeds, now: now), &w, now: now)
+                }
+            }.effects
+        }
+
+        // MARK: - Control requests
+
+        /// `weft join`: contact `endpoints` now (remembered as seeds with `remember`). Returns the
+        /// targets (the interpreter runs the push-pulls and reports each back) and the effects.
+        public mutating func join(_ endpoints: [Endpoint], remember: Bool, now: Instant) -> (targets: [Endpoint], effects: [Effect]) {
+            let targets = endpoints.filter { $0 != membership.myself.address }
+            if remember {
+                for e in targets where !seeds.contains(e) { seeds.append(e) }
+                if nextSeedRetry == nil { nextSeedRetry = now + seedRetryDelay }
+            }
+            let effects = transact(now: now) { node, w in
+                let ds = node.membership.join(seeds: targets, now: now).filter {
+                    if case .pushPull = $0 { return false } else { return true }
+                }
+                node.run(ds, &w, now: now)
+            }.effects
+            return (targets, effects)
+        }
+
+        /// Allocates an address for `handle`: `.allocated` at once, or `.pending` (an
+        /// `.allocated`/`.allocationFailed` effect follows). Committed before it answers.
+        public mutating func allocate(handle: String, now: Instant) -> (result: Result<IPAM.AllocationOutcome, AllocateError>, effects: [Effect]) {
+            var outcome: Result<IPAM.AllocationOutcome, AllocateError> = .failure(.allocation(.notInCluster))
+            let r = transact(now: now) { node, w in
+                do throws(IPAM.AllocationError) {
+                    let (o, ds) = try node.ipam.allocate(handle: handle, now: now)
+                    node.run(ipam: ds, &w, now: now)
+                    outcome = .success(o)
+                } catch {
+                    outcome = .failure(.allocation(error))
+                }
+            }
+            if let f = r.failure { return (.failure(.storage(f)), r.effects) }
+            return (outcome, r.effects)
+        }
+
+        /// Why an allocation or release did not happen.
+        public enum AllocateError: Error, Equatable, Sendable, CustomStringConvertible {
+            case allocation(IPAM.AllocationError)
+            case storage(StorageFailure)
+            public var description: String {
+                switch self {
+                case .allocation(let e): return e.description
+                case .storage(let f): return f.description
+                }
+            }
+        }
+
+        /// Releases `handle` (or forgets its conflict). Returns the address it had.
+        public mutating func release(handle: String, now: Instant) -> (result: Result<UInt32?, AllocateError>, effects: [Effect]) {
+            let address = ipam.allocations[handle] ?? ipam.conflicts[handle]
+            var outcome: Result<UInt32?, AllocateError> = .success(address)
+            let r = transact(now: now) { node, w in
+                do throws(IPAM.AllocationError) { node.run(ipam: try node.ipam.release(handle: handle, now: now), &w, now: now) } catch {
+                    outcome = .failure(.allocation(error))
+                }
+            }
+            if let f = r.failure { return (.failure(.storage(f)), r.effects) }
+            return (outcome, r.effects)
+        }
+
+        /// Why a manual reclaim did not happen.
+        public enum ReclaimError: Error, Equatable, Sendable, CustomStringConvertible {
+            case noMatch(String)
+            case ambiguous(String, Int)
+            case refused(IPAM.ReclaimError)
+            case storage(StorageFailure)
+            public var description: String {
+                switch self {
+                case .noMatch(let t): return "no member or range owner matches '\(t)': see `weft members` and `weft ipam`"
+                case .ambiguous(let t, let n): return "'\(t)' matches \(n) nodes: give more of the id (see `weft members` and `weft ipam`)"
+                case .refused(let e): return e.description
+                case .storage(let f): return f.description
+                }
+            }
+        }
+
+        /// `weft ipam reclaim NODE`: `nodeText` is a name, an id or an id prefix. Returns the node
+        /// and the number of ranges and addresses taken over.
+        public mutating func reclaim(_ nodeText: String, now: Instant) -> (result: Result<(node: NodeID, ranges: Int, addresses: UInt64), ReclaimError>, effects: [Effect]) {
+            let text = nodeText.lowercased()
+            var candidates = Set<NodeID>()
+            for m in membership.members where m.id.hex.hasPrefix(text) || m.name == nodeText { candidates.insert(m.id) }
+            for o in ipam.ring?.owners ?? [] where o.hex.hasPrefix(text) { candidates.insert(o) }
+            guard !text.isEmpty, !candidates.isEmpty else { return (.failure(.noMatch(nodeText)), []) }
+            guard candidates.count == 1, let node = candidates.first else { return (.failure(.ambiguous(nodeText, candidates.count)), []) }
+            let before = ipam.ring?.entries.filter { $0.owner == node } ?? []
+            var refused: IPAM.ReclaimError?
+            let r = transact(now: now) { n, w in
+                do throws(IPAM.ReclaimError) { n.run(ipam: try n.ipam.reclaim(node, now: now), &w, now: now) } catch { refused = error }
+            }
+            if let f = r.failure { return (.failure(.storage(f)), r.effects) }
+            if let refused { return (.failure(.refused(refused)), r.effects) }
+            var addresses: UInt64 = 0
+            if let ring = ipam.ring {
+                for e in before { if let i = ring.index(ofToken: e.token) { addresses += UInt64(ring.size(ofEntryAt: i)) } }
+            }
+            return (.success((node, before.count, addresses)), r.effects)
+        }
+
+        /// Graceful, permanent departure: hand every range to live peers, announce `left`.
+        /// The interpreter keeps ticking for a grace period (gossip carries the news), pushes the
+        /// new ring to a live peer, and stops.
+        public mutating func leave(now: Instant) -> (handoverPeers: [Endpoint], effects: [Effect]) {
+            let peers = membership.members.filter { $0.id != me && $0.state == .alive }.prefix(2).map(\.address)
+            let effects = transact(now: now) { node, w in
+                node.run(ipam: node.ipam.leave(now: now), &w, now: now)
+                node.run(node.membership.leave(now: now), &w, now: now)
+                node.phase = .left
+            }.effects
+            return (Array(peers), effects)
+        }
+
+        // MARK: - The composition rules
+
+        /// Collects one input's durable changes and effects.
+        struct Work {
+            var batch = Batch()
+            var effects: [Effect] = []
+            var membersChanged = false
+            var changed: [NodeID: Membership.Member] = [:]
+        }
+
+        /// Runs `body`, settles the cross-protocol consequences, and commits the batch. On a
+        /// failed commit every change of the input is undone and only the failure is reported.
+        mutating func transact(now: Instant, _ body: (inout Instance, inout Work) -> Void) -> (effects: [Effect], failure: StorageFailure?) {
+            let saved = self
+            var w = Work()
+            body(&self, &w)
+            settle(&w, now: now)
+            guard !w.batch.isEmpty else { return (w.effects, nil) }
+            do {
+                try storage.commit(w.batch)
+            } catch {
+                let failure = StorageFailure("\(error)")
+                let count = storageFailures + 1
+                self = saved
+                storageFailures = count
+                lastStorageError = failure.detail
+                return ([.dropped("storage-error"),
+                         .log(Log(.error, "cannot commit the node's state; the change was undone", event: "store-error", ["error": failure.detail]))],
+                        failure)
+            }
+            return (w.effects, nil)
+        }
+
+        /// After an input: membership news reaches IPAM and the tunnels; ring news reaches the
+        /// routes; the overlay address is claimed once a ring exists and announced once taken.
+        mutating func settle(_ w: inout Work, now: Instant) {
+            if w.membersChanged {
+                var live = Set<NodeID>()
+                var deadSince: [NodeID: Instant] = [:]
+                for m in membership.members {
+                    switch m.state {
+                    case .alive, .suspect: live.insert(m.id)
+                    case .dead, .left: deadSince[m.id] = m.stateChangedAt
+                    }
+                }
+                run(ipam: ipam.onMembersChanged(live: live, deadSince: deadSince, now: now), &w, now: now)
+                w.effects.append(.membersChanged)
+            }
+            for id in w.changed.keys.sorted() where id != me {
+                if let m = w.changed[id] { syncTunnelPeer(m, &w) }
+            }
+            if phase == .running, ipam.ring != nil, ipam.overlayAddress == nil, !ipam.hasLeft,
+               !ipam.pending.contains(where: { $0.handle == IPAM.Instance.overlayHandle }),
+               let (_, ds) = try? ipam.claimOverlayAddress(now: now) {
+                run(ipam: ds, &w, now: now)
+            }
+            if w.membersChanged || !w.batch.ipam.isEmpty { updateRoutes(&w) }
+            if let a = ipam.overlayAddress, a != announcedOverlay, let subnet = ipam.ring?.subnet {
+                announcedOverlay = a
+                w.effects.append(.overlayAddress(a, prefixLength: Int(subnet.prefixLength)))
+                w.effects.append(.log(Log(.notice, "overlay address assigned", event: "overlay-address", ["address": IPAM.format(a)])))
+            }
+        }
+
+        /// Another member answered: the node is joined; a seed that answered has no problem.
+        mutating func heard(_ from: Endpoint) {
+            if from != membership.myself.address { joined = true }
+            if seeds.contains(from) {
+                seedProblems[from.description] = nil
+                seedRetryDelay = settings.seedRetryInitial
+            }
+        }
+
+        /// The ring bytes for a push-pull (pending free hints are folded in first).
+        mutating func ipamAppState() -> [UInt8] {
+            _ = ipam.flushFreeHints()  // the full ring carries the hints; the delta is not needed
+            return ipam.fullStateMessage() ?? []
+        }
+
+        /// A first join into a cluster where a live member already uses this node's name.
+        mutating func checkNameClash(_ w: inout Work, now: Instant) {
+            guard firstJoin, phase == .running else { return }
+            guard let other = membership.members.first(where: {
+                $0.id != me && $0.name == name && ($0.state == .alive || $0.state == .suspect)
+            }) else { return }
+            let message = "another member (\(other.id.short) at \(other.address)) already uses the name '\(name)': start this node with --name and a name of its own"
+            refusal = message
+            phase = .refused
+            run(ipam: ipam.leave(now: now), &w, now: now)
+            run(membership.leave(now: now), &w, now: now)
+            w.effects.append(.log(Log(.error, message, event: "name-clash", ["other": other.id.short])))
+            w.effects.append(.stop(.refused, message: message))
+        }
+
+        mutating func run(_ directives: [Membership.Directive], _ w: inout Work, now: Instant) {
+            for d in directives {
+                switch d {
+                case .send(let bytes, let to):
+                    w.effects.append(.sendGossip(bytes, to: to))
+                case .pushPull(let to):
+                    w.effects.append(.pushPull(to: to))
+                case .memberChanged(let m, let previous):
+                    w.batch.members.removeAll { $0.id == m.id }
+                    w.batch.members.append(m)
+                    w.changed[m.id] = m
+                    w.membersChanged = true
+                    if m.id != me && m.state == .alive { joined = true }
+                    let level: Log.Level = (m.state == .dead || m.state == .suspect) ? .warning : .info
+                    w.effects.append(.log(Log(level, "member \(m.state)", event: "member-\(m.state)", [
+                        "member": m.id.short, "memberName": m.name, "addr": m.address.description,
+                        "incarnation": "\(m.incarnation)", "previous": previous?.description ?? "none",
+                    ])))
+                case .memberRemoved(let m):
+                    w.batch.members.removeAll { $0.id == m.id }
+                    w.batch.forgotten.append(m.id)
+                    w.membersChanged = true
+                    w.effects.append(.log(Log(.info, "member forgotten", event: "member-forgotten", ["member": m.id.short, "memberName": m.name])))
+                case .persistIncarnation(let inc):
+                    w.batch.incarnation = inc
+                case .deliver(let bytes, let from):
+                    ringData(bytes, from: from, rebroadcast: true, &w, now: now)
+                case .mergeAppState(let bytes, let from):
+                    if !bytes.isEmpty { ringData(bytes, from: from, rebroadcast: false, &w, now: now) }
+                case .dropped(let reason):
+                    w.effects.append(.dropped(reason.rawValue))
+                case .probeRTT(let rtt):
+                    w.effects.append(.probeRTT(rtt))
+                }
+            }
+        }
+
+        /// Ring data from gossip or push-pull. A piggybacked broadcast that was news (it changed
+        /// durable state here) is passed on, SWIM-style; old news stops here.
+        mutating func ringData(_ bytes: [UInt8], from: NodeID, rebroadcast: Bool, _ w: inout Work, now: Instant) {
+            let directives = ipam.onRingDelta(bytes, from: from, now: now)
+            let wasNews = directives.contains { if case .persist = $0 { return true } else { return false } }
+            run(ipam: directives, &w, now: now)
+            if rebroadcast && wasNews { _ = membership.enqueueBroadcast(bytes, key: nil) }
+        }
+
+        mutating func run(ipam directives: [IPAM.Directive], _ w: inout Work, now: Instant) {
+            for d in directives {
+                switch d {
+                case .persist(let change):
+                    w.batch.ipam.append(change)
+                case .broadcast(let bytes):
+                    _ = membership.enqueueBroadcast(bytes, key: nil)
+                case .send(let bytes, let to):
+                    guard let m = membership.member(to) else {
+                        w.effects.append(.dropped("ipam-unknown-peer"))
+                        continue
+                    }
+                    w.effects.append(.sendIPAM(me.bytes + bytes, to: to, endpoint: m.address))
+                case .allocated(let handle, let address):
+                    w.effects.append(.allocated(handle: handle, address: address))
+                case .allocationFailed(let handle, let error):
+                    w.effects.append(.allocationFailed(handle: handle, error: error))
+                case .conflict(let c):
+                    w.effects.append(.log(Log(.error, "allocation lost to a takeover", event: "ipam-conflict", [
+                        "handle": c.handle, "address": IPAM.format(c.address), "owner": c.owner.short,
+                    ])))
+                case .rejected(let from, let reason):
+                    w.effects.append(.dropped("ipam-rejected"))
+                    if case .ring(let e) = reason, case .differentCluster = e {
+                        // Reported once per member: every gossip round would repeat it.
+                        let key = "cluster:\(from.short)"
+                        if ipamWarnings[key] != nil { continue }
+                        ipamWarnings[key] =
+                            "member \(from.short) belongs to another address ring created separately with the same cluster key (\(e)); its addresses were not merged: give it its own key or move its data dir aside and rejoin with --seed"
+                    }
+                    w.effects.append(.log(Log(.warning, "IPAM input refused", event: "ipam-rejected", ["from": from.short, "reason": reason.description])))
+                case .log(let e):
+                    if e.event == "ipam.cluster.mismatch", let f = e.fields["from"] {
+                        if loggedMismatches.contains(f) { continue }
+                        loggedMismatches.insert(f)
+                    }
+                    let level: Log.Level = switch e.level {
+                    case .debug: .debug
+                    case .info: .info
+                    case .warning: .warning
+                    case .error: .error
+                    }
+                    w.effects.append(.log(Log(level, "ipam \(e.event)", event: e.event, e.fields)))
+                }
+            }
+        }
+
+        /// A member appeared, moved or changed state: keep the tunnel peers in step. A higher
+        /// incarnation usually means the peer restarted and lost its sessions: start over, so
+        /// the next packet triggers a fresh handshake instead of going into a forgotten session.
+        mutating func syncTunnelPeer(_ m: Membership.Member, _ w: inout Work) {
+            switch m.state {
+            case .alive, .suspect:
+                let restarted = tunnelIncarnations[m.id].map { m.incarnation > $0 } ?? false
+                tunnelIncarnations[m.id] = m.incarnation
+                w.effects.append(.tunnelPeer(.upsert(id: m.id, publicKey: m.publicKey, endpoint: m.address, restarted: restarted)))
+            case .dead, .left:
+                tunnelIncarnations[m.id] = nil
+                w.effects.append(.tunnelPeer(.remove(id: m.id)))
+            }
+        }
+
+        /// The data plane's routes: every range owned by another node, adjacent ranges of one
+        /// owner merged.
+        mutating func updateRoutes(_ w: inout Work) {
+            guard let ring = ipam.ring else { return }
+            var table: [Route] = []
+            for (i, e) in ring.entries.enumerated() where e.owner != me {
+                let end = UInt32(ring.end(ofEntryAt: i) - 1)
+                if let last = table.last, last.peer == e.owner, UInt64(last.end) + 1 == UInt64(e.token) {
+                    table[table.count - 1].end = end
+                } else {
+                    table.append(Route(start: e.token, end: end, peer: e.owner))
+                }
+            }
+            guard table != routes else { return }
+            routes = table
+            w.effects.append(.routes(table))
+        }
+    }
+}
