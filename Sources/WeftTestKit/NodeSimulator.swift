@@ -1,0 +1,397 @@
+import WeftCore
+
+/// Whole-node simulation: real `Node.Instance`s (membership + IPAM + the rules between them) on
+/// simulated hosts, over a simulated network with delay, loss and (asymmetric) partitions,
+/// each with a `MemoryStorage` that survives kill -9. Seeded: a run replays from its seed.
+///
+/// Hosts are machines: a host keeps its endpoint across restarts; a lost database gives it a
+/// new identity (the old one becomes a *ghost*: its containers still run with their addresses).
+public final class NodeSimulator {
+    public final class Host {
+        public let index: Int
+        public let endpoint: Endpoint
+        public internal(set) var id: NodeID
+        public internal(set) var storage = MemoryStorage()
+        public internal(set) var node: Node.Instance?
+        /// Crashed (not running, state on "disk").
+        public var isDown: Bool { node == nil && !hasLeft }
+        public internal(set) var hasLeft = false
+        public internal(set) var name = ""
+        var generation = 0
+        var scheduledTick: Instant?
+        init(index: Int, endpoint: Endpoint, id: NodeID) {
+            self.index = index; self.endpoint = endpoint; self.id = id
+        }
+    }
+
+    /// What a control client was told: an address for a handle, on a node identity.
+    public struct Ack: Equatable, Sendable {
+        public var node: NodeID
+        public var handle: String
+        public var address: UInt32
+    }
+
+    enum Event {
+        case tick(host: Int, generation: Int)
+        case datagram(to: Int, bytes: [UInt8], from: Endpoint)
+        case pushPullRequest(to: Int, bytes: [UInt8], from: Int, generation: Int)
+        case pushPullReply(to: Int, bytes: [UInt8], from: Int, generation: Int)
+        case pushPullFailed(host: Int, target: Endpoint, generation: Int)
+        case ipamFrame(to: Int, bytes: [UInt8])
+    }
+
+    public let seed: UInt64
+    public var membershipSettings: Membership.Settings
+    public var ipamSettings: IPAM.Settings
+    public var nodeSettings: Node.Settings
+    public let subnet: IPAM.Subnet
+    public var network = SimNetwork()
+    /// Directed links that drop everything (asymmetric partitions).
+    public var blocked: Set<SimNetwork.Link> = []
+    public private(set) var now: Instant = Instant(nanoseconds: 1_000_000_000)
+    public private(set) var hosts: [Host] = []
+    /// Acknowledged allocations not released since, by handle.
+    public private(set) var acked: [String: Ack] = [:]
+    /// Identities whose database was lost: their last durable allocations (still used by
+    /// running containers), until a forced reclaim declares them gone.
+    public private(set) var ghosts: [NodeID: [String: UInt32]] = [:]
+    /// Allocations waiting for a `.allocated` effect: (host identity, handle).
+    var waiting: [String: NodeID] = [:]
+    var events = SimEventQueue<Event>()
+    var rng: DeterministicRNG
+    var byEndpoint: [Endpoint: Int] = [:]
+    var nextIdentity: UInt64 = 1
+    /// Everything the nodes logged at warning or above, for failure reports.
+    public private(set) var trace: [String] = []
+    public private(set) var eventsProcessed = 0
+    /// Hosts whose node stopped itself (refused): taken down after the current input.
+    var refusedHosts: Set<Int> = []
+
+    public init(seed: UInt64, membership: Membership.Settings = NodeSimulator.membershipSettings,
+                ipam: IPAM.Settings = NodeSimulator.ipamSettings, node: Node.Settings = .fast,
+                subnet: IPAM.Subnet = try! IPAM.Subnet(base: 0x0A2A_0000, prefixLength: 24)) {
+        self.seed = seed
+        self.membershipSettings = membership
+        self.ipamSettings = ipam
+        self.nodeSettings = node
+        self.subnet = subnet
+        self.rng = DeterministicRNG(seed: seed)
+    }
+
+    /// Membership timing for the simulator: LAN-like but sparse, so long schedules stay cheap.
+    public static var membershipSettings: Membership.Settings {
+        var s = Membership.Settings.fast
+        s.probeInterval = .milliseconds(500)
+        s.probeTimeout = .milliseconds(200)
+        s.gossipInterval = .milliseconds(100)
+        s.pushPullInterval = .seconds(5)
+        s.deadReprobeInterval = .seconds(2)
+        s.deadRetention = .seconds(3600)
+        return s
+    }
+
+    public static var ipamSettings: IPAM.Settings {
+        var s = IPAM.Settings.fast
+        s.reclaimAfter = .seconds(20)
+        s.requestTimeout = .seconds(1)
+        s.pendingTimeout = .seconds(5)
+        return s
+    }
+
+    public var context: String { "seed=\(seed) t=\(now)" }
+
+    // MARK: - Hosts
+
+    func freshIdentity() -> NodeID {
+        defer { nextIdentity += 1 }
+        // Distinct `short` forms (the first 6 bytes), so reports name each identity apart.
+        return NodeID(high: SimCluster.idHigh | (nextIdentity << 16), low: nextIdentity)
+    }
+
+    /// Adds a host and starts its node: the first host creates the cluster, the others join
+    /// through `seeds` (host indexes; default: host 0).
+    @discardableResult
+    public func addHost(seeds: [Int]? = nil, name: String? = nil) -> Int {
+        let i = hosts.count
+        let host = Host(index: i, endpoint: SimCluster.endpoint(i), id: freshIdentity())
+        host.name = name ?? "host-\(i)"
+        hosts.append(host)
+        byEndpoint[host.endpoint] = i
+        boot(i, seeds: seeds ?? (i == 0 ? [] : [0]))
+        return i
+    }
+
+    /// Starts host `i` like the daemon does: stored incarnation + 1, stored members, stored
+    /// IPAM state (or a new ring when it has none and no seeds), seeds contacted.
+    func boot(_ i: Int, seeds: [Int]) {
+        let host = hosts[i]
+        let storage = host.storage
+        let inc = storage.nextIncarnation()
+        let me = Membership.Member(id: host.id, name: host.name, address: host.endpoint,
+                                   publicKey: SimCluster.publicKey(host.id), incarnation: inc, state: .alive)
+        let known = storage.members.values.filter { $0.id != host.id }.sorted { $0.id < $1.id }.map { m -> Membership.Member in
+            var m = m
+            if m.state == .suspect { m.state = .alive }
+            return m
+        }
+        let membership = Membership.Instance(myself: me, settings: membershipSettings, seed: rng.next(), now: now,
+                                             knownMembers: known, identityCheck: SimCluster.identityCheck)
+        var ipam: IPAM.Instance
+        var startup: [IPAM.Directive] = []
+        let snapshot: IPAM.Instance.Snapshot?
+        do { snapshot = try storage.ipamSnapshot() } catch {
+            trace.append("\(context) host \(i): stored ring is corrupt: \(error)")
+            snapshot = nil
+        }
+        if let snapshot {
+            ipam = IPAM.Instance(me: host.id, settings: ipamSettings, seed: rng.next(), restoring: snapshot)
+        } else {
+            ipam = IPAM.Instance(me: host.id, settings: ipamSettings, seed: rng.next())
+            if seeds.isEmpty && known.isEmpty { startup = ipam.createCluster(subnet: subnet, now: now) }
+        }
+        var node = Node.Instance(membership: membership, ipam: ipam, settings: nodeSettings, storage: storage)
+        host.generation += 1
+        host.scheduledTick = nil
+        do {
+            let effects = try node.start(seeds: seeds.filter { $0 != i }.map { hosts[$0].endpoint }, ipamStartup: startup, now: now)
+            host.node = node
+            perform(effects, host: i)
+        } catch {
+            trace.append("\(context) host \(i): start failed: \(error)")
+            host.node = nil
+        }
+        schedule(i)
+    }
+
+    /// kill -9: the node's memory is gone, its storage stays.
+    public func crash(_ i: Int) {
+        guard hosts[i].node != nil else { return }
+        hosts[i].node = nil
+        hosts[i].generation += 1
+        for (h, id) in waiting where id == hosts[i].id { waiting[h] = nil }
+    }
+
+    /// Starts a crashed host again (its seeds: every other host).
+    public func restart(_ i: Int) {
+        guard hosts[i].isDown else { return }
+        boot(i, seeds: hosts.indices.filter { $0 != i })
+    }
+
+    /// The database is lost (disk replaced, file removed): the host comes back as a new
+    /// identity. Its containers still run: their addresses stay held by the old identity (a
+    /// ghost) until a forced reclaim of it.
+    public func loseDatabase(_ i: Int) {
+        let host = hosts[i]
+        crash(i)
+        ghosts[host.id] = host.storage.heldAddresses
+        for (h, a) in acked where a.node == host.id { acked[h] = nil }
+        host.storage = MemoryStorage()
+        host.id = freshIdentity()
+        boot(i, seeds: hosts.indices.filter { $0 != i && !hosts[$0].hasLeft })
+    }
+
+    /// `weft leave` on host `i`: its allocations are released (its containers were stopped).
+    public func leave(_ i: Int) {
+        guard var node = hosts[i].node else { return }
+        let (_, effects) = node.leave(now: now)
+        hosts[i].node = node
+        perform(effects, host: i)
+        for (h, a) in acked where a.node == hosts[i].id { acked[h] = nil }
+        // The grace period: keep gossiping a little, then stop for good.
+        run(for: membershipSettings.probeInterval * 2)
+        hosts[i].node = nil
+        hosts[i].hasLeft = true
+        hosts[i].generation += 1
+    }
+
+    // MARK: - Control requests
+
+    /// `weft alloc HANDLE` on host `i`. Returns the address when answered at once.
+    @discardableResult
+    public func allocate(_ i: Int, _ handle: String) -> UInt32? {
+        guard var node = hosts[i].node else { return nil }
+        let (result, effects) = node.allocate(handle: handle, now: now)
+        hosts[i].node = node
+        perform(effects, host: i)
+        switch result {
+        case .success(.allocated(let a)):
+            acked[handle] = Ack(node: hosts[i].id, handle: handle, address: a)
+            return a
+        case .success(.pending):
+            waiting[handle] = hosts[i].id
+            return nil
+        case .failure:
+            return nil
+        }
+    }
+
+    /// `weft release HANDLE` on host `i`.
+    @discardableResult
+    public func release(_ i: Int, _ handle: String) -> Bool {
+        guard var node = hosts[i].node else { return false }
+        let (result, effects) = node.release(handle: handle, now: now)
+        hosts[i].node = node
+        perform(effects, host: i)
+        if case .success = result {
+            if acked[handle]?.node == hosts[i].id { acked[handle] = nil }
+            waiting[handle] = nil
+            return true
+        }
+        return false
+    }
+
+    /// `weft ipam reclaim NODE` on host `i`.
+    @discardableResult
+    public func reclaim(_ i: Int, _ target: NodeID) -> Bool {
+        guard var node = hosts[i].node else { return false }
+        let (result, effects) = node.reclaim(target.hex, now: now)
+        hosts[i].node = node
+        perform(effects, host: i)
+        if case .success = result { return true }
+        return false
+    }
+
+    // MARK: - Network
+
+    public func split(_ groups: [[Int]]) {
+        network.split(groups.map { Set($0.map { hosts[$0].endpoint }) })
+    }
+
+    /// Drops everything `from` sends to `to` (one direction only).
+    public func block(from: Int, to: Int) {
+        blocked.insert(SimNetwork.Link(from: hosts[from].endpoint, to: hosts[to].endpoint))
+    }
+
+    public func heal() {
+        network.heal()
+        blocked.removeAll()
+    }
+
+    func reaches(_ a: Endpoint, _ b: Endpoint) -> Bool {
+        network.connected(a, b) && !blocked.contains(SimNetwork.Link(from: a, to: b))
+    }
+
+    // MARK: - Running
+
+    public func run(until deadline: Instant) {
+        while let t = events.nextTime, t <= deadline {
+            let (time, event) = events.pop()!
+            now = max(now, time)
+            eventsProcessed += 1
+            dispatch(event)
+        }
+        now = max(now, deadline)
+    }
+
+    public func run(for d: Duration) { run(until: now + d) }
+
+    func schedule(_ i: Int) {
+        let host = hosts[i]
+        guard let node = host.node else { return }
+        let t = max(node.nextWakeup, now)
+        if let s = host.scheduledTick, s <= t, s >= now { return }
+        host.scheduledTick = t
+        events.push(t, .tick(host: i, generation: host.generation))
+    }
+
+    func dispatch(_ event: Event) {
+        switch event {
+        case .tick(let i, let generation):
+            let host = hosts[i]
+            guard host.generation == generation, var node = host.node else { return }
+            host.scheduledTick = nil
+            let effects = node.onTick(now: now)
+            host.node = node
+            perform(effects, host: i)
+        case .datagram(let to, let bytes, let from):
+            guard var node = hosts[to].node else { return }
+            let effects = node.onGossip(bytes, from: from, now: now)
+            hosts[to].node = node
+            perform(effects, host: to)
+        case .pushPullRequest(let to, let bytes, let from, let generation):
+            let requester = hosts[from]
+            guard var node = hosts[to].node, reaches(hosts[to].endpoint, requester.endpoint) else {
+                fail(from, target: hosts[to].endpoint, generation: generation)
+                return
+            }
+            let (reply, effects) = node.onPushPullRequest(bytes, from: requester.endpoint, now: now)
+            hosts[to].node = node
+            perform(effects, host: to)
+            if let reply {
+                events.push(now + network.streamDelay(rng: &rng), .pushPullReply(to: from, bytes: reply, from: to, generation: generation))
+            } else {
+                fail(from, target: hosts[to].endpoint, generation: generation)
+            }
+        case .pushPullReply(let to, let bytes, let from, let generation):
+            let host = hosts[to]
+            guard host.generation == generation, var node = host.node else { return }
+            let effects = node.onPushPullReply(bytes, from: hosts[from].endpoint, now: now)
+            host.node = node
+            perform(effects, host: to)
+        case .pushPullFailed(let i, let target, let generation):
+            let host = hosts[i]
+            guard host.generation == generation, var node = host.node else { return }
+            let effects = node.onPushPullFailed(to: target, reason: "unreachable", now: now)
+            host.node = node
+            perform(effects, host: i)
+        case .ipamFrame(let to, let bytes):
+            guard var node = hosts[to].node else { return }
+            let effects = node.onIPAMFrame(bytes, now: now)
+            hosts[to].node = node
+            perform(effects, host: to)
+        }
+        stopRefused()
+        for i in hosts.indices where hosts[i].node != nil { schedule(i) }
+    }
+
+    func stopRefused() {
+        for i in refusedHosts.sorted() {
+            hosts[i].node = nil
+            hosts[i].hasLeft = true
+            hosts[i].generation += 1
+        }
+        refusedHosts.removeAll()
+    }
+
+    func fail(_ requester: Int, target: Endpoint, generation: Int) {
+        events.push(now + .seconds(1), .pushPullFailed(host: requester, target: target, generation: generation))
+    }
+
+    /// Carries out one host's effects, as the daemon does over sockets.
+    func perform(_ effects: [Node.Effect], host i: Int) {
+        let me = hosts[i]
+        for e in effects {
+            switch e {
+            case .sendGossip(let bytes, let to):
+                guard let j = byEndpoint[to], reaches(me.endpoint, to),
+                      let delay = network.transit(from: me.endpoint, to: to, rng: &rng) else { continue }
+                events.push(now + delay, .datagram(to: j, bytes: bytes, from: me.endpoint))
+            case .pushPull(let to):
+                guard var node = me.node else { continue }
+                let request = node.makePushPullRequest(now: now)
+                me.node = node
+                guard let j = byEndpoint[to], reaches(me.endpoint, to) else {
+                    fail(i, target: to, generation: me.generation)
+                    continue
+                }
+                events.push(now + network.streamDelay(rng: &rng), .pushPullRequest(to: j, bytes: request, from: i, generation: me.generation))
+            case .sendIPAM(let bytes, _, let endpoint):
+                guard let j = byEndpoint[endpoint], reaches(me.endpoint, endpoint) else { continue }
+                events.push(now + network.streamDelay(rng: &rng), .ipamFrame(to: j, bytes: bytes))
+            case .allocated(let handle, let address):
+                if waiting.removeValue(forKey: handle) == me.id {
+                    acked[handle] = Ack(node: me.id, handle: handle, address: address)
+                }
+            case .allocationFailed(let handle, _):
+                waiting[handle] = nil
+            case .log(let l) where l.level == .error || l.level == .warning:
+                if trace.count < 400 { trace.append("\(context) host \(i): \(l.event) \(l.fields.sorted { $0.key < $1.key })") }
+            case .stop(let phase, let message):
+                trace.append("\(context) host \(i): stop \(phase): \(message)")
+                if phase == .refused { refusedHosts.insert(i) }
+            default:
+                break
+            }
+        }
+    }
+}

@@ -1,0 +1,175 @@
+import Foundation
+import WeftCore
+import WeftTestKit
+import XCTest
+
+/// Whole-node simulation (docs/node.md, docs/testing.md): real `Node.Instance`s over the
+/// simulated network with the storage twin, checked by the global oracle after every step.
+final class NodeSimulationTests: XCTestCase {
+    static var schedules: Int {
+        ProcessInfo.processInfo.environment["NODE_SIM_SCHEDULES"].flatMap(Int.init) ?? 10_000
+    }
+
+    func testRandomSchedulesKeepEveryPromise() throws {
+        let n = Self.schedules
+        let clock = ContinuousClock()
+        let start = clock.now
+        var events = 0
+        var simulated: Duration = .zero
+        var failures: [String] = []
+        for seed in 1...UInt64(n) {
+            do {
+                let stats = try NodeSimulator.runSchedule(seed: seed)
+                events += stats.events
+                simulated += stats.simulated
+            } catch {
+                failures.append("seed \(seed): \(error)")
+                if failures.count >= 3 { break }
+            }
+        }
+        let wall = clock.now - start
+        print("node simulation: \(n) schedules, \(events) events, \(simulated) simulated in \(wall)")
+        XCTAssert(failures.isEmpty, failures.joined(separator: "\n\n"))
+    }
+}
+
+/// The broken promises from issue 8, each as a scenario on whole nodes.
+final class NodeScenarioTests: XCTestCase {
+    func handles(_ sim: NodeSimulator, _ host: Int) -> [String: UInt32] {
+        sim.hosts[host].node?.ipam.allocations ?? [:]
+    }
+
+    /// A allocates h1..h5; A is killed; B reclaims A's space; A restarts (h1..h5 become
+    /// conflicts); B is killed; A reclaims B's space; A restarts; new handles must not get
+    /// h1..h5's addresses, before or after a kill -9.
+    func testConflictedAddressesAreNeverHandedOutAgain() throws {
+        let sim = NodeSimulator(seed: 8)
+        sim.addHost(); sim.run(for: .seconds(1))
+        sim.addHost(); sim.run(for: .seconds(5))
+        var first: [UInt32] = []
+        for k in 1...5 { if let a = sim.allocate(0, "h\(k)") { first.append(a) } }
+        XCTAssertEqual(first.count, 5)
+        sim.crash(0); sim.run(for: .seconds(5))
+        XCTAssertTrue(sim.reclaim(1, sim.hosts[0].id), "B reclaims dead A")
+        sim.run(for: .seconds(1))
+        sim.restart(0); sim.run(for: .seconds(8))
+        sim.crash(1); sim.run(for: .seconds(5))
+        XCTAssertTrue(sim.reclaim(0, sim.hosts[1].id), "A reclaims dead B")
+        sim.run(for: .seconds(1))
+        sim.crash(0); sim.restart(0); sim.run(for: .seconds(3))
+        var second: [UInt32] = []
+        for k in 1...5 { if let a = sim.allocate(0, "x\(k)") { second.append(a) } }
+        XCTAssertTrue(Set(first).isDisjoint(with: second), "conflicted addresses handed out again: \(first.map { IPAM.format($0) }) vs \(second.map { IPAM.format($0) })")
+        sim.crash(0); sim.restart(0); sim.run(for: .seconds(3))
+        var third: [UInt32] = []
+        for k in 1...5 { if let a = sim.allocate(0, "y\(k)") { third.append(a) } }
+        XCTAssertTrue(Set(first + second).isDisjoint(with: third), "addresses handed out a third time")
+        XCTAssertNoThrow(try sim.checkSafety())
+    }
+
+    /// A failed commit fails the request, leaves memory as it was, and says so; the next
+    /// request works.
+    func testStorageErrorFailsTheRequestAndChangesNothing() throws {
+        let sim = NodeSimulator(seed: 9)
+        sim.addHost(); sim.run(for: .seconds(1))
+        let before = sim.hosts[0].node!.ipam.snapshot
+        let commits = sim.hosts[0].storage.commits
+        sim.hosts[0].storage.failNext = 1
+        var node = sim.hosts[0].node!
+        let (result, effects) = node.allocate(handle: "c1", now: sim.now)
+        guard case .failure(.storage(let f)) = result else { return XCTFail("expected a storage failure, got \(result)") }
+        XCTAssertTrue(f.description.contains("nothing was changed"), f.description)
+        XCTAssertTrue(effects.contains(.dropped("storage-error")))
+        XCTAssertFalse(effects.contains { if case .allocated = $0 { return true } else { return false } })
+        XCTAssertEqual(node.ipam.snapshot, before, "memory ran ahead of the disk")
+        XCTAssertEqual(sim.hosts[0].storage.commits, commits)
+        XCTAssertTrue(node.warnings.contains { $0.contains("could not be written") }, "\(node.warnings)")
+        let (again, _) = node.allocate(handle: "c1", now: sim.now)
+        guard case .success(.allocated(let a)) = again else { return XCTFail("retry failed: \(again)") }
+        XCTAssertEqual(sim.hosts[0].storage.allocations["c1"]?.address, a)
+    }
+
+    /// A gossip input whose commit fails is undone as a whole (membership included).
+    func testFailedCommitOfGossipUndoesTheInput() throws {
+        let sim = NodeSimulator(seed: 10)
+        sim.addHost(); sim.run(for: .seconds(1))
+        sim.hosts[0].storage.failNext = 1_000_000
+        sim.addHost(); sim.run(for: .seconds(3))
+        XCTAssertEqual(sim.hosts[0].node!.membership.members.count, 1, "host 0 could not persist host 1, so it must not know it")
+        XCTAssertGreaterThan(sim.hosts[0].node!.storageFailures, 0)
+        sim.hosts[0].storage.failNext = 0
+        sim.run(for: .seconds(8))
+        XCTAssertEqual(sim.hosts[0].node!.membership.members.count, 2, "once the disk works the member is learned again")
+        XCTAssertNoThrow(try sim.checkSafety())
+    }
+
+    /// One node isolated far longer than reclaim-after must not give two running containers
+    /// one address, and must not take over the majority's space.
+    func testLongPartitionGivesNoDuplicateAddress() throws {
+        let sim = NodeSimulator(seed: 11)
+        for _ in 0..<5 { sim.addHost(); sim.run(for: .milliseconds(500)) }
+        sim.run(for: .seconds(10))
+        for i in 0..<5 { for k in 0..<3 { sim.allocate(i, "before-\(i)-\(k)") } }
+        sim.run(for: .seconds(2))
+        sim.split([[0], [1, 2, 3, 4]])
+        sim.run(for: sim.ipamSettings.reclaimAfter * 3)
+        for i in 0..<5 { for k in 0..<3 { sim.allocate(i, "during-\(i)-\(k)") } }
+        sim.run(for: .seconds(5))
+        XCTAssertNoThrow(try sim.checkSafety())
+        let isolated = sim.hosts[0].node!
+        let majorityOwned = isolated.ipam.ring!.entries.filter { $0.owner != sim.hosts[0].id }.count
+        XCTAssertGreaterThan(majorityOwned, 0, "the isolated node took over the whole ring")
+        sim.heal()
+        sim.run(for: .seconds(40))
+        XCTAssertNoThrow(try sim.checkSafety())
+        XCTAssertNoThrow(try sim.checkConverged())
+    }
+
+    /// After a restart, `joined` becomes true once a member answers.
+    func testJoinedAfterRestart() throws {
+        let sim = NodeSimulator(seed: 12)
+        sim.addHost(); sim.run(for: .seconds(1))
+        sim.addHost(); sim.run(for: .seconds(3))
+        XCTAssertTrue(sim.hosts[1].node!.joined)
+        sim.crash(1); sim.run(for: .seconds(1))
+        sim.restart(1)
+        XCTAssertFalse(sim.hosts[1].node!.joined)
+        sim.run(for: .seconds(3))
+        XCTAssertTrue(sim.hosts[1].node!.joined, "restarted node never says joined")
+        // The creator restarted with no seeds: joined once the other member talks to it.
+        sim.crash(0); sim.run(for: .milliseconds(100)); sim.restart(0)
+        sim.run(for: .seconds(5))
+        XCTAssertTrue(sim.hosts[0].node!.joined)
+    }
+
+    /// A restarted node's IPAM knows who is live at once (it asks live peers for space), so a
+    /// node whose space was all handed over still gets a range.
+    func testRestartedNodeWithoutSpaceGetsARange() throws {
+        let sim = NodeSimulator(seed: 13)
+        sim.addHost(); sim.run(for: .seconds(1))
+        sim.addHost(); sim.run(for: .seconds(4))
+        XCTAssertNotNil(sim.allocate(1, "a"))
+        sim.crash(1); sim.restart(1); sim.run(for: .seconds(3))
+        let node = sim.hosts[1].node!
+        XCTAssertNotNil(node.ipam.overlayAddress)
+        var got: UInt32?
+        for k in 0..<40 { got = sim.allocate(1, "b\(k)") ?? got }
+        sim.run(for: .seconds(3))
+        XCTAssertNotNil(got)
+        XCTAssertNoThrow(try sim.checkSafety())
+    }
+
+    /// A first join where a live member already has this node's name is refused, with a
+    /// message that says what to do.
+    func testDuplicateNameIsRefusedAtJoin() throws {
+        let sim = NodeSimulator(seed: 14)
+        sim.addHost(name: "vm"); sim.run(for: .seconds(1))
+        sim.addHost(name: "vm"); sim.run(for: .seconds(3))
+        let joiner = sim.hosts[1]
+        XCTAssertNil(joiner.node, "the joiner with a duplicate name must stop")
+        let first = sim.hosts[0].node!
+        XCTAssertFalse(first.membership.members.contains { $0.id == joiner.id && $0.state == .alive },
+                       "the refused joiner must not stay alive in the cluster")
+        XCTAssertTrue(sim.trace.contains { $0.contains("name-clash") }, sim.trace.joined(separator: "\n"))
+    }
+}
