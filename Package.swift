@@ -1,6 +1,11 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+// The pure core and the simulators run millions of simulated events in `swift test` (a debug
+// build): optimized there too, so 10^4 whole-node schedules fit in CI. Overflow and bounds
+// checks stay on (-O, not -Ounchecked).
+let optimizedInDebug: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug))]
+
 // Targets follow docs/architecture.md: one target per concern, dependencies only point down.
 // WeftCore is pure (stdlib only); I/O lives in WeftStore, WeftDaemon and the executables.
 let package = Package(
@@ -28,7 +33,7 @@ let package = Package(
         // Linux calls Swift cannot make cleanly: TUN ioctls, recvmmsg/sendmmsg batches.
         .target(name: "CWeftShim"),
         // Pure protocol logic: no sockets, files, wall clock or global randomness.
-        .target(name: "WeftCore"),
+        .target(name: "WeftCore", swiftSettings: optimizedInDebug),
         .target(name: "WeftCrypto", dependencies: ["CSodium", "WeftCore"]),
         .target(
             name: "WeftStore",
@@ -63,7 +68,7 @@ let package = Package(
         .target(name: "WeftCNI", dependencies: ["WeftAPI", "CWeftCNIShim"]),
         .executableTarget(name: "weft-cni", dependencies: ["WeftCNI"]),
         // Deterministic simulation support (tests and benchmarks only).
-        .target(name: "WeftTestKit", dependencies: ["WeftCore"]),
+        .target(name: "WeftTestKit", dependencies: ["WeftCore"], swiftSettings: optimizedInDebug),
         .executableTarget(
             name: "weft-bench",
             dependencies: [

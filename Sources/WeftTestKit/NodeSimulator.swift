@@ -68,7 +68,7 @@ public final class NodeSimulator {
     var refusedHosts: Set<Int> = []
 
     public init(seed: UInt64, membership: Membership.Settings = NodeSimulator.membershipSettings,
-                ipam: IPAM.Settings = NodeSimulator.ipamSettings, node: Node.Settings = .fast,
+                ipam: IPAM.Settings = NodeSimulator.ipamSettings, node: Node.Settings = NodeSimulator.nodeSettings,
                 subnet: IPAM.Subnet = try! IPAM.Subnet(base: 0x0A2A_0000, prefixLength: 24)) {
         self.seed = seed
         self.membershipSettings = membership
@@ -83,10 +83,16 @@ public final class NodeSimulator {
         var s = Membership.Settings.fast
         s.probeInterval = .milliseconds(500)
         s.probeTimeout = .milliseconds(200)
-        s.gossipInterval = .milliseconds(100)
+        s.gossipInterval = .milliseconds(200)
         s.pushPullInterval = .seconds(5)
         s.deadReprobeInterval = .seconds(2)
         s.deadRetention = .seconds(3600)
+        return s
+    }
+
+    public static var nodeSettings: Node.Settings {
+        var s = Node.Settings.fast
+        s.ipamTick = .milliseconds(250)
         return s
     }
 

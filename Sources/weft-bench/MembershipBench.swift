@@ -130,7 +130,7 @@ struct MembershipBench: ParsableCommand {
 }
 
 extension Substring {
-    fileprivate func trimmingCharacters() -> Substring {
+    func trimmingCharacters() -> Substring {
         var s = self
         while s.first == " " { s.removeFirst() }
         while s.last == " " { s.removeLast() }

@@ -33,6 +33,8 @@ extension Node {
         var tunnelIncarnations: [NodeID: UInt64] = [:]
         var announcedOverlay: UInt32?
         var loggedMismatches: Set<String> = []
+        /// When this node last ran a push-pull because members came back from the dead.
+        var lastHealExchange: Instant?
         /// Started with no member known: a first join, where a clash of names refuses the node.
         let firstJoin: Bool
 
@@ -312,6 +314,8 @@ extension Node {
             var effects: [Effect] = []
             var membersChanged = false
             var changed: [NodeID: Membership.Member] = [:]
+            /// Members that came back from the dead in this input (a healed partition).
+            var returned: [Membership.Member] = []
         }
 
         /// Runs `body`, settles the cross-protocol consequences, and commits the batch. On a
@@ -360,12 +364,26 @@ extension Node {
                let (_, ds) = try? ipam.claimOverlayAddress(now: now) {
                 run(ipam: ds, &w, now: now)
             }
+            healExchange(&w, now: now)
             if w.membersChanged || !w.batch.ipam.isEmpty { updateRoutes(&w) }
             if let a = ipam.overlayAddress, a != announcedOverlay, let subnet = ipam.ring?.subnet {
                 announcedOverlay = a
                 w.effects.append(.overlayAddress(a, prefixLength: Int(subnet.prefixLength)))
                 w.effects.append(.log(Log(.notice, "overlay address assigned", event: "overlay-address", ["address": IPAM.format(a)])))
             }
+        }
+
+        /// A member came back from the dead: a partition healed. Exchange full state with one of
+        /// the returning members at once (at most once per `healExchangeInterval`), so both
+        /// sides' rings and member lists meet in one round trip instead of waiting for the
+        /// periodic push-pull (at n = 100 that took ~2 minutes; docs/benchmarks.md).
+        mutating func healExchange(_ w: inout Work, now: Instant) {
+            guard !w.returned.isEmpty, phase == .running else { return }
+            if let last = lastHealExchange, now - last < settings.healExchangeInterval { return }
+            // Spread the exchanges: each node picks by a hash of (itself, candidate).
+            let pick = w.returned.min { IPAM.Instance.rendezvous(me, $0.id) < IPAM.Instance.rendezvous(me, $1.id) }!
+            lastHealExchange = now
+            w.effects.append(.pushPull(to: pick.address))
         }
 
         /// Another member answered: the node is joined; a seed that answered has no problem.
@@ -411,6 +429,7 @@ extension Node {
                     w.changed[m.id] = m
                     w.membersChanged = true
                     if m.id != me && m.state == .alive { joined = true }
+                    if m.id != me && m.state == .alive && previous == .dead { w.returned.append(m) }
                     let level: Log.Level = (m.state == .dead || m.state == .suspect) ? .warning : .info
                     w.effects.append(.log(Log(level, "member \(m.state)", event: "member-\(m.state)", [
                         "member": m.id.short, "memberName": m.name, "addr": m.address.description,

@@ -102,6 +102,9 @@ public enum Node {
         /// How often the allocator's timers run (donation retries, pending timeouts, reclaim,
         /// coalesced free-hint gossip).
         public var ipamTick: Duration = .milliseconds(200)
+        /// At most one extra full-state exchange this often when members come back from the
+        /// dead (a partition healed).
+        public var healExchangeInterval: Duration = .seconds(2)
 
         public init() {}
         public static let `default` = Settings()
@@ -119,6 +122,7 @@ public enum Node {
             if seedRetryInitial <= .zero { return "seedRetryInitial must be positive" }
             if seedRetryMax < seedRetryInitial { return "seedRetryMax must be at least seedRetryInitial" }
             if ipamTick <= .zero { return "ipamTick must be positive" }
+            if healExchangeInterval <= .zero { return "healExchangeInterval must be positive" }
             return nil
         }
     }
