@@ -64,6 +64,8 @@ public final class NodeSimulator {
     /// Everything the nodes logged at warning or above, for failure reports.
     public private(set) var trace: [String] = []
     public private(set) var eventsProcessed = 0
+    /// Sees every effect of every host, in order (tests).
+    public var observer: ((Int, Node.Effect) -> Void)?
     /// Hosts whose node stopped itself (refused): taken down after the current input.
     var refusedHosts: Set<Int> = []
 
@@ -367,6 +369,7 @@ public final class NodeSimulator {
     func perform(_ effects: [Node.Effect], host i: Int) {
         let me = hosts[i]
         for e in effects {
+            observer?(i, e)
             switch e {
             case .sendGossip(let bytes, let to):
                 guard let j = byEndpoint[to], reaches(me.endpoint, to),

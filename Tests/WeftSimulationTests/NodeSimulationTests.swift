@@ -173,3 +173,68 @@ final class NodeScenarioTests: XCTestCase {
         XCTAssertTrue(sim.trace.contains { $0.contains("name-clash") }, sim.trace.joined(separator: "\n"))
     }
 }
+
+/// The composition rules of `Node.Instance`, observed through its effects.
+final class NodeRuleTests: XCTestCase {
+    func testMembersBecomeTunnelPeersAndARestartResetsTheirSessions() {
+        let sim = NodeSimulator(seed: 21)
+        var changes: [Node.TunnelPeerChange] = []
+        sim.observer = { host, e in if host == 0, case .tunnelPeer(let c) = e { changes.append(c) } }
+        sim.addHost(); sim.run(for: .seconds(1))
+        sim.addHost(); sim.run(for: .seconds(3))
+        let peer = sim.hosts[1].id
+        XCTAssertTrue(changes.contains { if case .upsert(peer, _, _, false) = $0 { return true } else { return false } })
+        changes.removeAll()
+        sim.crash(1); sim.restart(1); sim.run(for: .seconds(3))
+        XCTAssertTrue(changes.contains { if case .upsert(peer, _, _, true) = $0 { return true } else { return false } },
+                      "a higher incarnation must reset the peer's sessions: \(changes)")
+        changes.removeAll()
+        sim.crash(1); sim.run(for: .seconds(10))
+        XCTAssertTrue(changes.contains(.remove(id: peer)), "a dead member's tunnel must close: \(changes)")
+    }
+
+    func testRoutesFollowTheRing() throws {
+        let sim = NodeSimulator(seed: 22)
+        var routes: [Node.Route] = []
+        sim.observer = { host, e in if host == 0, case .routes(let r) = e { routes = r } }
+        sim.addHost(); sim.run(for: .seconds(1))
+        sim.addHost(); sim.run(for: .seconds(4))
+        let b = sim.hosts[1].id
+        let owned = sim.hosts[0].node!.ipam.ring!.entries.filter { $0.owner == b }
+        XCTAssertFalse(owned.isEmpty, "the joiner got a range by donation")
+        XCTAssertFalse(routes.isEmpty)
+        for r in routes { XCTAssertEqual(r.peer, b) }
+        let overlay = try XCTUnwrap(sim.hosts[1].node!.ipam.overlayAddress)
+        XCTAssertTrue(routes.contains { $0.start <= overlay && overlay <= $0.end }, "the joiner's overlay address routes to it")
+        XCTAssertEqual(sim.hosts[0].node!.routes, routes)
+    }
+
+    func testOverlayAddressIsAnnouncedOnceTaken() {
+        let sim = NodeSimulator(seed: 23)
+        var announced: [Int: [UInt32]] = [:]
+        sim.observer = { host, e in if case .overlayAddress(let a, let p) = e { announced[host, default: []].append(a); XCTAssertEqual(p, 24) } }
+        sim.addHost(); sim.run(for: .seconds(1))
+        sim.addHost(); sim.run(for: .seconds(4))
+        XCTAssertEqual(announced[0]?.count, 1)
+        XCTAssertEqual(announced[1]?.count, 1)
+        XCTAssertEqual(announced[1]?.first, sim.hosts[1].node!.ipam.overlayAddress)
+        XCTAssertNotEqual(announced[0]?.first, announced[1]?.first)
+    }
+
+    func testSeedsAreRetriedWithBackoffUntilOneAnswers() {
+        let sim = NodeSimulator(seed: 24)
+        var pushPulls: [Instant] = []
+        sim.addHost(); sim.run(for: .seconds(1))
+        sim.crash(0)
+        sim.observer = { host, e in if host == 1, case .pushPull = e { pushPulls.append(sim.now) } }
+        sim.addHost(seeds: [0]); sim.run(for: .seconds(20))
+        XCTAssertFalse(sim.hosts[1].node!.joined)
+        XCTAssertTrue(sim.hosts[1].node!.warnings.contains { $0.contains("no seed answered") })
+        XCTAssertGreaterThanOrEqual(pushPulls.count, 3)
+        let gaps = zip(pushPulls.dropFirst(), pushPulls).map { ($0 - $1).seconds }
+        XCTAssertEqual(gaps, gaps.sorted(), "retries back off: \(gaps)")
+        sim.restart(0); sim.run(for: .seconds(10))
+        XCTAssertTrue(sim.hosts[1].node!.joined)
+        XCTAssertFalse(sim.hosts[1].node!.warnings.contains { $0.contains("no seed answered") })
+    }
+}
