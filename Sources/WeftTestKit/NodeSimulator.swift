@@ -212,6 +212,14 @@ public final class NodeSimulator {
         hosts[i].generation += 1
     }
 
+    /// `weft start` again on the data dir of a host that left (what an operator does after a
+    /// `weft leave` to bring the host back).
+    public func startAgainAfterLeave(_ i: Int) {
+        guard hosts[i].hasLeft else { return }
+        hosts[i].hasLeft = false
+        boot(i, seeds: hosts.indices.filter { $0 != i && !hosts[$0].hasLeft })
+    }
+
     // MARK: - Control requests
 
     /// `weft alloc HANDLE` on host `i`. Returns the address when answered at once.

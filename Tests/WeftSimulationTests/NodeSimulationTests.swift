@@ -238,3 +238,27 @@ final class NodeRuleTests: XCTestCase {
         XCTAssertFalse(sim.hosts[1].node!.warnings.contains { $0.contains("no seed answered") })
     }
 }
+
+final class NodeLifecycleSimTests: XCTestCase {
+    /// `weft leave`, then `weft start` on the same data dir: the node rejoins, gets space and
+    /// an overlay address, and allocates.
+    func testStartAfterLeaveRejoinsWithSpace() {
+        let sim = NodeSimulator(seed: 31)
+        for _ in 0..<3 { sim.addHost(); sim.run(for: .seconds(1)) }
+        sim.run(for: .seconds(5))
+        XCTAssertNotNil(sim.allocate(2, "before"))
+        sim.leave(2)
+        sim.run(for: .seconds(5))
+        sim.startAgainAfterLeave(2)
+        sim.run(for: .seconds(8))
+        let node = sim.hosts[2].node!
+        XCTAssertTrue(node.joined)
+        XCTAssertNotNil(node.ipam.overlayAddress, "rejoined node has no overlay address")
+        XCTAssertNotNil(sim.allocate(2, "after") ?? { sim.run(for: .seconds(3)); return sim.acked["after"]?.address }(),
+                        "rejoined node cannot allocate")
+        for h in [0, 1] {
+            XCTAssertTrue(sim.hosts[h].node!.membership.members.contains { $0.id == sim.hosts[2].id && $0.state == .alive })
+        }
+        XCTAssertNoThrow(try sim.checkSafety())
+    }
+}
