@@ -10,27 +10,45 @@ final class NodeSimulationTests: XCTestCase {
         ProcessInfo.processInfo.environment["NODE_SIM_SCHEDULES"].flatMap(Int.init) ?? 10_000
     }
 
+    /// ≥ 10⁴ seeded schedules (NODE_SIM_SCHEDULES to change), spread over the machine's cores:
+    /// each schedule is its own simulator, so they run independently and replay from their seed.
     func testRandomSchedulesKeepEveryPromise() throws {
         let n = Self.schedules
         let clock = ContinuousClock()
         let start = clock.now
-        var events = 0
-        var simulated: Duration = .zero
-        var failures: [String] = []
-        for seed in 1...UInt64(n) {
-            do {
-                let stats = try NodeSimulator.runSchedule(seed: seed)
-                events += stats.events
-                simulated += stats.simulated
-            } catch {
-                failures.append("seed \(seed): \(error)")
-                if failures.count >= 3 { break }
+        let results = ScheduleResults()
+        let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, 8))
+        DispatchQueue.concurrentPerform(iterations: workers) { w in
+            var seed = UInt64(w + 1)
+            while seed <= UInt64(n), !results.enough {
+                do {
+                    let stats = try NodeSimulator.runSchedule(seed: seed)
+                    results.add(stats)
+                } catch {
+                    results.fail("seed \(seed): \(error)")
+                }
+                seed += UInt64(workers)
             }
         }
         let wall = clock.now - start
-        print("node simulation: \(n) schedules, \(events) events, \(simulated) simulated in \(wall)")
-        XCTAssert(failures.isEmpty, failures.joined(separator: "\n\n"))
+        print("node simulation: \(results.count) schedules, \(results.allocations) allocations, \(results.events) events, \(results.simulated) simulated in \(wall) on \(workers) threads")
+        XCTAssert(results.failures.isEmpty, results.failures.sorted().joined(separator: "\n\n"))
+        if results.failures.isEmpty { XCTAssertEqual(results.count, n, "every schedule ran") }
     }
+}
+
+/// Results of schedules run on several threads.
+final class ScheduleResults: @unchecked Sendable {
+    private let lock = NSLock()
+    private(set) var count = 0, events = 0, allocations = 0
+    private(set) var simulated: Duration = .zero
+    private(set) var failures: [String] = []
+    var enough: Bool { lock.lock(); defer { lock.unlock() }; return failures.count >= 3 }
+    func add(_ s: NodeSimulator.ScheduleStats) {
+        lock.lock(); defer { lock.unlock() }
+        count += 1; events += s.events; allocations += s.allocations; simulated += s.simulated
+    }
+    func fail(_ f: String) { lock.lock(); failures.append(f); lock.unlock() }
 }
 
 /// The broken promises from issue 8, each as a scenario on whole nodes.
