@@ -61,7 +61,7 @@ extension NodeRuntime {
 
     /// A point-to-point IPAM message arrived on the TCP port.
     func onIPAMFrame(_ bytes: [UInt8], from: Endpoint?) {
-        messages.increment("ipam-in")
+        metrics.message(.ipam, direction: .in)
         switch GossipEnvelope.open(bytes, expecting: .ipam, with: sealer) {
         case .failure(let f):
             drop(f.reason.rawValue, from: from)
@@ -117,7 +117,7 @@ extension NodeRuntime {
                     "event": "ipam-conflict", "handle": .string(c.handle), "address": .string(IPAM.format(c.address)), "owner": .string(c.owner.short),
                 ])
             case .rejected(let from, let reason):
-                drops.increment("ipam-rejected")
+                metrics.drop(reason: "ipam-rejected")
                 if case .ring(let e) = reason, case .differentCluster = e {
                     // Reported once per member: every gossip round would repeat it.
                     let key = "cluster:\(from.short)"
@@ -153,11 +153,11 @@ extension NodeRuntime {
     /// Sends an IPAM message to a member over TCP (reliable; messages can exceed a datagram).
     private func sendIPAM(_ bytes: [UInt8], to: NodeID) {
         guard let member = instance.members.first(where: { $0.id == to }), let address = try? member.address.socketAddress() else {
-            drops.increment("ipam-unknown-peer")
+            metrics.drop(reason: "ipam-unknown-peer")
             return
         }
         let frame = GossipEnvelope.seal(identity.keyPair.nodeID.bytes + bytes, kind: .ipam, with: sealer)
-        messages.increment("ipam-out")
+        metrics.message(.ipam, direction: .out)
         let group = self.group
         let logger = self.logger
         Task {
