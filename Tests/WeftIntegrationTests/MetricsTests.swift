@@ -37,6 +37,36 @@ final class MetricsTests: XCTestCase {
         "weft_start_time_seconds": ("gauge", []),
     ]
 
+    /// Families that exist only with tunnel peers (none with --no-tun).
+    static let peerFamilies = ["weft_peer_bytes_total", "weft_peer_packets_total", "weft_peer_last_handshake_age_seconds"]
+
+    /// deploy/grafana/weft.json is valid JSON and queries only families the node exports.
+    func testGrafanaDashboardUsesExportedFamilies() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("deploy/grafana/weft.json").path
+        let data = try XCTUnwrap(FileManager.default.contents(atPath: path), "missing \(path)")
+        let dash = try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let panels = try XCTUnwrap(dash["panels"] as? [[String: Any]])
+        let exprs = panels.flatMap { ($0["targets"] as? [[String: Any]] ?? []).compactMap { $0["expr"] as? String } }
+        XCTAssertGreaterThan(exprs.count, 10)
+        let known = Set(Self.expected.keys).union(Self.peerFamilies)
+        var used = Set<String>()
+        let regex = try NSRegularExpression(pattern: "weft_[a-z_]+")
+        for e in exprs {
+            for m in regex.matches(in: e, range: NSRange(e.startIndex..., in: e)) {
+                var name = String(e[Range(m.range, in: e)!])
+                for suffix in ["_bucket", "_sum", "_count"] where name.hasSuffix(suffix) && !known.contains(name) {
+                    name = String(name.dropLast(suffix.count))
+                }
+                XCTAssertTrue(known.contains(name), "the dashboard queries \(name), which the node does not export")
+                used.insert(name)
+            }
+        }
+        for f in ["weft_members", "weft_dataplane_udp_bytes_total", "weft_peer_bytes_total", "weft_ipam_addresses", "weft_probe_rtt_seconds"] {
+            XCTAssertTrue(used.contains(f), "the dashboard shows \(f)")
+        }
+    }
+
     func testMetricsFollowPrometheusConventions() throws {
         let metricsPort = freePort()
         let n = NodeProcess(name: "m", root: root.path, extraArgs: ["--metrics-listen", "127.0.0.1:\(metricsPort)"])

@@ -101,6 +101,9 @@ struct NodeMetrics {
             .initiationCollision, .noEndpoint, .sessionExpired, .counterExhausted, .authenticationFailed,
             .replayedPacket, .queueOverflow, .packetTooLarge, .sessionHandedOff, .badCookieReply] as [Tunnel.DropReason]).map { "tunnel-" + $0.name }
 
+    /// Families whose series exist only per tunnel peer (none until there is one).
+    static let peerFamilyNames: Set<String> = [peerBytes.name, peerPackets.name, peerHandshakeAge.name]
+
     static let peerStates = ["idle", "handshaking", "established", "rekeying", "failing"]
 
     // MARK: - State
@@ -246,6 +249,9 @@ struct NodeMetrics {
         gauge(Self.ipamAllocations, [("state", "pending")]).set(Double(info.pending))
         gauge(Self.ipamAllocations, [("state", "conflict")]).set(Double(info.conflicts.count))
     }
+
+    /// The registry's text exposition, as `/metrics` serves it.
+    static func exposition() -> String { registry.emitToString() }
 
     // MARK: - Helpers
 
