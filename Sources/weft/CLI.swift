@@ -180,11 +180,19 @@ enum InputCheck {
         return nil
     }
 
-    /// A data dir given to a command that talks to a node: if it exists it must be a directory.
-    static func dataDir(_ path: String) -> String? {
-        var isDir: ObjCBool = false
-        if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), !isDir.boolValue {
-            return "data dir \(path) is a file, not a directory: pass the --data-dir of the running node"
+    /// A data dir: the path, and every part of it that exists, must be a directory.
+    /// `hint` says what to pass instead.
+    static func dataDir(_ path: String, hint: String = "pass the --data-dir of the running node") -> String? {
+        var prefix = path.hasPrefix("/") ? "" : "."
+        for part in path.split(separator: "/") {
+            prefix += "/" + part
+            var isDir: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: prefix, isDirectory: &isDir) else { return nil }
+            if !isDir.boolValue {
+                return prefix == path || prefix == "./" + path
+                    ? "data dir \(path) is a file, not a directory: \(hint)"
+                    : "data dir \(path) cannot exist: \(prefix) is a file, not a directory; \(hint)"
+            }
         }
         return nil
     }

@@ -74,6 +74,7 @@ struct Start: AsyncParsableCommand {
         if clusterKey != nil && clusterKeyFile != nil {
             throw ValidationError("give either --cluster-key or --cluster-key-file, not both")
         }
+        if let problem = InputCheck.dataDir(API.resolveDataDir(dataDir), hint: "choose another --data-dir") { throw ValidationError(problem) }
         if Endpoint(listen) == nil {
             throw ValidationError("--listen '\(listen)' is not an address: write IP:PORT, e.g. 192.168.1.10:7946 or [::1]:7946")
         }

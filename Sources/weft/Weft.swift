@@ -38,7 +38,7 @@ struct NodeSelection: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("The node's data dir (default: $WEFT_DATA_DIR or /var/lib/weft).", valueName: "dir"))
     var dataDir: String?
 
-    @Flag(name: .long, help: "Print JSON instead of a table.")
+    @Flag(name: .long, help: "Print JSON instead of a table; an error is then a JSON object on stdout too.")
     var json = false
 
     var resolvedDataDir: String { API.resolveDataDir(dataDir) }

@@ -151,6 +151,10 @@ final class CLIContractTests: XCTestCase {
         _ = FileManager.default.createFile(atPath: file, contents: Data("x".utf8))
         assertFails(try runWeft(["status", "--data-dir", file]), status: 2, message: "is a file, not a directory")
         assertJSONFails(try runWeft(["peers", "--data-dir", file, "--json"]), status: 2, code: "usage", message: "is a file, not a directory")
+        assertFails(try runWeft(["status", "--data-dir", file + "/sub"]), status: 2, message: "\(file) is a file, not a directory")
+        // `weft start` too, before it writes anything.
+        assertFails(try runWeft(["start", "--no-tun", "--data-dir", file]), status: 2, message: "is a file, not a directory: choose another --data-dir")
+        assertFails(try runWeft(["start", "--no-tun", "--data-dir", file + "/sub"]), status: 2, message: "cannot exist")
 
         // After kill -9 the socket file stays: say so, instead of "no socket".
         let n = try startNode("killed")
