@@ -274,12 +274,41 @@ extension API {
         public var txPackets: UInt64
         /// Packets to or from this peer that were dropped, by reason.
         public var drops: [String: UInt64]
+        /// The overlay address ranges routed to this peer (its share of the ring, `a.b.c.d/n` or
+        /// `first-last`), in address order. Absent from nodes older than this field.
+        public var ranges: [String]?
 
         public init(id: String, name: String, endpoint: String?, state: String, detail: String, lastHandshake: Double?,
-                    rxBytes: UInt64, txBytes: UInt64, rxPackets: UInt64, txPackets: UInt64, drops: [String: UInt64]) {
+                    rxBytes: UInt64, txBytes: UInt64, rxPackets: UInt64, txPackets: UInt64, drops: [String: UInt64],
+                    ranges: [String]? = nil) {
             self.id = id; self.name = name; self.endpoint = endpoint; self.state = state; self.detail = detail
             self.lastHandshake = lastHandshake; self.rxBytes = rxBytes; self.txBytes = txBytes
-            self.rxPackets = rxPackets; self.txPackets = txPackets; self.drops = drops
+            self.rxPackets = rxPackets; self.txPackets = txPackets; self.drops = drops; self.ranges = ranges
         }
+    }
+}
+
+extension API {
+    /// `a.b.c.d/n` when `first...last` (IPv4, inclusive) is exactly one CIDR block, else `first-last`.
+    /// Both ends are dotted-quad text as in `RangeInfo`.
+    public static func describeRange(start: String, end: String) -> String {
+        guard let a = parseIPv4(start), let b = parseIPv4(end), a <= b else { return "\(start)-\(end)" }
+        let size = UInt64(b) - UInt64(a) + 1
+        if size.nonzeroBitCount == 1, UInt64(a) % size == 0 {
+            return "\(start)/\(32 - size.trailingZeroBitCount)"
+        }
+        return "\(start)-\(end)"
+    }
+
+    /// Parses dotted-quad IPv4 text.
+    public static func parseIPv4(_ text: String) -> UInt32? {
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 4 else { return nil }
+        var v: UInt32 = 0
+        for p in parts {
+            guard !p.isEmpty, p.count <= 3, p.allSatisfy({ $0.isASCII && $0.isNumber }), let n = UInt32(p), n <= 255 else { return nil }
+            v = v << 8 | n
+        }
+        return v
     }
 }

@@ -10,7 +10,17 @@ import Darwin
 /// Why talking to the local node failed. Every case reads as one line saying what is wrong and
 /// what to do.
 public enum ControlClientError: Error, Equatable, CustomStringConvertible {
-    case noNode(dataDir: String)
+    /// Why no node answered on a data dir.
+    public enum NoNodeReason: Sendable, Equatable {
+        /// There is no socket file (or no data dir): no node was started there.
+        case noSocket
+        /// The socket file exists but nothing listens: a node stopped without cleaning up (kill -9, crash).
+        case staleSocket
+        /// The data dir path (or a part of it) is a file, not a directory.
+        case notADirectory
+    }
+
+    case noNode(dataDir: String, reason: NoNodeReason = .noSocket)
     case permissionDenied(socket: String)
     case timeout(socket: String, seconds: Double)
     case protocolError(String)
@@ -19,8 +29,12 @@ public enum ControlClientError: Error, Equatable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .noNode(let dir):
+        case .noNode(let dir, .noSocket):
             return "no weft node is running for data dir \(dir) (no socket at \(API.socketPath(dataDir: dir))): start one with `weft start --data-dir \(dir)`, or pass the --data-dir of the running node"
+        case .noNode(let dir, .staleSocket):
+            return "no weft node is running for data dir \(dir): \(API.socketPath(dataDir: dir)) is left over from a node that stopped without cleaning up (killed or crashed); `weft start --data-dir \(dir)` replaces it"
+        case .noNode(let dir, .notADirectory):
+            return "data dir \(dir) is not a directory (or a part of the path is a file): pass the --data-dir of the running node"
         case .permissionDenied(let sock):
             return "permission denied on \(sock): run as the user that started the node (usually root)"
         case .timeout(let sock, let s):
@@ -31,6 +45,19 @@ public enum ControlClientError: Error, Equatable, CustomStringConvertible {
             return body.message
         case .system(let call, let e):
             return "\(call) failed: \(String(cString: strerror(e)))"
+        }
+    }
+
+    /// A stable, machine-readable name for the failure (`weft --json` prints it as `error.code`).
+    /// Remote errors keep the node's `API.ErrorCode`.
+    public var code: String {
+        switch self {
+        case .noNode: return "not-running"
+        case .permissionDenied: return "permission-denied"
+        case .timeout: return "timeout"
+        case .protocolError: return "protocol-error"
+        case .remote(let body): return body.code.rawValue
+        case .system: return "system-error"
         }
     }
 }
@@ -97,7 +124,9 @@ public struct ControlClient: Sendable {
         if rc != 0 {
             let e = errno
             switch e {
-            case ENOENT, ECONNREFUSED: throw .noNode(dataDir: dataDir)
+            case ENOENT: throw .noNode(dataDir: dataDir, reason: .noSocket)
+            case ECONNREFUSED: throw .noNode(dataDir: dataDir, reason: .staleSocket)
+            case ENOTDIR: throw .noNode(dataDir: dataDir, reason: .notADirectory)
             case EACCES, EPERM: throw .permissionDenied(socket: path)
             default: throw .system(call: "connect(\(path))", errno: e)
             }

@@ -23,7 +23,7 @@ public enum Daemon {
     }
 
     private static let metricsBootstrap: PrometheusCollectorRegistry = {
-        let registry = PrometheusCollectorRegistry()
+        let registry = NodeMetrics.registry
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         return registry
     }()
@@ -195,7 +195,7 @@ public enum Daemon {
                     .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                     .childChannelInitializer { channel in
                         channel.eventLoop.makeCompletedFuture {
-                            try channel.pipeline.syncOperations.addHandler(MetricsHTTPHandler(registry: registry))
+                            try channel.pipeline.syncOperations.addHandler(MetricsHTTPHandler(registry: registry, refresh: { await runtime.refreshMetrics() }))
                         }
                     }
                     .bind(to: metricsAddress.socketAddress()).get()
@@ -303,17 +303,11 @@ public enum Daemon {
         case .literal(let text):
             do { key = try ClusterKey(text: text) } catch { throw StartupError("--cluster-key is not a valid cluster key (\(error)): use the text `weft keygen` prints") }
         case .file(let path):
-            let text: String
-            do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
-                throw StartupError("cannot read cluster key file \(path) (\(error.localizedDescription)): check the path and its permissions")
-            }
+            let text = try readKeyFile(path, what: "cluster key file \(path)")
             do { key = try ClusterKey(text: text) } catch { throw StartupError("cluster key file \(path) does not hold a valid key (\(error)): create one with `weft keygen > \(path)`") }
         case .dataDir:
             if FileManager.default.fileExists(atPath: dataDirKeyPath) {
-                let text: String
-                do { text = try String(contentsOfFile: dataDirKeyPath, encoding: .utf8) } catch {
-                    throw StartupError("cannot read \(dataDirKeyPath) (\(error.localizedDescription)): check its permissions")
-                }
+                let text = try readKeyFile(dataDirKeyPath, what: dataDirKeyPath)
                 do { key = try ClusterKey(text: text) } catch { throw StartupError("\(dataDirKeyPath) does not hold a valid key (\(error)): restore it from another member's data dir") }
             } else if !options.seeds.isEmpty {
                 throw StartupError("joining a cluster needs its key: pass --cluster-key-file FILE (a copy of cluster.key from a member's data dir)")
@@ -342,7 +336,25 @@ public enum Daemon {
         return key
     }
 
+    /// The text of a key file, with a message naming the actual problem (missing, a directory,
+    /// unreadable, empty) instead of Foundation's error text.
+    static func readKeyFile(_ path: String, what: String) throws -> String {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
+            throw StartupError("cannot read \(what): it does not exist; check the path")
+        }
+        if isDir.boolValue { throw StartupError("cannot read \(what): it is a directory; give the key file itself") }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw StartupError("cannot read \(what): permission denied; run as a user that may read it (usually root)")
+        }
+        if data.isEmpty { throw StartupError("\(what) is empty: create it with `weft keygen > \(path)`, or copy cluster.key from a member's data dir") }
+        return String(decoding: data, as: UTF8.self)
+    }
+
     static func resolveName(_ flag: String?, store: NodeStore) throws -> String {
+        if let flag, flag.trimmingCharacters(in: .whitespaces).isEmpty || flag != flag.trimmingCharacters(in: .whitespaces) {
+            throw StartupError("--name '\(flag)' is empty or starts or ends with a space: give 1 to 63 bytes of printable text")
+        }
         var name = flag ?? ((try? store.meta(NodeStore.MetaKey.nodeName)) ?? nil) ?? ProcessInfo.processInfo.hostName
         if name.isEmpty { name = "weft" }
         guard name.utf8.count <= 63, !name.contains(where: { $0.isNewline || $0 == "\0" }) else {

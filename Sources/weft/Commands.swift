@@ -4,7 +4,14 @@ import WeftAPI
 import WeftCrypto
 
 struct Status: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show this node: id, name, cluster, health.")
+    static let configuration = CommandConfiguration(
+        abstract: "Show this node: id, name, cluster, health.",
+        discussion: """
+            Examples:
+              weft status --data-dir /var/lib/weft
+              weft status --json | jq .members
+            """
+    )
     @OptionGroup var node: NodeSelection
 
     func run() throws {
@@ -20,70 +27,129 @@ struct Status: ParsableCommand {
         let drops = s.drops.filter { $0.value > 0 }.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
         rows.append(["drops", drops.isEmpty ? "none" : drops])
         for w in s.warnings { rows.append(["warning", w]) }
-        let width = rows.map { $0[0].count }.max() ?? 0
-        for r in rows { print(r[0].padding(toLength: width, withPad: " ", startingAt: 0) + "  " + r[1]) }
+        let width = rows.map { displayWidth($0[0]) }.max() ?? 0
+        for r in rows { print(pad(r[0], to: width) + "  " + r[1]) }
     }
 }
 
 struct Members: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List every member and its state (alive, suspect, dead, left).")
+    static let configuration = CommandConfiguration(
+        abstract: "List every member and its state (alive, suspect, dead, left), sorted by name.",
+        discussion: """
+            This node is marked with '*' (and "isSelf": true in --json).
+
+            Examples:
+              weft members
+              weft members --json | jq -r '.[] | select(.state != "alive") | .name'
+            """
+    )
     @OptionGroup var node: NodeSelection
 
     func run() throws {
         let list = try node.call(API.Request(op: .members), as: [API.MemberInfo].self)
+            .sorted { ($0.name, $0.id) < ($1.name, $1.id) }
         if node.json { return try printJSON(list) }
         let rows = list.map { m in
-            [m.name + (m.isSelf ? " (self)" : ""), String(m.id.prefix(12)), m.address, m.state, String(m.incarnation), formatSeconds(m.sinceSeconds)]
+            [(m.isSelf ? "* " : "  ") + m.name, String(m.id.prefix(12)), m.address, m.state, String(m.incarnation), formatSeconds(m.sinceSeconds)]
         }
-        printTable(["NAME", "ID", "ADDRESS", "STATE", "INCARNATION", "SINCE"], rows)
+        printTable(["  NAME", "ID", "ADDRESS", "STATE", "INCARNATION", "SINCE"], rows)
     }
 }
 
 struct Join: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Ask the running node to contact more members.")
+    static let configuration = CommandConfiguration(
+        abstract: "Ask the running node to contact more members.",
+        discussion: """
+            Succeeds (exit 0) when at least one address answered a full-state exchange; exits 1
+            with every address's reason when none did.
+
+            Examples:
+              weft join 192.168.1.11:7946
+              weft join 192.168.1.11:7946 192.168.1.12:7946 --json
+            """
+    )
     @OptionGroup var node: NodeSelection
     @Argument(help: ArgumentHelp("Members to contact.", valueName: "host:port"))
-    var addresses: [String]
+    var addresses: [String] = []
 
     func validate() throws {
-        if addresses.isEmpty { throw ValidationError("give at least one HOST:PORT") }
+        if addresses.isEmpty { throw ValidationError("give at least one HOST:PORT of another member, e.g. weft join 192.168.1.11:7946") }
+        for a in addresses {
+            if let problem = InputCheck.hostPort(a, flag: "address") { throw ValidationError(problem) }
+        }
     }
 
     func run() throws {
         let r = try node.call(API.Request(op: .join, addresses: addresses), as: API.JoinResult.self)
+        let reasons = r.failed.sorted(by: { $0.key < $1.key })
+        if r.joined.isEmpty {
+            let why = reasons.map { "\($0.key): \($0.value)" }.joined(separator: "; ")
+            throw CLIFailure.runtime(
+                "join-failed", "no address answered (\(why.isEmpty ? "nothing to contact" : why)): check the addresses and that they use this cluster's key",
+                details: r.failed)
+        }
         if node.json { return try printJSON(r) }
         for a in r.joined { print("joined via \(a)") }
-        for (a, why) in r.failed.sorted(by: { $0.key < $1.key }) { print("\(a): \(why)") }
-        print("\(r.members) members known")
-        if r.joined.isEmpty { throw ExitCode(1) }
+        for (a, why) in reasons { print("\(a): \(why)") }
+        print("\(plural(r.members, "member")) known")
     }
 }
 
 struct Leave: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Leave the cluster for good: announce it, then stop the node.")
+    static let configuration = CommandConfiguration(
+        abstract: "Leave the cluster for good: announce it, then stop the node.",
+        discussion: """
+            The node hands its address ranges to live members, tells some of them directly, gossips
+            its departure, then exits 0. A restart of the same data dir joins again as the same member.
+
+            Example:
+              weft leave --data-dir /var/lib/weft
+            """
+    )
     @OptionGroup var node: NodeSelection
 
     func run() throws {
         let r = try node.call(API.Request(op: .leave), as: API.LeaveResult.self, timeout: 30)
         if node.json { return try printJSON(r) }
-        print("left the cluster (told \(r.notified) members directly); the node has stopped")
+        print("left the cluster (told \(plural(r.notified, "member")) directly); the node has stopped")
     }
 }
 
 struct Keygen: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Print a new random cluster key.")
+    static let configuration = CommandConfiguration(
+        abstract: "Print a new random cluster key.",
+        discussion: """
+            Example:
+              weft keygen > cluster.key && chmod 600 cluster.key
+              weft start --cluster-key-file cluster.key --listen 192.168.1.10:7946
+            """
+    )
 
     func run() throws {
-        do { try Sodium.initialize() } catch { throw CLIError("libsodium failed to initialize: \(error)") }
+        do { try Sodium.initialize() } catch { throw CLIFailure.runtime("system-error", "libsodium failed to initialize (\(error)): reinstall libsodium (bootstrap/setup)") }
         print(ClusterKey.generate().text)
     }
 }
 
 struct Alloc: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Get an address for HANDLE (the same HANDLE always gets the same address until released).")
+    static let configuration = CommandConfiguration(
+        abstract: "Get an address for HANDLE (the same HANDLE always gets the same address until released).",
+        discussion: """
+            HANDLE is 1 to 256 bytes of printable text without leading or trailing spaces; 'weft:'
+            is reserved for the node. Prints ADDRESS/PREFIX.
+
+            Examples:
+              weft alloc my-container
+              weft alloc my-container --json | jq -r .address
+            """
+    )
     @OptionGroup var node: NodeSelection
     @Argument(help: ArgumentHelp("A name for the allocation, e.g. a container id.", valueName: "handle"))
     var handle: String
+
+    func validate() throws {
+        if let problem = InputCheck.handle(handle) { throw ValidationError(problem) }
+    }
 
     func run() throws {
         // A node without free space waits up to 30 s for a donation.
@@ -94,10 +160,20 @@ struct Alloc: ParsableCommand {
 }
 
 struct Release: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Free the address held for HANDLE.")
+    static let configuration = CommandConfiguration(
+        abstract: "Free the address held for HANDLE.",
+        discussion: """
+            Example:
+              weft release my-container
+            """
+    )
     @OptionGroup var node: NodeSelection
     @Argument(help: ArgumentHelp("The allocation's handle.", valueName: "handle"))
     var handle: String
+
+    func validate() throws {
+        if let problem = InputCheck.handle(handle) { throw ValidationError(problem) }
+    }
 
     func run() throws {
         let r = try node.call(API.Request(op: .release, handle: handle), as: API.AllocationInfo.self)
@@ -110,6 +186,12 @@ struct IPAMCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ipam",
         abstract: "Show who owns which address ranges, free space, and this node's allocations.",
+        discussion: """
+            Examples:
+              weft ipam
+              weft ipam --json | jq '.ranges[] | select(.ownerName == "b")'
+              weft ipam reclaim 3f2a9c          # a dead member's id prefix or name
+            """,
         subcommands: [IPAMShow.self, IPAMReclaim.self],
         defaultSubcommand: IPAMShow.self
     )
@@ -128,8 +210,10 @@ struct IPAMShow: ParsableCommand {
         }
         print("subnet \(subnet): \(info.clusterFree) free in the cluster, \(info.ownFree) in this node's ranges\(info.pending > 0 ? ", \(info.pending) waiting" : "")")
         print()
-        printTable(["START", "END", "OWNER", "ID", "VERSION", "SIZE", "FREE"], info.ranges.map {
-            [$0.start, $0.end, $0.ownerName, String($0.owner.prefix(12)), String($0.version), String($0.size), String($0.free)]
+        // RANGE is a CIDR block when the range is one, else FIRST-LAST (both included).
+        printTable(["RANGE", "OWNER", "ID", "SIZE", "FREE", "VERSION"], info.ranges.map {
+            [API.describeRange(start: $0.start, end: $0.end), $0.ownerName, String($0.owner.prefix(12)), String($0.size), String($0.free),
+             formatRangeVersion($0.version)]
         })
         print()
         if info.allocations.isEmpty {
@@ -146,7 +230,13 @@ struct IPAMShow: ParsableCommand {
 }
 
 struct IPAMReclaim: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "reclaim", abstract: "Take over the address space of a dead member now.")
+    static let configuration = CommandConfiguration(
+        commandName: "reclaim", abstract: "Take over the address space of a dead member now.",
+        discussion: """
+            Example:
+              weft ipam reclaim old-host      # name, id, or id prefix from `weft members`
+            """
+    )
     @OptionGroup var node: NodeSelection
     @Argument(help: ArgumentHelp("The dead member: its id, an id prefix, or its name.", valueName: "node"))
     var target: String
@@ -154,12 +244,21 @@ struct IPAMReclaim: ParsableCommand {
     func run() throws {
         let r = try node.call(API.Request(op: .reclaim, node: target), as: API.ReclaimResult.self)
         if node.json { return try printJSON(r) }
-        print("took over \(r.ranges) range(s), \(r.addresses) addresses, of \(r.node.prefix(12))")
+        print("took over \(plural(r.ranges, "range")) (\(plural(Int(r.addresses), "address", "addresses"))) of \(r.node.prefix(12))")
     }
 }
 
 struct Peers: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show the encrypted tunnels to other nodes: state, last handshake, traffic, drops.")
+    static let configuration = CommandConfiguration(
+        abstract: "Show the encrypted tunnels to other nodes: state, last handshake, traffic, drops.",
+        discussion: """
+            ROUTES are the overlay address ranges this node sends through the peer's tunnel.
+
+            Examples:
+              weft peers
+              weft peers --json | jq '.[] | {name, state, lastHandshake}'
+            """
+    )
     @OptionGroup var node: NodeSelection
 
     func run() throws {
@@ -169,9 +268,10 @@ struct Peers: ParsableCommand {
             print("no tunnels (no other members yet, or the node runs with --no-tun)")
             return
         }
-        printTable(["NAME", "ID", "ENDPOINT", "STATE", "HANDSHAKE", "RX", "TX", "DROPS"], list.map { p in
+        printTable(["NAME", "ID", "ENDPOINT", "ROUTES", "STATE", "HANDSHAKE", "RX", "TX", "DROPS"], list.map { p in
             let drops = p.drops.values.reduce(0, +)
-            return [p.name, String(p.id.prefix(12)), p.endpoint ?? "-", p.detail.isEmpty ? p.state : "\(p.state) (\(p.detail))",
+            let routes = (p.ranges ?? []).isEmpty ? "-" : (p.ranges ?? []).joined(separator: ",")
+            return [p.name, String(p.id.prefix(12)), p.endpoint ?? "-", routes, p.detail.isEmpty ? p.state : "\(p.state) (\(p.detail))",
                     p.lastHandshake.map { formatSeconds($0) + " ago" } ?? "never", formatBytes(p.rxBytes), formatBytes(p.txBytes), String(drops)]
         })
     }
@@ -182,4 +282,11 @@ func formatBytes(_ b: UInt64) -> String {
     var v = Double(b), i = 0
     while v >= 1024 && i < units.count - 1 { v /= 1024; i += 1 }
     return i == 0 ? "\(b) B" : String(format: "%.1f %@", v, units[i])
+}
+
+/// A range version as an operator reads it: the edit count, plus the takeover count when the
+/// range was reclaimed from a dead member (versions jump by 2^32 per takeover, docs/ipam.md).
+func formatRangeVersion(_ v: UInt64) -> String {
+    let takeovers = v >> 32, edits = v & 0xFFFF_FFFF
+    return takeovers == 0 ? String(edits) : "\(edits) (takeover \(takeovers))"
 }

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import WeftAPI
 import WeftCore
+import WeftCrypto
 import WeftDaemon
 
 struct Start: AsyncParsableCommand {
@@ -11,7 +12,16 @@ struct Start: AsyncParsableCommand {
         discussion: """
             Without --seed on an empty data dir, creates a new cluster and prints how other hosts join. \
             SIGINT/SIGTERM stop the node as a restart (it keeps its identity and state); `weft leave` \
-            is the permanent, announced departure.
+            is the permanent, announced departure. Bad flags exit 2 before anything is written; \
+            a start-up failure (port in use, wrong key for the data dir, …) exits 1.
+
+            Examples:
+              # the first host creates the cluster
+              weft start --data-dir /var/lib/weft --listen 192.168.1.10:7946
+              # every other host joins it with a copy of /var/lib/weft/cluster.key
+              weft start --listen 192.168.1.11:7946 --seed 192.168.1.10:7946 --cluster-key-file cluster.key
+              # control plane only, two nodes on one machine
+              weft start --no-tun --data-dir /tmp/a --listen 127.0.0.1:7946 --profile fast
             """
     )
 
@@ -64,6 +74,29 @@ struct Start: AsyncParsableCommand {
         if clusterKey != nil && clusterKeyFile != nil {
             throw ValidationError("give either --cluster-key or --cluster-key-file, not both")
         }
+        if let problem = InputCheck.dataDir(API.resolveDataDir(dataDir), hint: "choose another --data-dir") { throw ValidationError(problem) }
+        if Endpoint(listen) == nil {
+            throw ValidationError("--listen '\(listen)' is not an address: write IP:PORT, e.g. 192.168.1.10:7946 or [::1]:7946")
+        }
+        if let advertise, let problem = InputCheck.hostPort(advertise, flag: "--advertise") { throw ValidationError(problem) }
+        if let metricsListen, Endpoint(metricsListen) == nil {
+            throw ValidationError("--metrics-listen '\(metricsListen)' is not an address: write IP:PORT, e.g. 127.0.0.1:9946")
+        }
+        for s in seeds {
+            if let problem = InputCheck.hostPort(s, flag: "--seed") { throw ValidationError(problem) }
+        }
+        do { _ = try IPAM.Subnet(parsing: subnet) } catch {
+            throw ValidationError("--subnet '\(subnet)': \(error)")
+        }
+        if let name, let problem = InputCheck.nodeName(name) { throw ValidationError(problem) }
+        if let clusterKeyFile, let problem = InputCheck.readableFile(clusterKeyFile, flag: "--cluster-key-file", what: "cluster key file") {
+            throw ValidationError(problem)
+        }
+        if let clusterKey {
+            do { _ = try ClusterKey(text: clusterKey) } catch {
+                throw ValidationError("--cluster-key is not a valid cluster key (\(error)): use the text `weft keygen` prints")
+            }
+        }
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical (got '\(logLevel)')")
         }
@@ -81,24 +114,24 @@ struct Start: AsyncParsableCommand {
         }
     }
 
+    /// `--seed` values split at commas.
+    var seeds: [String] {
+        seed.flatMap { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }.filter { !$0.isEmpty }
+    }
+
     func run() async throws {
-        guard let listenEndpoint = Endpoint(listen) else {
-            throw CLIError("--listen '\(listen)' is not an address: write IP:PORT, e.g. 192.168.1.10:7946 or [::1]:7946")
-        }
+        // validate() has checked every syntax; what is left can fail only at run time (DNS, the data dir).
+        let listenEndpoint = Endpoint(listen)!
         var advertiseEndpoint: Endpoint?
         if let advertise {
-            do { advertiseEndpoint = try Daemon.resolveEndpoint(advertise) } catch { throw CLIError("--advertise: \(error)") }
-        }
-        var metricsEndpoint: Endpoint?
-        if let metricsListen {
-            guard let e = Endpoint(metricsListen) else {
-                throw CLIError("--metrics-listen '\(metricsListen)' is not an address: write IP:PORT, e.g. 127.0.0.1:9946")
+            do { advertiseEndpoint = try Daemon.resolveEndpoint(advertise) } catch {
+                throw CLIFailure.runtime("start-failed", "--advertise: \(error)")
             }
-            metricsEndpoint = e
         }
-        let seeds = seed.flatMap { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }.filter { !$0.isEmpty }
+        let metricsEndpoint = metricsListen.flatMap { Endpoint($0) }
+        let seeds = self.seeds
         let parsedSubnet: IPAM.Subnet
-        do { parsedSubnet = try IPAM.Subnet(parsing: subnet) } catch { throw CLIError("--subnet: \(error)") }
+        do { parsedSubnet = try IPAM.Subnet(parsing: subnet) } catch { throw CLIFailure.usage("--subnet: \(error)") }
         let keySource: NodeOptions.ClusterKeySource =
             clusterKey.map { .literal($0) } ?? clusterKeyFile.map { .file($0) } ?? .dataDir
         let options = NodeOptions(
@@ -121,7 +154,7 @@ struct Start: AsyncParsableCommand {
                 FileHandle.standardOutput.write(Data(lines.map { $0 + "\n" }.joined().utf8))
             }
         } catch let e as StartupError {
-            throw CLIError(e.description)
+            throw CLIFailure.runtime("start-failed", e.description)
         }
     }
 }

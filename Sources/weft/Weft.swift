@@ -5,6 +5,9 @@ import WeftAPI
 import WeftCore
 import WeftCrypto
 import WeftDaemon
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @main
 struct Weft: AsyncParsableCommand {
@@ -18,6 +21,16 @@ struct Weft: AsyncParsableCommand {
         version: WeftVersion.current,
         subcommands: [Start.self, Status.self, Members.self, Peers.self, Join.self, Leave.self, Alloc.self, Release.self, IPAMCommand.self, Keygen.self]
     )
+
+    /// The contract (exit 0/1/2, --json errors on stdout) lives in `CLI.run`.
+    static func main() async {
+        let status = await CLI.run(Array(CommandLine.arguments.dropFirst()))
+        #if canImport(Glibc)
+        Glibc.exit(status)
+        #else
+        Darwin.exit(status)
+        #endif
+    }
 }
 
 /// Options shared by every command that talks to a running node.
@@ -25,25 +38,24 @@ struct NodeSelection: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("The node's data dir (default: $WEFT_DATA_DIR or /var/lib/weft).", valueName: "dir"))
     var dataDir: String?
 
-    @Flag(name: .long, help: "Print JSON instead of a table.")
+    @Flag(name: .long, help: "Print JSON instead of a table; an error is then a JSON object on stdout too.")
     var json = false
 
     var resolvedDataDir: String { API.resolveDataDir(dataDir) }
 
+    func validate() throws {
+        if let problem = InputCheck.dataDir(resolvedDataDir) { throw ValidationError(problem) }
+    }
+
     func client() -> ControlClient { ControlClient(dataDir: resolvedDataDir) }
 
     /// One request to the node; `timeout` for operations that may wait (leave, alloc).
+    /// Failures become `CLIFailure`s with the client's stable code.
     func call<R: Codable & Sendable>(_ request: API.Request, as: R.Type, timeout: Double = 10) throws -> R {
         var c = client()
         c.timeoutSeconds = timeout
-        do { return try c.call(request, as: R.self) } catch { throw CLIError(error.description) }
+        do { return try c.call(request, as: R.self) } catch { throw CLIFailure(error) }
     }
-}
-
-/// An error printed as one line, with a non-zero exit status.
-struct CLIError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
 }
 
 func printJSON<T: Encodable>(_ value: T) throws {
@@ -52,17 +64,54 @@ func printJSON<T: Encodable>(_ value: T) throws {
     print(String(decoding: try encoder.encode(value), as: UTF8.self))
 }
 
-/// Prints rows as left-aligned columns separated by two spaces.
+/// Prints rows as left-aligned columns separated by two spaces, aligned by terminal width
+/// (East Asian wide characters and emoji take two columns, combining marks none).
 func printTable(_ header: [String], _ rows: [[String]]) {
-    var widths = header.map(\.count)
-    for r in rows { for (i, c) in r.enumerated() where i < widths.count { widths[i] = max(widths[i], c.count) } }
+    var widths = header.map(displayWidth)
+    for r in rows { for (i, c) in r.enumerated() where i < widths.count { widths[i] = max(widths[i], displayWidth(c)) } }
     func line(_ cells: [String]) -> String {
         cells.enumerated().map { i, c in
-            i == cells.count - 1 ? c : c.padding(toLength: widths[i], withPad: " ", startingAt: 0)
+            i == cells.count - 1 ? c : pad(c, to: widths[i])
         }.joined(separator: "  ")
     }
     print(line(header))
     for r in rows { print(line(r)) }
+}
+
+/// `text` followed by spaces up to `width` terminal columns.
+func pad(_ text: String, to width: Int) -> String {
+    let w = displayWidth(text)
+    return w >= width ? text : text + String(repeating: " ", count: width - w)
+}
+
+/// Terminal columns `text` takes: 2 for East Asian wide/fullwidth characters and emoji, 0 for
+/// combining marks and zero-width characters, 1 otherwise (a small wcwidth).
+func displayWidth(_ text: String) -> Int {
+    var total = 0
+    for ch in text {
+        var w = 0
+        for (i, u) in ch.unicodeScalars.enumerated() {
+            let v = u.value
+            if i > 0 { continue }  // the first scalar decides; the rest combine with it
+            switch u.properties.generalCategory {
+            case .nonspacingMark, .enclosingMark, .format, .control: w = 0; continue
+            default: break
+            }
+            let wide = (0x1100...0x115F).contains(v) || (0x2E80...0x303E).contains(v) || (0x3041...0x33FF).contains(v)
+                || (0x3400...0x4DBF).contains(v) || (0x4E00...0x9FFF).contains(v) || (0xA000...0xA4CF).contains(v)
+                || (0xAC00...0xD7A3).contains(v) || (0xF900...0xFAFF).contains(v) || (0xFE30...0xFE4F).contains(v)
+                || (0xFF00...0xFF60).contains(v) || (0xFFE0...0xFFE6).contains(v) || (0x1F300...0x1F64F).contains(v)
+                || (0x1F900...0x1F9FF).contains(v) || (0x20000...0x3FFFD).contains(v)
+            w = wide ? 2 : 1
+        }
+        total += w
+    }
+    return total
+}
+
+/// "1 member", "3 members".
+func plural(_ n: Int, _ singular: String, _ pluralForm: String? = nil) -> String {
+    "\(n) \(n == 1 ? singular : (pluralForm ?? singular + "s"))"
 }
 
 func formatSeconds(_ s: Double) -> String {

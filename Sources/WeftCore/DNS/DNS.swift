@@ -49,7 +49,7 @@ public enum DNS {
             if t.isEmpty { self.labels = []; return }
             let parts = t.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
             guard t.utf8.count <= 253, parts.allSatisfy({ !$0.isEmpty && $0.utf8.count <= 63 }) else { return nil }
-            self.init(labels: parts)
+            self.labels = parts.map { $0.lowercased() }
         }
 
         public var description: String { labels.isEmpty ? "." : labels.joined(separator: ".") }

@@ -32,19 +32,30 @@ struct ControlService: Sendable {
             let texts = request.addresses ?? []
             guard !texts.isEmpty else { return encodeError(.badRequest, "join needs at least one HOST:PORT address") }
             var endpoints: [Endpoint] = []
+            var own: [String] = []
+            let me = runtime.identity.advertise
             for t in texts {
                 switch resolver(t) {
+                case .success(let e) where e == me: own.append(t)
                 case .success(let e): endpoints.append(e)
                 case .failure(let e): return encodeError(.badRequest, e.description)
                 }
             }
-            return encode(await runtime.join(endpoints, remember: false))
+            if endpoints.isEmpty {
+                return encodeError(.badRequest, "\(own.joined(separator: ", ")) is this node's own address (\(me)): give the address of another member")
+            }
+            var result = await runtime.join(endpoints, remember: false)
+            for t in own { result.failed[t] = "this node's own address" }
+            return encode(result)
         case .leave:
             let result = await runtime.leave()
             onLeave()
             return encode(result)
         case .alloc:
             guard let handle = request.handle else { return encodeError(.badRequest, "alloc needs a handle") }
+            if handle.trimmingCharacters(in: .whitespaces).isEmpty || handle != handle.trimmingCharacters(in: .whitespaces) {
+                return encodeError(.badRequest, "invalid handle '\(handle)': it is blank or starts or ends with a space; use 1 to 256 bytes of printable text")
+            }
             return encode(await runtime.allocate(handle))
         case .release:
             guard let handle = request.handle else { return encodeError(.badRequest, "release needs a handle") }
@@ -52,7 +63,7 @@ struct ControlService: Sendable {
         case .ipam:
             return encode(await runtime.ipamInfo())
         case .peers:
-            return encode(await runtime.peers())
+            return encode(Self.withRanges(await runtime.peers(), await runtime.ipamInfo()))
         case .reclaim:
             guard let node = request.node, !node.isEmpty else { return encodeError(.badRequest, "reclaim needs a node (id, id prefix or name)") }
             return encode(await runtime.reclaim(node))
@@ -63,6 +74,17 @@ struct ControlService: Sendable {
         switch result {
         case .success(let r): return encode(r)
         case .failure(let e): return encodeError(e.code, e.message)
+        }
+    }
+
+    /// Adds to each peer the ring ranges it owns (what this node routes into its tunnel).
+    static func withRanges(_ peers: [API.PeerInfo], _ ipam: API.IPAMInfo) -> [API.PeerInfo] {
+        var byOwner: [String: [String]] = [:]
+        for r in ipam.ranges { byOwner[r.owner, default: []].append(API.describeRange(start: r.start, end: r.end)) }
+        return peers.map { p in
+            var p = p
+            p.ranges = byOwner[p.id] ?? []
+            return p
         }
     }
 

@@ -15,11 +15,11 @@ extension NodeRuntime {
     /// Sends a point-to-point IPAM frame over TCP (reliable; frames can exceed a datagram).
     func sendIPAM(_ bytes: [UInt8], to: NodeID, endpoint: Endpoint) {
         guard let address = try? endpoint.socketAddress() else {
-            drops.increment("ipam-unknown-peer")
+            metrics.drop(reason: "ipam-unknown-peer")
             return
         }
         let frame = GossipEnvelope.seal(bytes, kind: .ipam, with: sealer)
-        messages.increment("ipam-out")
+        metrics.message(.ipam, direction: .out)
         let group = self.group
         let logger = self.logger
         Task {

@@ -11,7 +11,7 @@ extension NodeRuntime {
     /// Handshake, cookie and (slow-path) data datagrams: kinds 4–7.
     func onTunnelDatagram(_ bytes: [UInt8], from: Endpoint) {
         guard tunnel != nil else {
-            drops.increment("tunnel-disabled")
+            metrics.drop(reason: "tunnel-disabled")
             return
         }
         let t = now
@@ -47,32 +47,11 @@ extension NodeRuntime {
     func reportDataPlane(now t: Instant) {
         guard let dataPlane, t - lastDataPlaneReport >= .seconds(1) else { return }
         lastDataPlaneReport = t
-        exportDataPlaneMetrics(dataPlane.counters())
+        metrics.dataPlane(dataPlane.counters())
         guard tunnel != nil else { return }
         for r in dataPlane.sendCounterReports() {
             execute(tunnel: tunnel!.onDataPlaneReport(localIndex: r.localIndex, nextSendCounter: r.nextSendCounter, now: t))
         }
-    }
-
-    /// The data plane keeps its own atomic counters; once a second their growth is added to
-    /// the Prometheus counters (`weft_dataplane_*`, docs/operations.md).
-    func exportDataPlaneMetrics(_ c: DataPlaneCounters) {
-        var current: [String: UInt64] = [
-            "udp-in-packets": c.udpInPackets, "udp-in-bytes": c.udpInBytes,
-            "udp-out-packets": c.udpOutPackets, "udp-out-bytes": c.udpOutBytes,
-            "tun-in-packets": c.tunIn, "tun-out-packets": c.tunOut,
-        ]
-        for (reason, v) in c.drops { current["drop:" + reason] = v }
-        for (key, value) in current {
-            let delta = value &- (lastDataPlaneCounters[key] ?? 0)
-            guard delta > 0, value >= (lastDataPlaneCounters[key] ?? 0) else { continue }
-            if key.hasPrefix("drop:") {
-                dataPlaneDrops.increment(String(key.dropFirst(5)), by: delta)
-            } else {
-                dataPlaneTraffic.increment(key, by: delta)
-            }
-        }
-        lastDataPlaneCounters = current
     }
 
     func execute(tunnel directives: [Tunnel.Directive]) {
@@ -84,7 +63,7 @@ extension NodeRuntime {
             case .deliver(let packet, _):
                 dataPlane.deliverToTUN(packet)
             case .dropped(let reason):
-                drops.increment("tunnel-" + reason.name)
+                metrics.drop(reason: "tunnel-" + reason.name)
             case .sessionEstablished(let info):
                 guard let snapshot = tunnel?.handOffSession(localIndex: info.localIndex, now: now) else { continue }
                 dataPlane.install(snapshot, endpoint: info.endpoint, rejectAfter: info.establishedAt + tunnelRejectAfter, now: now)
@@ -107,7 +86,7 @@ extension NodeRuntime {
         switch change {
         case .upsert(let id, let publicKey, let endpoint, let restarted):
             guard let pk = try? PublicKey(bytes: publicKey), let key = SodiumTunnelSuite.staticPublicKey(pk) else {
-                drops.increment("tunnel-bad-member-key")
+                metrics.drop(reason: "tunnel-bad-member-key")
                 return
             }
             if restarted { execute(tunnel: tunnel!.removePeer(id)) }

@@ -44,14 +44,8 @@ actor NodeRuntime {
     /// The overlay address the node announced, waiting for the TUN device (attach).
     var pendingOverlay: (address: UInt32, prefixLength: Int)?
     var lastDataPlaneReport: Instant = .zero
-    var drops = Counters(label: "weft_dropped_packets_total", dimension: "reason")
-    var messages = Counters(label: "weft_messages_total", dimension: "type")
-    /// The data plane's counters as Prometheus counters, fed by their growth once a second.
-    var dataPlaneTraffic = Counters(label: "weft_dataplane_total", dimension: "counter")
-    var dataPlaneDrops = Counters(label: "weft_dataplane_dropped_packets_total", dimension: "reason")
-    var lastDataPlaneCounters: [String: UInt64] = [:]
-    let probeTimer = Metrics.Timer(label: "weft_probe_rtt_seconds", preferredDisplayUnit: .seconds)
-    var memberGauges: [Membership.MemberState: Gauge] = [:]
+    /// Every Prometheus family and the counts `weft status` shows (NodeMetrics.swift).
+    var metrics = NodeMetrics()
 
     var plannedWake: Instant?
     var sleeper: Task<Void, Never>?
@@ -74,9 +68,6 @@ actor NodeRuntime {
         // Instants start at 1 s so that `.zero` never means "now".
         self.origin = now - .seconds(1)
         self.startedAt = now
-        for state in Membership.MemberState.allCases {
-            memberGauges[state] = Gauge(label: "weft_members", dimensions: [("state", state.description)])
-        }
     }
 
     var now: Instant { Instant(nanoseconds: (clock.now - origin).nanoseconds) }
@@ -98,7 +89,7 @@ actor NodeRuntime {
     /// A UDP datagram arrived on the gossip port.
     func onDatagram(_ bytes: [UInt8], from: Endpoint) {
         guard !stopped else { return }
-        messages.increment("udp-in")
+        metrics.datagram(.in)
         if bytes.count >= 2, bytes[0] == GossipEnvelope.version, (4...7).contains(bytes[1]) {
             onTunnelDatagram(bytes, from: from)
             return
@@ -107,7 +98,7 @@ actor NodeRuntime {
         case .failure(let f):
             drop(f.reason.rawValue, from: from)
         case .success(let plain):
-            messages.increment(Self.typeName(plain, direction: "in"))
+            metrics.membershipMessage(plain, direction: .in)
             perform(node.onGossip(plain, from: from, now: now))
         }
     }
@@ -117,14 +108,14 @@ actor NodeRuntime {
     func onTCPRequest(_ bytes: [UInt8], from: Endpoint?) -> [UInt8]? {
         guard !stopped else { return nil }
         if bytes.count >= 2, bytes[1] == GossipEnvelope.Kind.ipam.rawValue {
-            messages.increment("ipam-in")
+            metrics.message(.ipam, direction: .in)
             switch GossipEnvelope.open(bytes, expecting: .ipam, with: sealer) {
             case .failure(let f): drop(f.reason.rawValue, from: from)
             case .success(let plain): perform(node.onIPAMFrame(plain, now: now))
             }
             return nil
         }
-        messages.increment("push-pull-in")
+        metrics.message(.pushPull, direction: .in)
         switch GossipEnvelope.open(bytes, expecting: .pushPullRequest, with: sealer) {
         case .failure(let f):
             drop(f.reason.rawValue, from: from)
@@ -222,7 +213,7 @@ actor NodeRuntime {
             id: me.id.hex, name: me.name, address: me.address.description, cluster: identity.clusterID,
             incarnation: me.incarnation, version: WeftVersion.current,
             uptimeSeconds: (clock.now - startedAt).seconds, members: counts,
-            drops: drops.values, messages: messages.values, joined: node.joined, warnings: node.warnings,
+            drops: metrics.dropCounts, messages: metrics.messageCounts, joined: node.joined, warnings: node.warnings,
             overlayAddress: node.ipam.overlayAddress.map { IPAM.format($0) },
             overlayMTU: tunnel == nil ? nil : tunMTU, tunName: tunnel == nil ? nil : dataPlane?.tunName
         )
@@ -270,12 +261,11 @@ actor NodeRuntime {
                 pendingOverlay = (address, prefixLength)
                 configureOverlayIfNeeded()
             case .dropped(let reason):
-                drops.increment(reason)
+                metrics.drop(reason: reason)
             case .probeRTT(let rtt):
-                probeTimer.recordNanoseconds(rtt.nanoseconds)
+                metrics.probeRTT(rtt)
             case .membersChanged:
-                let counts = node.memberCounts
-                for (state, gauge) in memberGauges { gauge.record(counts[state, default: 0]) }
+                metrics.members(node.memberCounts)
             case .log(let l):
                 log(l)
             case .stop(let phase, let message):
@@ -306,28 +296,13 @@ actor NodeRuntime {
 
     func send(_ plaintext: [UInt8], to: Endpoint) {
         guard let dataPlane else {
-            drops.increment("unsendable")
+            metrics.drop(reason: "unsendable")
             return
         }
-        messages.increment(Self.typeName(plaintext, direction: "out"))
+        metrics.membershipMessage(plaintext, direction: .out)
         let sealed = GossipEnvelope.seal(plaintext, kind: .datagram, with: sealer)
-        messages.increment("udp-out")
+        metrics.datagram(.out)
         dataPlane.send(sealed, to: to)
-    }
-
-    /// `ping-in`, `ack-out`, …: a membership datagram's wire type, for the message counters.
-    static func typeName(_ plaintext: [UInt8], direction: String) -> String {
-        guard plaintext.count >= 2, let t = Membership.MessageType(rawValue: plaintext[1]) else { return "unknown-\(direction)" }
-        let name: String = switch t {
-        case .ping: "ping"
-        case .pingReq: "ping-req"
-        case .ack: "ack"
-        case .nack: "nack"
-        case .gossip: "gossip"
-        case .pushPullRequest: "push-pull-request"
-        case .pushPullReply: "push-pull-reply"
-        }
-        return "\(name)-\(direction)"
     }
 
     /// One full-state exchange with `target`, reported to the node. Returns nil on success, or
@@ -341,7 +316,7 @@ actor NodeRuntime {
     private func exchange(with target: Endpoint) async -> String? {
         guard let address = try? target.socketAddress() else { return "not a usable address" }
         let request = GossipEnvelope.seal(node.makePushPullRequest(now: now), kind: .pushPullRequest, with: sealer)
-        messages.increment("push-pull-out")
+        metrics.message(.pushPull, direction: .out)
         let reply: [UInt8]
         do {
             reply = try await framedExchange(
@@ -383,7 +358,7 @@ actor NodeRuntime {
     }
 
     func drop(_ reason: String, from: Endpoint?) {
-        drops.increment(reason)
+        metrics.drop(reason: reason)
         logger.debug("dropped packet", metadata: ["event": "drop", "reason": .string(reason), "from": .string(from?.description ?? "?")])
     }
 }

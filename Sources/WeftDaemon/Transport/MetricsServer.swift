@@ -2,17 +2,25 @@ import NIOCore
 import NIOPosix
 import Prometheus
 
-/// A minimal HTTP/1.1 responder for Prometheus scrapes: any GET answers with the registry's
-/// text exposition format, then closes the connection. Not a general web server.
+/// A minimal HTTP/1.1 responder for Prometheus scrapes: `GET /metrics` (or `/`) answers with
+/// the registry's text exposition format after `refresh` has brought the scrape-time families
+/// up to date; `HEAD` answers the same headers without a body; anything else is 404 (405 for
+/// other methods). One request per connection, then close. Not a general web server.
 final class MetricsHTTPHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
+    static let contentType = "text/plain; version=0.0.4; charset=utf-8"
+
     private let registry: PrometheusCollectorRegistry
+    private let refresh: @Sendable () async -> Void
     private var request: [UInt8] = []
     private var answered = false
 
-    init(registry: PrometheusCollectorRegistry) { self.registry = registry }
+    init(registry: PrometheusCollectorRegistry, refresh: @escaping @Sendable () async -> Void = {}) {
+        self.registry = registry
+        self.refresh = refresh
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !answered else { return }
@@ -23,17 +31,32 @@ final class MetricsHTTPHandler: ChannelInboundHandler {
         guard request.count >= 4, findHeadEnd() else { return }
         answered = true
         let firstLine = String(decoding: request.prefix { $0 != 13 && $0 != 10 }, as: UTF8.self)
-        let (status, body, type): (String, [UInt8], String)
-        if firstLine.hasPrefix("GET /metrics") || firstLine.hasPrefix("GET / ") {
-            status = "200 OK"; body = registry.emitToBuffer(); type = "text/plain; version=0.0.4; charset=utf-8"
-        } else {
-            status = "404 Not Found"; body = Array("not found: scrape /metrics\n".utf8); type = "text/plain"
-        }
-        var out = context.channel.allocator.buffer(capacity: body.count + 128)
-        out.writeString("HTTP/1.1 \(status)\r\nContent-Type: \(type)\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n")
-        out.writeBytes(body)
+        let parts = firstLine.split(separator: " ")
+        let method = parts.first.map(String.init) ?? ""
+        let path = parts.count > 1 ? String(parts[1]) : ""
         let channel = context.channel
-        context.writeAndFlush(wrapOutboundOut(out)).whenComplete { _ in channel.close(promise: nil) }
+        guard path == "/metrics" || path == "/" || path.hasPrefix("/metrics?") else {
+            Self.respond(channel, status: "404 Not Found", type: "text/plain", body: Array("not found: scrape /metrics\n".utf8), head: method == "HEAD")
+            return
+        }
+        guard method == "GET" || method == "HEAD" else {
+            Self.respond(channel, status: "405 Method Not Allowed", type: "text/plain", body: Array("use GET /metrics\n".utf8), head: false, allow: true)
+            return
+        }
+        let registry = self.registry
+        let refresh = self.refresh
+        let head = method == "HEAD"
+        let contentType = Self.contentType
+        channel.eventLoop.makeFutureWithTask { await refresh() }.whenComplete { _ in
+            MetricsHTTPHandler.respond(channel, status: "200 OK", type: contentType, body: registry.emitToBuffer(), head: head)
+        }
+    }
+
+    private static func respond(_ channel: any Channel, status: String, type: String, body: [UInt8], head: Bool, allow: Bool = false) {
+        var out = channel.allocator.buffer(capacity: body.count + 160)
+        out.writeString("HTTP/1.1 \(status)\r\nContent-Type: \(type)\r\nContent-Length: \(body.count)\r\n\(allow ? "Allow: GET, HEAD\r\n" : "")Connection: close\r\n\r\n")
+        if !head { out.writeBytes(body) }
+        channel.writeAndFlush(out).whenComplete { _ in channel.close(promise: nil) }
     }
 
     private func findHeadEnd() -> Bool {

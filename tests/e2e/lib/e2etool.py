@@ -117,6 +117,9 @@ def members(a):
     except ValueError:
         print("0 0 unparsable none -1")
         return
+    if not isinstance(arr, list):  # `--json` error object ({"ok": false, "error": ...})
+        print("0 0 unparsable none -1")
+        return
     alive = sum(1 for m in arr if m.get("state") == "alive")
     desc = ",".join("%s:%s:%s" % (m.get("name", "?"), m.get("state", "?"), m.get("incarnation", "?")) for m in arr)
     line = "%d %d %s" % (alive, len(arr), desc or "-")
@@ -141,6 +144,9 @@ def peers(a):
         arr = json.load(sys.stdin)
     except ValueError:
         print("unparsable weft peers output")
+        raise SystemExit(1)
+    if not isinstance(arr, list):  # `--json` error object ({"ok": false, "error": ...})
+        print("weft peers failed: %s" % (arr.get("error") or {}).get("message", arr))
         raise SystemExit(1)
     good = 0
     desc = []
