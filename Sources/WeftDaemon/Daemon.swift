@@ -38,9 +38,11 @@ public enum Daemon {
         options: NodeOptions, logger baseLogger: Logger, onReady: @Sendable ([String]) -> Void = { _ in }
     ) async throws -> Exit {
         let footprint = DataDirFootprint(dir: options.dataDir)
-        try prepareDataDir(options.dataDir)
         let lock: DataDirLock
-        do { lock = try DataDirLock(dir: options.dataDir) } catch {
+        do {
+            try prepareDataDir(options.dataDir)
+            lock = try DataDirLock(dir: options.dataDir)
+        } catch {
             footprint.rollback()
             throw error
         }
@@ -153,6 +155,14 @@ public enum Daemon {
             identityCheck: { id, key in NodeIdentity.matches(id, publicKey: key) }
         )
         let ipam = try makeIPAM(options: options, store: store, me: keyPair.nodeID, path: path)
+        if path == .restart && known.isEmpty && ipam.instance.ring == nil && seedEndpoints.isEmpty {
+            // It joined once (or tried to) but never got the ring and knows nobody: it could
+            // only sit alone. Only a seed helps.
+            throw StartupError(
+                "data dir \(dataDir) belongs to cluster \(clusterKey.clusterID) but knows no member and holds no address space yet: give a live member to join through (HOST:PORT as in `weft members` there):",
+                commands: [startCommand(options)]
+            )
+        }
         let identity = NodeRuntime.Identity(keyPair: keyPair, advertise: advertise, clusterID: clusterKey.clusterID)
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)

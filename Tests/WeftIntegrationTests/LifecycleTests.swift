@@ -166,6 +166,14 @@ final class LifecycleTests: XCTestCase {
         XCTAssertTrue(eventually(timeout: 10) { n.log().contains("no seed answered") })
         XCTAssertTrue(n.isRunning)
         XCTAssertEqual(n.status()?.joined, false)
+
+        // Restarted without the seed, a node that never reached its cluster is refused rather
+        // than left alone without address space.
+        n.signal(SIGTERM)
+        XCTAssertEqual(n.waitForExit(), 0)
+        let alone = try runWeft(["start", "--no-tun", "--data-dir", n.dataDir, "--listen", n.address])
+        assertFailed(alone, ["knows no member and holds no address space", "--seed HOST:PORT"])
+        XCTAssertTrue(exists(n.dataDir + "/weft.db"), "the existing database is kept")
     }
 
     // MARK: - cluster.key without weft.db
