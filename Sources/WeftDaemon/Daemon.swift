@@ -271,9 +271,10 @@ public enum Daemon {
         }
 
         // Every socket is bound: the point of no return. Only now is an existing database
-        // changed beyond its incarnation (the name, the reset of a node that left).
+        // changed beyond its incarnation (cluster id, name, the reset of a node that left).
         do {
             if case .rejoinAfterLeave = path { try store.resetToJoiner() }
+            if evidence.clusterID == nil { try store.setMeta(NodeStore.MetaKey.clusterID, clusterKey.clusterID) }
             try store.setMeta(NodeStore.MetaKey.nodeName, name)
         } catch {
             dataPlane.stop()
@@ -403,7 +404,9 @@ public enum Daemon {
 
     /// The cluster key: from a flag, else the data dir's `cluster.key`, else (only when nothing
     /// says the data dir belonged to a cluster and no seed is given) a new one. The flag's key
-    /// and the data dir's must agree; a key is written to the data dir only when none is there.
+    /// and the data dir's must agree; a key is written to the data dir only when none is there
+    /// (a failed start removes it again). The database's cluster id is written by `runNode` once
+    /// the start has succeeded.
     static func resolveClusterKey(options: NodeOptions, store: NodeStore, evidence: NodeStore.ClusterEvidence, readyLines: inout [String]) throws -> ClusterKey {
         let dataDirKeyPath = options.dataDir + "/cluster.key"
         let keyInDataDir = FileManager.default.fileExists(atPath: dataDirKeyPath)
@@ -448,9 +451,6 @@ public enum Daemon {
         if !keyInDataDir {
             let ok = FileManager.default.createFile(atPath: dataDirKeyPath, contents: Data((key.text + "\n").utf8), attributes: [.posixPermissions: 0o600])
             if !ok { throw StartupError("cannot write \(dataDirKeyPath): check that the data dir is writable") }
-        }
-        if stored == nil {
-            do { try store.setMeta(NodeStore.MetaKey.clusterID, key.clusterID) } catch { throw startupError(error, options: options) }
         }
         if created {
             readyLines.append("created a new cluster \(key.clusterID); its key is in \(dataDirKeyPath)")
