@@ -30,33 +30,91 @@ public enum Daemon {
 
     /// Prepares everything that can fail with a user error, then runs until a signal or `leave`.
     /// `onReady` receives the lines to show the operator (e.g. how to join this cluster).
+    ///
+    /// A start that fails (any thrown error) leaves the data dir as it was: what this attempt
+    /// created (the data dir, `cluster.key`, a new `weft.db` with `-wal`/`-shm`) is removed; an
+    /// existing `weft.db` is kept (a failed start may only have raised its stored incarnation).
     public static func run(
         options: NodeOptions, logger baseLogger: Logger, onReady: @Sendable ([String]) -> Void = { _ in }
     ) async throws -> Exit {
+        let footprint = DataDirFootprint(dir: options.dataDir)
+        let lock: DataDirLock
+        do {
+            try prepareDataDir(options.dataDir)
+            lock = try DataDirLock(dir: options.dataDir)
+        } catch {
+            footprint.rollback()
+            throw error
+        }
+        do {
+            let exit = try await runNode(options: options, footprint: footprint, logger: baseLogger, onReady: onReady)
+            withExtendedLifetime(lock) {}
+            return exit
+        } catch {
+            let removed = footprint.rollback()
+            if !removed.isEmpty {
+                baseLogger.debug("failed start rolled back", metadata: ["event": "start-failed", "removed": .string(removed.joined(separator: ","))])
+            }
+            withExtendedLifetime(lock) {}
+            throw error
+        }
+    }
+
+    /// Which of the lifecycle's paths this start takes (docs/operations.md, "Lifecycle").
+    enum StartPath: Equatable {
+        /// Nothing says the data dir belonged to a cluster, no seed: create one.
+        case create
+        /// Nothing says it belonged to one (or only its key survived), seeds given: join as a new member.
+        case join
+        /// The database belongs to a cluster: come back as the same member.
+        case restart
+        /// The database records a completed `weft leave`: rejoin as a new joiner under the same id.
+        case rejoinAfterLeave(leftAt: String)
+    }
+
+    static func runNode(
+        options: NodeOptions, footprint: DataDirFootprint, logger baseLogger: Logger, onReady: @Sendable ([String]) -> Void
+    ) async throws -> Exit {
         let registry = metricsBootstrap
         let dataDir = options.dataDir
-        try prepareDataDir(dataDir)
 
         do { try Sodium.initialize() } catch {
             throw StartupError("libsodium failed to initialize (\(error)): reinstall libsodium (bootstrap/setup)")
         }
 
-        // A node already serving this data dir? Refuse before touching its files.
+        // A node already serving this data dir (an older weft without the lock)? Refuse before touching its files.
         if ControlClient(dataDir: dataDir, timeoutSeconds: 2).isNodeRunning() {
             throw StartupError("a weft node is already running for data dir \(dataDir): stop it first, or use another --data-dir")
         }
+        // Seeds: resolve now so a typo fails before anything is written.
+        var seedEndpoints: [Endpoint] = []
+        for s in options.seeds { seedEndpoints.append(try resolveEndpoint(s)) }
 
-        let store: NodeStore
-        do { store = try NodeStore(path: dataDir + "/weft.db") } catch {
-            throw StartupError(error.description)
+        // Read what the data dir says about its past before anything is written to it.
+        try checkLeftoverJournal(footprint)
+        // A key file that cannot be used is reported as such before anything else.
+        if footprint.hadKey { _ = try readKeyFile(footprint.keyPath, flagForErrors: nil) }
+        if footprint.hadKey && !footprint.hadDatabase && options.seeds.isEmpty {
+            let id = try? readKeyFile(footprint.keyPath, flagForErrors: nil).clusterID
+            throw recoveryWithoutDatabaseError(options: options, clusterID: id)
         }
 
-        let keyPair = try loadOrCreateIdentity(store: store)
+        let store: NodeStore
+        do { store = try NodeStore(path: footprint.databasePath) } catch { throw startupError(error, options: options) }
+        let evidence: NodeStore.ClusterEvidence
+        do { evidence = try store.clusterEvidence() } catch { throw startupError(error, options: options) }
+
+        let keyPair = try loadOrCreateIdentity(store: store, options: options)
         var readyLines: [String] = []
-        let clusterKey = try resolveClusterKey(options: options, store: store, readyLines: &readyLines)
-        // A node creates a new cluster (and its address ring) only on its very first start
-        // without seeds; afterwards it always has the cluster's state in its data dir.
-        let createsCluster = options.seeds.isEmpty && (try? store.loadMembers().isEmpty) ?? true
+        let clusterKey = try resolveClusterKey(options: options, store: store, evidence: evidence, readyLines: &readyLines)
+        let path: StartPath
+        if let leftAt = evidence.leftAt {
+            path = .rejoinAfterLeave(leftAt: leftAt)
+        } else if evidence.belongsToCluster {
+            path = .restart
+        } else {
+            path = options.seeds.isEmpty ? .create : .join
+        }
 
         let name = try resolveName(options.name, store: store)
         let advertise = options.advertise ?? options.listen
@@ -67,29 +125,47 @@ public enum Daemon {
             throw StartupError("--listen \(options.listen) is a wildcard address that other nodes cannot reach: add --advertise HOST:PORT with this host's reachable address")
         }
 
+        // After a leave the node rejoins as a new joiner: no members, no ring, its old members
+        // only serve as seeds. The store is reset once every socket is bound (below).
+        var known = try loadKnownMembers(store: store, excluding: keyPair.nodeID, options: options)
+        if case .rejoinAfterLeave(let leftAt) = path {
+            let contacts = known.filter { $0.state != .left }.map(\.address)
+            for c in contacts where !seedEndpoints.contains(c) && c != advertise { seedEndpoints.append(c) }
+            if seedEndpoints.isEmpty {
+                throw leftWithoutContactsError(options: options, clusterID: evidence.clusterID, leftAt: leftAt)
+            }
+            known = []
+        }
+
         let incarnation: UInt64
-        do { incarnation = try store.nextIncarnation() } catch { throw StartupError(error.description) }
+        do { incarnation = try store.nextIncarnation() } catch { throw startupError(error, options: options) }
 
         var logger = baseLogger
         logger[metadataKey: "node"] = .string(keyPair.nodeID.short)
+        if case .rejoinAfterLeave(let leftAt) = path {
+            readyLines.append("this node left cluster \(clusterKey.clusterID) \(describeLeftAt(leftAt)); it rejoins as a new member: same id, incarnation \(incarnation), new address space by donation and a new overlay address")
+        }
 
         let settings = options.profile.settings
         let myself = Membership.Member(
             id: keyPair.nodeID, name: name, address: advertise, publicKey: keyPair.publicKey.bytes,
             incarnation: incarnation, state: .alive
         )
-        let known = try loadKnownMembers(store: store, excluding: keyPair.nodeID)
         let instance = Membership.Instance(
             myself: myself, settings: settings, seed: Sodium.randomUInt64(), now: Instant(nanoseconds: 1_000_000_000),
             knownMembers: known,
             identityCheck: { id, key in NodeIdentity.matches(id, publicKey: key) }
         )
-        let ipam = try makeIPAM(options: options, store: store, me: keyPair.nodeID, createsCluster: createsCluster)
+        let ipam = try makeIPAM(options: options, store: store, me: keyPair.nodeID, path: path)
+        if path == .restart && known.isEmpty && ipam.instance.ring == nil && seedEndpoints.isEmpty {
+            // It joined once (or tried to) but never got the ring and knows nobody: it could
+            // only sit alone. Only a seed helps.
+            throw StartupError(
+                "data dir \(dataDir) belongs to cluster \(clusterKey.clusterID) but knows no member and holds no address space yet: give a live member to join through (HOST:PORT as in `weft members` there):",
+                commands: [startCommand(options)]
+            )
+        }
         let identity = NodeRuntime.Identity(keyPair: keyPair, advertise: advertise, clusterID: clusterKey.clusterID)
-
-        // Seeds: resolve now so a typo fails fast, before anything is written.
-        var seedEndpoints: [Endpoint] = []
-        for s in options.seeds { seedEndpoints.append(try resolveEndpoint(s)) }
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let node = Node.Instance(membership: instance, ipam: ipam.instance, settings: options.profile.nodeSettings, storage: store)
@@ -120,7 +196,7 @@ public enum Daemon {
             guard let staticKey = SodiumTunnelSuite.staticKeyPair(identity: keyPair) else {
                 dataPlane.stop()
                 await closeAll()
-                throw StartupError("the identity key cannot be converted for tunnels: move weft.db aside to start as a new member")
+                throw corruptDatabaseError(detail: "its identity key cannot be converted for tunnels", options: options)
             }
             tunnel = Tunnel.Instance(
                 localID: keyPair.nodeID, staticKey: staticKey, presharedKey: SodiumTunnelSuite.presharedKey(clusterKey: clusterKey),
@@ -128,23 +204,8 @@ public enum Daemon {
                 rng: DeterministicRNG(seed: Sodium.randomUInt64())
             )
         }
-        // Only now, with the sockets and the TUN device in hand, is state written (a new ring).
         let shutdown = AsyncStream.makeStream(of: Exit.self)
         let refusal = RefusalBox()
-        do {
-            try await runtime.start(
-                dataPlane: dataPlane, tunnel: tunnel, tunMTU: tunMTU, seeds: seedEndpoints, ipamStartup: ipam.directives,
-                onRefused: { message in
-                    refusal.set(message)
-                    shutdown.continuation.yield(.signal(SIGTERM))
-                }
-            )
-        } catch {
-            dataPlane.stop()
-            await closeAll()
-            throw StartupError(error.description)
-        }
-        dataPlane.start(delegate: DataPlaneBridge(sink: eventSink))
         do {
             let listen = try options.listen.socketAddress()
             let tcp = try await ServerBootstrap(group: group)
@@ -185,6 +246,7 @@ public enum Daemon {
             chmod(socketPath, 0o600)
             channels.append(ctl)
         } catch {
+            dataPlane.stop()
             await closeAll()
             throw StartupError("cannot serve the control socket \(socketPath) (\(error)): check that the data dir is writable and the path is shorter than 108 bytes")
         }
@@ -201,12 +263,48 @@ public enum Daemon {
                     .bind(to: metricsAddress.socketAddress()).get()
                 channels.append(m)
             } catch {
+                dataPlane.stop()
                 await closeAll()
                 try? FileManager.default.removeItem(atPath: socketPath)
                 throw StartupError(describeBindError(error, address: metricsAddress.description, flag: "--metrics-listen"))
             }
         }
 
+        // Every socket is bound: the point of no return. Only now is an existing database
+        // changed beyond its incarnation (cluster id, name, the reset of a node that left).
+        do {
+            if case .rejoinAfterLeave = path { try store.resetToJoiner() }
+            if evidence.clusterID == nil { try store.setMeta(NodeStore.MetaKey.clusterID, clusterKey.clusterID) }
+            try store.setMeta(NodeStore.MetaKey.nodeName, name)
+        } catch {
+            dataPlane.stop()
+            await closeAll()
+            try? FileManager.default.removeItem(atPath: socketPath)
+            throw startupError(error, options: options)
+        }
+        if case .rejoinAfterLeave(let leftAt) = path {
+            logger.notice("rejoining as a new member after a leave", metadata: [
+                "event": "rejoin", "left": .string(describeLeftAt(leftAt)), "incarnation": .stringConvertible(incarnation),
+                "seeds": .string(seedEndpoints.map(\.description).joined(separator: ",")),
+            ])
+        }
+        // The node's own start-up state (a new ring, the overlay claim) is committed here,
+        // after the point of no return; then packets flow.
+        do {
+            try await runtime.start(
+                dataPlane: dataPlane, tunnel: tunnel, tunMTU: tunMTU, seeds: seedEndpoints, ipamStartup: ipam.directives,
+                onRefused: { message in
+                    refusal.set(message)
+                    shutdown.continuation.yield(.signal(SIGTERM))
+                }
+            )
+        } catch {
+            dataPlane.stop()
+            await closeAll()
+            try? FileManager.default.removeItem(atPath: socketPath)
+            throw StartupError(error.description)
+        }
+        dataPlane.start(delegate: DataPlaneBridge(sink: eventSink))
 
         let signals = installSignalHandlers { sig in shutdown.continuation.yield(.signal(sig)) }
         logger.notice("node started", metadata: [
@@ -248,6 +346,12 @@ public enum Daemon {
         }
         for s in signals { s.cancel() }
         try? FileManager.default.removeItem(atPath: socketPath)
+        if case .left = exit {
+            // The next start rejoins as a new member (docs/operations.md, "Lifecycle").
+            do { try store.recordLeave(atMilliseconds: WallClock.milliseconds()) } catch {
+                logger.error("cannot record the completed leave; the next start will treat it as a restart", metadata: ["event": "store-error", "error": .string(error.description)])
+            }
+        }
         if let message = refusal.message {
             logger.error("refused by the cluster; node stopped", metadata: ["event": "stopped"])
             throw StartupError(message)
@@ -279,11 +383,11 @@ public enum Daemon {
         }
     }
 
-    static func loadOrCreateIdentity(store: NodeStore) throws -> IdentityKeyPair {
+    static func loadOrCreateIdentity(store: NodeStore, options: NodeOptions) throws -> IdentityKeyPair {
         do {
             if let secret = try store.loadIdentitySecret() {
                 do { return try IdentityKeyPair(secretKey: SecretBytes(secret)) } catch {
-                    throw StartupError("the identity key stored in the data dir is invalid (\(error)): move weft.db aside to start as a new member")
+                    throw corruptDatabaseError(detail: "the identity key stored in it is invalid: \(error)", options: options)
                 }
             }
             let fresh = IdentityKeyPair.generate()
@@ -291,43 +395,77 @@ public enum Daemon {
             return fresh
         } catch let e as StartupError {
             throw e
+        } catch let e as StoreError {
+            throw startupError(e, options: options)
         } catch {
             throw StartupError("\(error)")
         }
     }
 
-    static func resolveClusterKey(options: NodeOptions, store: NodeStore, readyLines: inout [String]) throws -> ClusterKey {
+    /// Reads and parses a cluster key file; `flagForErrors` names the flag in messages (nil: the data dir's own key).
+    static func readKeyFile(_ path: String, flagForErrors: String?) throws -> ClusterKey {
+        let text = try readKeyText(path, what: flagForErrors != nil ? "cluster key file \(path)" : path)
+        do { return try ClusterKey(text: text) } catch {
+            if flagForErrors != nil {
+                throw StartupError("cluster key file \(path) does not hold a valid key (\(error)): use a copy of cluster.key from a member's data dir, or for a new cluster create one:", commands: ["weft keygen > \(shellQuote(path))"])
+            }
+            throw StartupError("\(path) does not hold a valid key (\(error)): copy it again from another member's data dir:", commands: ["scp MEMBER:/var/lib/weft/cluster.key \(shellQuote(path))"])
+        }
+    }
+
+    /// The cluster key: from a flag, else the data dir's `cluster.key`, else (only when nothing
+    /// says the data dir belonged to a cluster and no seed is given) a new one. The flag's key
+    /// and the data dir's must agree; a key is written to the data dir only when none is there
+    /// (a failed start removes it again). The database's cluster id is written by `runNode` once
+    /// the start has succeeded.
+    static func resolveClusterKey(options: NodeOptions, store: NodeStore, evidence: NodeStore.ClusterEvidence, readyLines: inout [String]) throws -> ClusterKey {
         let dataDirKeyPath = options.dataDir + "/cluster.key"
-        let key: ClusterKey
+        let keyInDataDir = FileManager.default.fileExists(atPath: dataDirKeyPath)
+        let stored = evidence.clusterID
+        var key: ClusterKey
+        var created = false
         switch options.clusterKey {
         case .literal(let text):
-            do { key = try ClusterKey(text: text) } catch { throw StartupError("--cluster-key is not a valid cluster key (\(error)): use the text `weft keygen` prints") }
+            do { key = try ClusterKey(text: text) } catch { throw StartupError("--cluster-key is not a valid cluster key (\(error)): use the text `weft keygen` prints, or a copy of cluster.key with --cluster-key-file") }
         case .file(let path):
-            let text = try readKeyFile(path, what: "cluster key file \(path)")
-            do { key = try ClusterKey(text: text) } catch { throw StartupError("cluster key file \(path) does not hold a valid key (\(error)): create one with `weft keygen > \(path)`") }
+            key = try readKeyFile(path, flagForErrors: "--cluster-key-file")
         case .dataDir:
-            if FileManager.default.fileExists(atPath: dataDirKeyPath) {
-                let text = try readKeyFile(dataDirKeyPath, what: dataDirKeyPath)
-                do { key = try ClusterKey(text: text) } catch { throw StartupError("\(dataDirKeyPath) does not hold a valid key (\(error)): restore it from another member's data dir") }
-            } else if !options.seeds.isEmpty {
-                throw StartupError("joining a cluster needs its key: pass --cluster-key-file FILE (a copy of cluster.key from a member's data dir)")
+            if keyInDataDir {
+                key = try readKeyFile(dataDirKeyPath, flagForErrors: nil)
+            } else if let stored {
+                throw StartupError(
+                    "data dir \(options.dataDir) belongs to cluster \(stored) but its cluster.key is missing: copy the key from another member (or pass it with --cluster-key-file FILE):",
+                    commands: ["scp MEMBER:/var/lib/weft/cluster.key \(shellQuote(dataDirKeyPath))", startCommand(options)]
+                )
+            } else if !options.seeds.isEmpty || evidence.belongsToCluster {
+                throw StartupError(
+                    "joining a cluster needs its key: pass --cluster-key-file FILE (a copy of cluster.key from a member's data dir):",
+                    commands: [startCommand(options, keyFile: "FILE")]
+                )
             } else {
                 key = ClusterKey.generate()
-                readyLines.append("created a new cluster \(key.clusterID); its key is in \(dataDirKeyPath)")
+                created = true
             }
         }
+        // A data dir belongs to one cluster: its database's and its key file's.
+        if let stored, stored != key.clusterID {
+            throw StartupError("data dir \(options.dataDir) belongs to cluster \(stored), but the given key is for cluster \(key.clusterID): use that cluster's key (\(dataDirKeyPath)), or a fresh --data-dir")
+        }
+        if keyInDataDir, options.clusterKey != .dataDir {
+            let own = try readKeyFile(dataDirKeyPath, flagForErrors: nil)
+            if own.clusterID != key.clusterID {
+                throw StartupError("\(dataDirKeyPath) is the key of cluster \(own.clusterID), but the given key is for cluster \(key.clusterID): drop the key flag to use the data dir's, or use a fresh --data-dir")
+            }
+            key = own
+        }
         // Keep the key in the data dir so a restart needs no flags.
-        if !FileManager.default.fileExists(atPath: dataDirKeyPath) {
+        if !keyInDataDir {
             let ok = FileManager.default.createFile(atPath: dataDirKeyPath, contents: Data((key.text + "\n").utf8), attributes: [.posixPermissions: 0o600])
             if !ok { throw StartupError("cannot write \(dataDirKeyPath): check that the data dir is writable") }
         }
-        // A data dir belongs to one cluster.
-        do {
-            if let stored = try store.meta(NodeStore.MetaKey.clusterID), stored != key.clusterID {
-                throw StartupError("data dir \(options.dataDir) belongs to cluster \(stored), but the given key is for cluster \(key.clusterID): use that cluster's key, or a fresh --data-dir")
-            }
-            try store.setMeta(NodeStore.MetaKey.clusterID, key.clusterID)
-        } catch let e as StartupError { throw e } catch { throw StartupError("\(error)") }
+        if created {
+            readyLines.append("created a new cluster \(key.clusterID); its key is in \(dataDirKeyPath)")
+        }
         if options.seeds.isEmpty {
             let listen = (options.advertise ?? options.listen).description
             readyLines.append("to add a host, copy \(dataDirKeyPath) to it and run there:")
@@ -338,7 +476,7 @@ public enum Daemon {
 
     /// The text of a key file, with a message naming the actual problem (missing, a directory,
     /// unreadable, empty) instead of Foundation's error text.
-    static func readKeyFile(_ path: String, what: String) throws -> String {
+    static func readKeyText(_ path: String, what: String) throws -> String {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
             throw StartupError("cannot read \(what): it does not exist; check the path")
@@ -351,6 +489,8 @@ public enum Daemon {
         return String(decoding: data, as: UTF8.self)
     }
 
+    /// The node's name: the flag, else the stored one, else the host name. Written to the store
+    /// only once the start has succeeded.
     static func resolveName(_ flag: String?, store: NodeStore) throws -> String {
         if let flag, flag.trimmingCharacters(in: .whitespaces).isEmpty || flag != flag.trimmingCharacters(in: .whitespaces) {
             throw StartupError("--name '\(flag)' is empty or starts or ends with a space: give 1 to 63 bytes of printable text")
@@ -360,27 +500,29 @@ public enum Daemon {
         guard name.utf8.count <= 63, !name.contains(where: { $0.isNewline || $0 == "\0" }) else {
             throw StartupError("--name must be 1 to 63 bytes without line breaks")
         }
-        try? store.setMeta(NodeStore.MetaKey.nodeName, name)
         return name
     }
 
-    /// The address allocator: restored from SQLite, or a new ring when this node creates the
-    /// cluster, or empty (waiting for the ring from a seed). The overlay address is claimed here.
-    static func makeIPAM(options: NodeOptions, store: NodeStore, me: NodeID, createsCluster: Bool) throws -> (instance: IPAM.Instance, directives: [IPAM.Directive]) {
+    /// The address allocator: restored from SQLite on a restart, a new ring when this node
+    /// creates the cluster, or empty (waiting for the ring from a member) when it joins, also
+    /// after a leave (the stored ring is ignored and cleared). The overlay address is claimed here.
+    static func makeIPAM(options: NodeOptions, store: NodeStore, me: NodeID, path: StartPath) throws -> (instance: IPAM.Instance, directives: [IPAM.Directive]) {
         var settings = options.profile.ipamSettings
         settings.reclaimAfter = options.reclaimAfter
         if let problem = settings.validate() { throw StartupError("address allocation settings: \(problem)") }
         let seed = Sodium.randomUInt64()
         let now = Instant(nanoseconds: 1_000_000_000)
-        let snapshot: IPAM.Instance.Snapshot?
-        do { snapshot = try store.loadIPAMSnapshot() } catch { throw StartupError(error.description) }
+        var snapshot: IPAM.Instance.Snapshot?
+        if path == .restart {
+            do { snapshot = try store.loadIPAMSnapshot() } catch { throw startupError(error, options: options) }
+        }
         var directives: [IPAM.Directive] = []
         var instance: IPAM.Instance
         if let snapshot, snapshot.ring != nil {
             instance = IPAM.Instance(me: me, settings: settings, seed: seed, restoring: snapshot)
         } else {
             instance = IPAM.Instance(me: me, settings: settings, seed: seed)
-            if createsCluster {
+            if path == .create {
                 directives += instance.createCluster(subnet: options.subnet, now: now)
             }
         }
@@ -390,9 +532,9 @@ public enum Daemon {
         return (instance, directives)
     }
 
-    static func loadKnownMembers(store: NodeStore, excluding me: NodeID) throws -> [Membership.Member] {
+    static func loadKnownMembers(store: NodeStore, excluding me: NodeID, options: NodeOptions) throws -> [Membership.Member] {
         let stored: [StoredMember]
-        do { stored = try store.loadMembers() } catch { throw StartupError(error.description) }
+        do { stored = try store.loadMembers() } catch { throw startupError(error, options: options) }
         return stored.compactMap { s in
             guard s.id != me, let address = Endpoint(s.address) else { return nil }
             return Membership.Member(

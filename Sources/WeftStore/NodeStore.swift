@@ -191,6 +191,71 @@ public final class NodeStore: Sendable {
         public static let nodeName = "node_name"
         public static let listenAddress = "listen_address"
         public static let createdAt = "created_at"
+        /// Set when `weft leave` completed (Unix milliseconds as text): the next start rejoins
+        /// as a new member (see `resetToJoiner()`), then the key is removed.
+        public static let leftAt = "left_at"
+    }
+
+    // MARK: Lifecycle
+
+    /// What the database says about this node's past in a cluster (docs/operations.md,
+    /// "Lifecycle"). Read-only.
+    public struct ClusterEvidence: Equatable, Sendable {
+        /// `meta.cluster_id`: the cluster whose key this node last started with.
+        public var clusterID: String?
+        /// Rows in `members` (other nodes this node has seen; may include itself).
+        public var members: Int
+        /// Rows in the address-allocation tables (every table named `ipam_*`).
+        public var ipamRows: Int
+        /// `meta.left_at`: when a `weft leave` completed, if it did and the node has not rejoined since.
+        public var leftAt: String?
+
+        /// True when the data dir belonged to a cluster: it names one, knows members, or holds a ring.
+        public var belongsToCluster: Bool { clusterID != nil || members > 0 || ipamRows > 0 }
+
+        public init(clusterID: String?, members: Int, ipamRows: Int, leftAt: String?) {
+            self.clusterID = clusterID; self.members = members; self.ipamRows = ipamRows; self.leftAt = leftAt
+        }
+    }
+
+    public func clusterEvidence() throws(StoreError) -> ClusterEvidence {
+        let path = self.path
+        return try read { db in
+            func text(_ key: String) throws -> String? {
+                guard let v = try DatabaseValue.fetchOne(db, sql: "SELECT value FROM meta WHERE key = ?", arguments: [key]), !v.isNull else { return nil }
+                guard let t = String.fromDatabaseValue(v) else { throw StoreError.corrupt(path: path, detail: "meta value for \(key) is not text") }
+                return t
+            }
+            let members = try Int.fetchOne(db, sql: "SELECT count(*) FROM members") ?? 0
+            var ipamRows = 0
+            for table in try NodeStore.ipamTables(db) {
+                ipamRows += try Int.fetchOne(db, sql: "SELECT count(*) FROM \(table.quotedDatabaseIdentifier)") ?? 0
+            }
+            return ClusterEvidence(clusterID: try text(MetaKey.clusterID), members: members, ipamRows: ipamRows, leftAt: try text(MetaKey.leftAt))
+        }
+    }
+
+    /// Records that `weft leave` completed (`meta.left_at` = Unix milliseconds).
+    public func recordLeave(atMilliseconds ms: Int64) throws(StoreError) {
+        try setMeta(MetaKey.leftAt, String(ms))
+    }
+
+    /// Turns a node that left into a fresh joiner, in one transaction: keeps its identity,
+    /// incarnation, cluster id and name; forgets every member, all address-allocation state
+    /// (every `ipam_*` table: ring, allocations, overlay address) and the `left_at` marker.
+    public func resetToJoiner() throws(StoreError) {
+        try write { db in
+            try db.execute(sql: "DELETE FROM members")
+            for table in try NodeStore.ipamTables(db) {
+                try db.execute(sql: "DELETE FROM \(table.quotedDatabaseIdentifier)")
+            }
+            try db.execute(sql: "DELETE FROM meta WHERE key = ?", arguments: [MetaKey.leftAt])
+        }
+    }
+
+    /// The address-allocation tables, by name (`ipam_*`), whatever the IPAM schema version.
+    static func ipamTables(_ db: Database) throws -> [String] {
+        try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'ipam\\_%' ESCAPE '\\' ORDER BY name")
     }
 
     /// The value stored under `key`, or nil.

@@ -16,11 +16,11 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .corrupt(let path, let detail):
-            return "the database \(path) is damaged (\(detail)): move it aside (mv \(path) \(path).bad) and start again; the node will rejoin as a new member"
+            return "the database \(path) is damaged (\(detail)): stop the node and run `weft start` on this data dir again, which prints the exact recovery commands (move the database with its -wal/-shm aside, then rejoin as a new member with --seed HOST:PORT of a live member)"
         case .cannotOpen(let path, let detail):
             return "cannot open the database \(path) (\(detail)): check that the data directory exists, is writable by this user and has free space, or pass another --data-dir"
         case .newerSchema(let path, let version):
-            return "the database \(path) has schema version \(version), newer than this weft understands (\(NodeStore.schemaVersion)): run a newer weft, or move the file aside to start as a new member"
+            return "the database \(path) has schema version \(version), newer than this weft understands (\(NodeStore.schemaVersion)): run a newer weft (moving the file aside would make this node a new member that must rejoin with --seed: docs/operations.md, Lifecycle)"
         case .io(let detail):
             return "database error (\(detail)): check free disk space and the data directory, then retry"
         }

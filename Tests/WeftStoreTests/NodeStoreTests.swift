@@ -230,7 +230,7 @@ final class NodeStoreTests: XCTestCase {
             }
             XCTAssertEqual(path, dbPath, file: file, line: line)
             XCTAssertTrue(e.description.contains(dbPath), e.description, file: file, line: line)
-            XCTAssertTrue(e.description.contains("mv \(dbPath) \(dbPath).bad"), e.description, file: file, line: line)
+            XCTAssertTrue(e.description.contains("weft start") && e.description.contains("--seed"), e.description, file: file, line: line)
             XCTAssertFalse(e.description.contains("\n"), file: file, line: line)
         }
     }
@@ -369,7 +369,7 @@ final class NodeStoreTests: XCTestCase {
             XCTAssertTrue(e.description.contains(":"), e.description)
         }
         XCTAssertEqual(errors[0].description,
-                       "the database /x/weft.db is damaged (file is not a database): move it aside (mv /x/weft.db /x/weft.db.bad) and start again; the node will rejoin as a new member")
+                       "the database /x/weft.db is damaged (file is not a database): stop the node and run `weft start` on this data dir again, which prints the exact recovery commands (move the database with its -wal/-shm aside, then rejoin as a new member with --seed HOST:PORT of a live member)")
     }
 }
 

@@ -404,8 +404,11 @@ extension Node {
         /// A first join into a cluster where a live member already uses this node's name.
         mutating func checkNameClash(_ w: inout Work, now: Instant) {
             guard firstJoin, phase == .running else { return }
+            // The same name at the same address is this host coming back under a new identity
+            // (its database was lost): a replacement, not a clash.
             guard let other = membership.members.first(where: {
-                $0.id != me && $0.name == name && ($0.state == .alive || $0.state == .suspect)
+                $0.id != me && $0.name == name && $0.address != membership.myself.address
+                    && ($0.state == .alive || $0.state == .suspect)
             }) else { return }
             let message = "another member (\(other.id.short) at \(other.address)) already uses the name '\(name)': start this node with --name and a name of its own"
             refusal = message
