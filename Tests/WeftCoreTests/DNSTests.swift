@@ -1,0 +1,178 @@
+import WeftCore
+import XCTest
+
+/// The DNS codec and zone: golden vectors captured from real `dig` (9.18) queries, every
+/// truncation, hostile names, and a deterministic fuzz loop.
+final class DNSTests: XCTestCase {
+    static func hex(_ s: String) -> [UInt8] {
+        var out: [UInt8] = []
+        var i = s.startIndex
+        while i < s.endIndex {
+            let j = s.index(i, offsetBy: 2)
+            out.append(UInt8(s[i..<j], radix: 16)!)
+            i = j
+        }
+        return out
+    }
+    /// `dig @127.0.0.1 db.weft.internal A` (EDNS with a cookie option).
+    static let digA = hex("bb5a01200001000000000001026462047765667408696e7465726e616c000001000100002904d000000000000c000a00083cdd6b4813b55614")
+    /// `dig +noedns -x 10.42.0.5`.
+    static let digPTR = hex("551e012000010000000000000135013002343202313007696e2d61646472046172706100000c0001")
+    /// `dig +nocookie example.org AAAA`.
+    static let digAAAA = hex("045901200001000000000001076578616d706c65036f726700001c000100002904d0000000000000")
+
+    let domain = DNS.Name("weft.internal")!
+    var zone: DNS.Zone {
+        DNS.Zone(domain: domain, names: ["db": [0x0A2A_0005, 0x0A2A_0106], "web": [0x0A2A_0007]],
+                 reverse: [0x0A2A_0005: "db", 0x0A2A_0106: "db", 0x0A2A_0007: "web"],
+                 subnet: try! IPAM.Subnet(parsing: "10.42.0.0/16"))
+    }
+
+    func testParsesRealDigQueries() throws {
+        let a = try DNS.parseQuery(Self.digA)
+        XCTAssertEqual(a.id, 0xBB5A)
+        XCTAssertTrue(a.recursionDesired)
+        XCTAssertFalse(a.isResponse)
+        XCTAssertEqual(a.questions, [DNS.Question(name: DNS.Name("db.weft.internal")!, type: 1)])
+        XCTAssertEqual(a.ednsSize, 1232)
+        XCTAssertEqual(a.ednsVersion, 0)
+        let p = try DNS.parseQuery(Self.digPTR)
+        XCTAssertNil(p.ednsSize)
+        XCTAssertEqual(p.questions.first?.name.reverseAddress, 0x0A2A_0005)
+        XCTAssertEqual(p.questions.first?.type, 12)
+        let q = try DNS.parseQuery(Self.digAAAA)
+        XCTAssertEqual(q.questions.first?.type, 28)
+    }
+
+    /// Reads a response's header and answer A records (test-only decoder).
+    func answers(_ bytes: [UInt8]) -> (id: UInt16, rcode: UInt8, aa: Bool, tc: Bool, an: Int, ns: Int, a: [UInt32]) {
+        let id = UInt16(bytes[0]) << 8 | UInt16(bytes[1])
+        let an = Int(bytes[6]) << 8 | Int(bytes[7]), ns = Int(bytes[8]) << 8 | Int(bytes[9])
+        var a: [UInt32] = []
+        // Compressed A answers end with: c0 0c | 00 01 | 00 01 | ttl(4) | 00 04 | addr(4)
+        var i = 12
+        while i + 16 <= bytes.count {
+            if bytes[i] == 0xC0, bytes[i + 1] == 0x0C, bytes[i + 2] == 0, bytes[i + 3] == 1, bytes[i + 10] == 0, bytes[i + 11] == 4 {
+                a.append(UInt32(bytes[i + 12]) << 24 | UInt32(bytes[i + 13]) << 16 | UInt32(bytes[i + 14]) << 8 | UInt32(bytes[i + 15]))
+                i += 16
+            } else { i += 1 }
+        }
+        return (id, bytes[3] & 0xF, bytes[2] & 0x04 != 0, bytes[2] & 0x02 != 0, an, ns, a)
+    }
+
+    func testAnswersEveryContainerOfANameRotated() throws {
+        guard case .answer(let r0) = zone.decide(Self.digA, rotation: 0, udp: true),
+              case .answer(let r1) = zone.decide(Self.digA, rotation: 1, udp: true) else { return XCTFail("no answer") }
+        let x = answers(r0), y = answers(r1)
+        XCTAssertEqual(x.id, 0xBB5A)
+        XCTAssertEqual(x.rcode, 0)
+        XCTAssertTrue(x.aa, "authoritative for the cluster domain")
+        XCTAssertEqual(x.an, 2)
+        XCTAssertEqual(Set(x.a), [0x0A2A_0005, 0x0A2A_0106])
+        XCTAssertEqual(x.a, y.a.reversed(), "round robin")
+        XCTAssertEqual(r0.suffix(11).prefix(3), [0, 0, 41], "an OPT record answers an EDNS query")
+    }
+
+    func testUnknownNameIsAuthoritativeNXDomainWithSOA() throws {
+        var q = try DNS.parseQuery(Self.digA)
+        q.questions[0].name = DNS.Name("nothere.weft.internal")!
+        let bytes = DNS.response(to: q, code: .noError, authoritative: false)  // reuse as a query: flip QR off
+        var query = bytes; query[2] &= 0x7F; query[6] = 0; query[7] = 0
+        guard case .answer(let r) = zone.decide(query, rotation: 0, udp: true) else { return XCTFail() }
+        let x = answers(r)
+        XCTAssertEqual(x.rcode, 3)
+        XCTAssertTrue(x.aa)
+        XCTAssertEqual(x.ns, 1, "SOA in authority for negative caching")
+    }
+
+    func testExistingNameWithoutThatTypeIsNoData() throws {
+        var q = try DNS.parseQuery(Self.digA)
+        q.questions[0].type = 28
+        var query = DNS.response(to: q, code: .noError, authoritative: false); query[2] &= 0x7F
+        guard case .answer(let r) = zone.decide(query, rotation: 0, udp: true) else { return XCTFail() }
+        let x = answers(r)
+        XCTAssertEqual(x.rcode, 0); XCTAssertEqual(x.an, 0); XCTAssertEqual(x.ns, 1)
+    }
+
+    func testReverseLookupOfOverlayAddresses() {
+        guard case .answer(let r) = zone.decide(Self.digPTR, rotation: 0, udp: true) else { return XCTFail() }
+        XCTAssertEqual(answers(r).rcode, 0)
+        XCTAssertEqual(answers(r).an, 1)
+        // "db.weft.internal" appears in the PTR data.
+        XCTAssertNotNil(r.firstRange(of: [2, 0x64, 0x62, 4, 0x77, 0x65, 0x66, 0x74]))
+    }
+
+    func testOtherNamesAreForwarded() {
+        guard case .forward(let q) = zone.decide(Self.digAAAA, rotation: 0, udp: true) else { return XCTFail() }
+        XCTAssertEqual(q.id, 0x0459)
+    }
+
+    func testHostileInputNeverTraps() {
+        // Every truncation of the real queries.
+        for v in [Self.digA, Self.digPTR, Self.digAAAA] {
+            for n in 0..<v.count { _ = zone.decide(Array(v.prefix(n)), rotation: 0, udp: true) }
+        }
+        // A pointer loop, a forward pointer, a reserved label type, an overlong name.
+        let header: [UInt8] = [0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]
+        XCTAssertThrowsError(try DNS.parseQuery(header + [0xC0, 0x0C, 0, 1, 0, 1]))
+        XCTAssertThrowsError(try DNS.parseQuery(header + [0xC0, 0x20, 0, 1, 0, 1]))
+        XCTAssertThrowsError(try DNS.parseQuery(header + [0x80, 0, 0, 1, 0, 1]))
+        var long: [UInt8] = []
+        for _ in 0..<5 { long += [63] + [UInt8](repeating: 0x61, count: 63) }
+        XCTAssertEqual(try? DNS.parseQuery(header + long + [0, 0, 1, 0, 1]), nil)
+        // Garbage with an ID: FORMERR echoing it; a response: silence; one byte: silence.
+        guard case .answer(let f) = zone.decide([0xAB, 0xCD, 0x01, 0x00, 0, 9], rotation: 0, udp: true) else { return XCTFail() }
+        XCTAssertEqual(Array(f.prefix(2)), [0xAB, 0xCD]); XCTAssertEqual(f[3] & 0xF, 1)
+        XCTAssertEqual(zone.decide([0xAB, 0xCD, 0x81, 0x00, 0, 9], rotation: 0, udp: true), .drop)
+        XCTAssertEqual(zone.decide([1], rotation: 0, udp: true), .drop)
+        // Other opcodes: NOTIMP; EDNS version 1: BADVERS.
+        var notify = Self.digA; notify[2] = (notify[2] & 0x87) | (4 << 3)
+        guard case .answer(let n) = zone.decide(notify, rotation: 0, udp: true) else { return XCTFail() }
+        XCTAssertEqual(n[3] & 0xF, 4)
+        var v1 = Self.digA; v1[v1.count - 17] = 1  // OPT ttl: ext-rcode, VERSION, flags (12 bytes of cookie option after)
+        guard case .answer(let b) = zone.decide(v1, rotation: 0, udp: true) else { return XCTFail() }
+        XCTAssertEqual(b[b.count - 6], 1, "BADVERS in the OPT's extended RCODE")
+        // A deterministic fuzz loop: random bytes and mutations of the real queries.
+        var rng = DeterministicRNG(seed: 53)
+        for i in 0..<20_000 {
+            var bytes: [UInt8]
+            if i % 2 == 0 {
+                bytes = (0..<Int(rng.next() % 80)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            } else {
+                bytes = [Self.digA, Self.digPTR, Self.digAAAA][i % 3]
+                for _ in 0..<3 { bytes[Int(rng.next() % UInt64(bytes.count))] = UInt8(truncatingIfNeeded: rng.next()) }
+            }
+            switch zone.decide(bytes, rotation: i, udp: true) {
+            case .answer(let r): XCTAssertGreaterThanOrEqual(r.count, 12); XCTAssertLessThanOrEqual(r.count, 65_535)
+            case .forward, .drop: break
+            }
+        }
+    }
+
+    func testLargeAnswersAreTruncatedForUDP() {
+        var names: [String: [UInt32]] = [:]
+        names["many"] = (0..<100).map { 0x0A2A_0000 + UInt32($0) }
+        let z = DNS.Zone(domain: domain, names: names)
+        var q = try! DNS.parseQuery(Self.digPTR)
+        q.questions[0] = DNS.Question(name: DNS.Name("many.weft.internal")!, type: 1)
+        var query = DNS.response(to: q, code: .noError, authoritative: false); query[2] &= 0x7F
+        guard case .answer(let udp) = z.decide(query, rotation: 0, udp: true),
+              case .answer(let tcp) = z.decide(query, rotation: 0, udp: false) else { return XCTFail() }
+        XCTAssertLessThanOrEqual(udp.count, 512)
+        XCTAssertTrue(answers(udp).tc, "TC tells the client to retry over TCP")
+        XCTAssertEqual(answers(tcp).an, 100)
+    }
+
+    func testNames() {
+        XCTAssertEqual(DNS.Name("DB.Weft.Internal.")?.description, "db.weft.internal")
+        XCTAssertNil(DNS.Name("a..b"))
+        XCTAssertNil(DNS.Name(String(repeating: "a", count: 64) + ".x"))
+        XCTAssertEqual(DNS.Name.reverse(0x0A2A_0005).description, "5.0.42.10.in-addr.arpa")
+        XCTAssertNil(DNS.Name("05.0.42.10.in-addr.arpa")?.reverseAddress)
+        XCTAssertNil(DNS.Name.labelProblem("web-1"))
+        XCTAssertNotNil(DNS.Name.labelProblem("-web"))
+        XCTAssertNotNil(DNS.Name.labelProblem("we b"))
+        XCTAssertNotNil(DNS.Name.labelProblem(""))
+        XCTAssertNotNil(DNS.Name.labelProblem(String(repeating: "a", count: 64)))
+    }
+}
