@@ -176,3 +176,79 @@ final class DNSTests: XCTestCase {
         XCTAssertNotNil(DNS.Name.labelProblem(String(repeating: "a", count: 64)))
     }
 }
+
+/// The name records CRDT.
+final class DNSRecordsTests: XCTestCase {
+    let a = NodeID(high: 1, low: 1), b = NodeID(high: 2, low: 2), c = NodeID(high: 3, low: 3)
+
+    func randomReplicaOps(_ seed: UInt64) -> [DNS.Records] {
+        var rng = DeterministicRNG(seed: seed)
+        var replicas = [DNS.Records(), DNS.Records(), DNS.Records()]
+        let owners = [a, b, c]
+        for _ in 0..<60 {
+            let k = Int(rng.next() % 3)
+            let handle = "h\(rng.next() % 6)"
+            switch rng.next() % 4 {
+            case 0, 1: _ = replicas[k].set(owner: owners[k], handle: handle, name: ["db", "web", "cache"][Int(rng.next() % 3)], address: UInt32(rng.next() % 50))
+            case 2: _ = replicas[k].remove(owner: owners[k], handle: handle)
+            default:
+                let j = Int(rng.next() % 3)
+                replicas[j].merge(replicas[k].entries)
+            }
+        }
+        return replicas
+    }
+
+    func testMergeIsCommutativeAssociativeIdempotent() {
+        for seed in 0..<200 {
+            let r = randomReplicaOps(UInt64(seed))
+            var ab = r[0]; ab.merge(r[1].entries)
+            var ba = r[1]; ba.merge(r[0].entries)
+            XCTAssertEqual(ab, ba, "commutative, seed \(seed)")
+            var abc1 = ab; abc1.merge(r[2].entries)
+            var bc = r[1]; bc.merge(r[2].entries)
+            var abc2 = r[0]; abc2.merge(bc.entries)
+            XCTAssertEqual(abc1, abc2, "associative, seed \(seed)")
+            var twice = abc1; XCTAssertTrue(twice.merge(abc1.entries).isEmpty); XCTAssertEqual(twice, abc1, "idempotent")
+        }
+    }
+
+    func testTombstoneWinsOverOldCopiesAndOwnersComeAndGo() {
+        var owner = DNS.Records()
+        let (k, r) = owner.set(owner: a, handle: "c1", name: "DB", address: 5)
+        XCTAssertEqual(r.name, "db")
+        var other = DNS.Records()
+        other.merge([k: r])
+        _ = owner.remove(owner: a, handle: "c1")
+        other.merge(owner.entries)
+        var stale = DNS.Records(); stale.merge([k: r])
+        XCTAssertTrue(other.merge(stale.entries).isEmpty, "an old copy cannot bring a removed name back")
+        XCTAssertTrue(other.zoneData(live: [a]).names.isEmpty)
+        _ = owner.set(owner: a, handle: "c2", name: "db", address: 6)
+        _ = owner.set(owner: b, handle: "x", name: "db", address: 7)
+        XCTAssertEqual(owner.zoneData(live: [a, b]).names["db"], [6, 7], "two containers of one name on two hosts")
+        XCTAssertEqual(owner.zoneData(live: [b]).names["db"], [7], "a dead owner's names are not served")
+        XCTAssertEqual(owner.zoneData(live: [a, b]).reverse[6], "db")
+    }
+
+    func testCodecRoundTripAndHostileInput() throws {
+        var recs = DNS.Records()
+        _ = recs.set(owner: a, handle: "cni:podman:abc:eth0", name: "web-1", address: 0x0A2A_0005)
+        _ = recs.set(owner: b, handle: "d", name: "db", address: 0x0A2A_0105)
+        _ = recs.remove(owner: b, handle: "d")
+        let bytes = DNS.Records.encode(recs.entries)
+        XCTAssertEqual(try DNS.Records.decode(bytes), recs.entries)
+        for n in 0..<bytes.count { XCTAssertThrowsError(try DNS.Records.decode(Array(bytes.prefix(n)))) }
+        XCTAssertThrowsError(try DNS.Records.decode(bytes + [0]))
+        XCTAssertThrowsError(try DNS.Records.decode([DNS.Records.tag, 0xFF, 0xFF, 0xFF, 0xFF]), "a count the bytes cannot hold")
+        var bad = DNS.Records()
+        _ = bad.set(owner: a, handle: "h", name: "no good", address: 1)
+        XCTAssertThrowsError(try DNS.Records.decode(DNS.Records.encode(bad.entries)), "a name that is not a DNS label")
+        var rng = DeterministicRNG(seed: 7)
+        for _ in 0..<20_000 {
+            var m = bytes
+            for _ in 0..<3 { m[Int(rng.next() % UInt64(m.count))] = UInt8(truncatingIfNeeded: rng.next()) }
+            if let d = try? DNS.Records.decode(m) { XCTAssertLessThanOrEqual(d.count, 3) }
+        }
+    }
+}
