@@ -48,13 +48,16 @@ extension API {
         public var handle: String?
         /// `reclaim`: the node whose space to take over (id, id prefix, or name).
         public var node: String?
+        /// `alloc`: the container's name in the cluster's DNS (one DNS label), if it has one.
+        public var name: String?
 
-        public init(op: Operation, addresses: [String]? = nil, handle: String? = nil, node: String? = nil) {
+        public init(op: Operation, addresses: [String]? = nil, handle: String? = nil, node: String? = nil, name: String? = nil) {
             self.v = API.version
             self.op = op
             self.addresses = addresses
             self.handle = handle
             self.node = node
+            self.name = name
         }
     }
 

@@ -16,6 +16,7 @@ public final class MemoryStorage: NodeStorage, @unchecked Sendable {
     public private(set) var cluster: (IPAM.ClusterID, IPAM.Subnet)?
     public private(set) var ringEntries: [UInt32: IPAM.Entry] = [:]
     public private(set) var allocations: [String: Allocation] = [:]
+    public private(set) var records: [DNS.Records.Key: DNS.Records.Record] = [:]
     public private(set) var commits = 0
     /// The next this-many commits throw (a full disk, an I/O error).
     public var failNext = 0
@@ -36,6 +37,7 @@ public final class MemoryStorage: NodeStorage, @unchecked Sendable {
         for m in batch.members { members[m.id] = m }
         for id in batch.forgotten { members[id] = nil }
         for change in batch.ipam { apply(change) }
+        for (k, r) in batch.dns { records[k] = r }
     }
 
     func apply(_ change: IPAM.PersistChange) {

@@ -157,7 +157,7 @@ public final class NodeSimulator {
             ipam = IPAM.Instance(me: host.id, settings: ipamSettings, seed: rng.next())
             if seeds.isEmpty && known.isEmpty { startup = ipam.createCluster(subnet: subnet, now: now) }
         }
-        var node = Node.Instance(membership: membership, ipam: ipam, settings: nodeSettings, storage: storage)
+        var node = Node.Instance(membership: membership, ipam: ipam, records: storage.records, settings: nodeSettings, storage: storage)
         host.generation += 1
         host.scheduledTick = nil
         do {
@@ -224,9 +224,9 @@ public final class NodeSimulator {
 
     /// `weft alloc HANDLE` on host `i`. Returns the address when answered at once.
     @discardableResult
-    public func allocate(_ i: Int, _ handle: String) -> UInt32? {
+    public func allocate(_ i: Int, _ handle: String, name: String? = nil) -> UInt32? {
         guard var node = hosts[i].node else { return nil }
-        let (result, effects) = node.allocate(handle: handle, now: now)
+        let (result, effects) = node.allocate(handle: handle, name: name, now: now)
         hosts[i].node = node
         perform(effects, host: i)
         switch result {

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import WeftAPI
 import WeftCrypto
+import WeftCore
 
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -138,8 +139,11 @@ struct Alloc: ParsableCommand {
             HANDLE is 1 to 256 bytes of printable text without leading or trailing spaces; 'weft:'
             is reserved for the node. Prints ADDRESS/PREFIX.
 
+            With --name the address is also NAME.<cluster domain> in every node's DNS.
+
             Examples:
               weft alloc my-container
+              weft alloc my-container --name db
               weft alloc my-container --json | jq -r .address
             """
     )
@@ -147,13 +151,19 @@ struct Alloc: ParsableCommand {
     @Argument(help: ArgumentHelp("A name for the allocation, e.g. a container id.", valueName: "handle"))
     var handle: String
 
+    @Option(help: ArgumentHelp("The container's DNS name (letters, digits and '-', 1 to 63 bytes).", valueName: "name"))
+    var name: String?
+
     func validate() throws {
         if let problem = InputCheck.handle(handle) { throw ValidationError(problem) }
+        if let name, let problem = DNS.Name.labelProblem(name) {
+            throw ValidationError("invalid name '\(name)': \(problem) (a DNS label: letters, digits and '-', 1 to 63 bytes)")
+        }
     }
 
     func run() throws {
         // A node without free space waits up to 30 s for a donation.
-        let a = try node.call(API.Request(op: .alloc, handle: handle), as: API.Allocation.self, timeout: 40)
+        let a = try node.call(API.Request(op: .alloc, handle: handle, name: name), as: API.Allocation.self, timeout: 40)
         if node.json { return try printJSON(a) }
         print("\(a.address)/\(a.prefixLength)")
     }

@@ -280,3 +280,47 @@ final class NodeLifecycleSimTests: XCTestCase {
         XCTAssertNoThrow(try sim.checkSafety())
     }
 }
+
+/// Container names over whole nodes: gossiped, removed, hidden with a dead owner, kept across a restart.
+final class NodeDNSTests: XCTestCase {
+    func addresses(_ sim: NodeSimulator, _ host: Int, _ name: String) -> [UInt32] {
+        sim.hosts[host].node?.zone.names[name] ?? []
+    }
+
+    func testNamesReachEveryNodeAndGoAway() throws {
+        let sim = NodeSimulator(seed: 41)
+        for _ in 0..<4 { sim.addHost(); sim.run(for: .milliseconds(500)) }
+        sim.run(for: .seconds(5))
+        let a = try XCTUnwrap(sim.allocate(1, "c1", name: "db"))
+        let b = try XCTUnwrap(sim.allocate(2, "c2", name: "db"))
+        sim.allocate(3, "c3", name: "web")
+        sim.run(for: .seconds(2))
+        for h in 0..<4 {
+            XCTAssertEqual(Set(addresses(sim, h, "db")), [a, b], "host \(h): both containers named db")
+            XCTAssertEqual(sim.hosts[h].node!.zone.reverse[a], "db")
+        }
+        XCTAssertTrue(sim.release(1, "c1"))
+        sim.run(for: .seconds(2))
+        for h in 0..<4 { XCTAssertEqual(addresses(sim, h, "db"), [b], "host \(h): a removed container's name is gone") }
+        // A dead node's names go; they come back when it returns.
+        sim.crash(3)
+        sim.run(for: .seconds(15))
+        for h in 0..<3 { XCTAssertTrue(addresses(sim, h, "web").isEmpty, "host \(h) still serves a dead node's name") }
+        sim.restart(3)
+        sim.run(for: .seconds(5))
+        for h in 0..<4 { XCTAssertFalse(addresses(sim, h, "web").isEmpty, "host \(h): the name is back with its node") }
+        // A restart keeps the node's own names (from storage).
+        sim.crash(2); sim.restart(2)
+        XCTAssertEqual(addresses(sim, 2, "db"), [b])
+    }
+
+    func testInvalidNamesAreRefusedBeforeAllocating() {
+        let sim = NodeSimulator(seed: 42)
+        sim.addHost(); sim.run(for: .seconds(1))
+        var node = sim.hosts[0].node!
+        let (r, _) = node.allocate(handle: "x", name: "not a label", now: sim.now)
+        guard case .failure(.invalidName(let why)) = r else { return XCTFail("\(r)") }
+        XCTAssertTrue(why.contains("DNS label"), why)
+        XCTAssertNil(node.ipam.allocations["x"])
+    }
+}

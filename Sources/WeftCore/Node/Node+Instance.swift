@@ -3,8 +3,12 @@ extension Node {
     /// takes `now` and returns ``Effect``s; every durable change of an input is committed through
     /// ``NodeStorage`` as one batch before its effects are returned (or the input is undone).
     public struct Instance: Sendable {
-        public private(set) var membership: Membership.Instance
-        public private(set) var ipam: IPAM.Instance
+        public internal(set) var membership: Membership.Instance
+        public internal(set) var ipam: IPAM.Instance
+        /// Name records of every node's containers (docs/dns.md).
+        public internal(set) var dns = DNS.Records()
+        /// Names asked for with allocations that are still pending, by handle.
+        var pendingNames: [String: String] = [:]
         public let settings: Settings
         public let storage: any NodeStorage
         public private(set) var phase: Phase = .running
@@ -43,10 +47,11 @@ extension Node {
 
         /// A node built from its restored (or fresh) instances. Call ``start(seeds:ipamStartup:now:)``
         /// next: it commits the start-up state and returns the first effects.
-        public init(membership: Membership.Instance, ipam: IPAM.Instance, settings: Settings = .default,
-                    storage: any NodeStorage) {
+        public init(membership: Membership.Instance, ipam: IPAM.Instance, records: [DNS.Records.Key: DNS.Records.Record] = [:],
+                    settings: Settings = .default, storage: any NodeStorage) {
             self.membership = membership
             self.ipam = ipam
+            self.dns.merge(records)
             self.settings = settings
             self.storage = storage
             self.seedRetryDelay = settings.seedRetryInitial
@@ -214,13 +219,20 @@ extension Node {
 
         /// Allocates an address for `handle`: `.allocated` at once, or `.pending` (an
         /// `.allocated`/`.allocationFailed` effect follows). Committed before it answers.
-        public mutating func allocate(handle: String, now: Instant) -> (result: Result<IPAM.AllocationOutcome, AllocateError>, effects: [Effect]) {
+        public mutating func allocate(handle: String, name: String? = nil, now: Instant) -> (result: Result<IPAM.AllocationOutcome, AllocateError>, effects: [Effect]) {
+            if let name, let problem = Instance.validate(name: name) { return (.failure(.invalidName(problem)), []) }
             var outcome: Result<IPAM.AllocationOutcome, AllocateError> = .failure(.allocation(.notInCluster))
             let r = transact(now: now) { node, w in
                 do throws(IPAM.AllocationError) {
                     let (o, ds) = try node.ipam.allocate(handle: handle, now: now)
                     node.run(ipam: ds, &w, now: now)
                     outcome = .success(o)
+                    if let name {
+                        switch o {
+                        case .allocated(let a): node.nameRecord(handle: handle, name: name, address: a, &w)
+                        case .pending: node.pendingNames[handle] = name
+                        }
+                    }
                 } catch {
                     outcome = .failure(.allocation(error))
                 }
@@ -232,10 +244,12 @@ extension Node {
         /// Why an allocation or release did not happen.
         public enum AllocateError: Error, Equatable, Sendable, CustomStringConvertible {
             case allocation(IPAM.AllocationError)
+            case invalidName(String)
             case storage(StorageFailure)
             public var description: String {
                 switch self {
                 case .allocation(let e): return e.description
+                case .invalidName(let why): return why
                 case .storage(let f): return f.description
                 }
             }
@@ -246,7 +260,11 @@ extension Node {
             let address = ipam.allocations[handle] ?? ipam.conflicts[handle]
             var outcome: Result<UInt32?, AllocateError> = .success(address)
             let r = transact(now: now) { node, w in
-                do throws(IPAM.AllocationError) { node.run(ipam: try node.ipam.release(handle: handle, now: now), &w, now: now) } catch {
+                do throws(IPAM.AllocationError) {
+                    node.run(ipam: try node.ipam.release(handle: handle, now: now), &w, now: now)
+                    node.pendingNames[handle] = nil
+                    node.unnameRecord(handle: handle, &w)
+                } catch {
                     outcome = .failure(.allocation(error))
                 }
             }
@@ -300,6 +318,7 @@ extension Node {
             let peers = membership.members.filter { $0.id != me && $0.state == .alive }.prefix(2).map(\.address)
             let effects = transact(now: now) { node, w in
                 node.run(ipam: node.ipam.leave(now: now), &w, now: now)
+                for k in node.dns.entries.keys.sorted() where k.owner == node.me { node.unnameRecord(handle: k.handle, &w) }
                 node.run(node.membership.leave(now: now), &w, now: now)
                 node.phase = .left
             }.effects
@@ -398,7 +417,7 @@ extension Node {
         /// The ring bytes for a push-pull (pending free hints are folded in first).
         mutating func ipamAppState() -> [UInt8] {
             _ = ipam.flushFreeHints()  // the full ring carries the hints; the delta is not needed
-            return ipam.fullStateMessage() ?? []
+            return Instance.packAppState(ipam: ipam.fullStateMessage() ?? [], dns: DNS.Records.encode(dns.entries))
         }
 
         /// A first join into a cluster where a live member already uses this node's name.
@@ -446,9 +465,18 @@ extension Node {
                 case .persistIncarnation(let inc):
                     w.batch.incarnation = inc
                 case .deliver(let bytes, let from):
-                    ringData(bytes, from: from, rebroadcast: true, &w, now: now)
+                    if bytes.first == DNS.Records.tag {
+                        recordData(bytes, rebroadcast: true, &w)
+                    } else {
+                        ringData(bytes, from: from, rebroadcast: true, &w, now: now)
+                    }
                 case .mergeAppState(let bytes, let from):
-                    if !bytes.isEmpty { ringData(bytes, from: from, rebroadcast: false, &w, now: now) }
+                    if let (ring, records) = Instance.unpackAppState(bytes) {
+                        if !ring.isEmpty { ringData(ring, from: from, rebroadcast: false, &w, now: now) }
+                        recordData(records, rebroadcast: false, &w)
+                    } else if !bytes.isEmpty {
+                        ringData(bytes, from: from, rebroadcast: false, &w, now: now)
+                    }
                 case .dropped(let reason):
                     w.effects.append(.dropped(reason.rawValue))
                 case .probeRTT(let rtt):
@@ -480,8 +508,10 @@ extension Node {
                     }
                     w.effects.append(.sendIPAM(me.bytes + bytes, to: to, endpoint: m.address))
                 case .allocated(let handle, let address):
+                    if let name = pendingNames.removeValue(forKey: handle) { nameRecord(handle: handle, name: name, address: address, &w) }
                     w.effects.append(.allocated(handle: handle, address: address))
                 case .allocationFailed(let handle, let error):
+                    pendingNames[handle] = nil
                     w.effects.append(.allocationFailed(handle: handle, error: error))
                 case .conflict(let c):
                     w.effects.append(.log(Log(.error, "allocation lost to a takeover", event: "ipam-conflict", [

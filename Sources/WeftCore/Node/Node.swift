@@ -105,6 +105,8 @@ public enum Node {
         /// At most one extra full-state exchange this often when members come back from the
         /// dead (a partition healed).
         public var healExchangeInterval: Duration = .seconds(2)
+        /// The cluster's DNS domain (`--dns-domain`): containers are `NAME.<domain>`.
+        public var dnsDomain = DNS.Name(labels: ["weft", "internal"])
 
         public init() {}
         public static let `default` = Settings()

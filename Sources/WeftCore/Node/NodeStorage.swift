@@ -22,8 +22,10 @@ extension Node {
         public var forgotten: [NodeID] = []
         /// This node's incarnation rose (refutation): persist before anything is sent.
         public var incarnation: UInt64?
+        /// Name records to upsert (this node's and others').
+        public var dns: [DNS.Records.Key: DNS.Records.Record] = [:]
 
         public init() {}
-        public var isEmpty: Bool { ipam.isEmpty && members.isEmpty && forgotten.isEmpty && incarnation == nil }
+        public var isEmpty: Bool { ipam.isEmpty && members.isEmpty && forgotten.isEmpty && incarnation == nil && dns.isEmpty }
     }
 }

@@ -56,7 +56,7 @@ struct ControlService: Sendable {
             if handle.trimmingCharacters(in: .whitespaces).isEmpty || handle != handle.trimmingCharacters(in: .whitespaces) {
                 return encodeError(.badRequest, "invalid handle '\(handle)': it is blank or starts or ends with a space; use 1 to 256 bytes of printable text")
             }
-            return encode(await runtime.allocate(handle))
+            return encode(await runtime.allocate(handle, name: request.name))
         case .release:
             guard let handle = request.handle else { return encodeError(.badRequest, "release needs a handle") }
             return encode(await runtime.release(handle))

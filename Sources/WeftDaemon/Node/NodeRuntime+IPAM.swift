@@ -35,13 +35,15 @@ extension NodeRuntime {
 
     // MARK: - Control operations
 
-    func allocate(_ handle: String) async -> Result<API.Allocation, API.ErrorBody> {
-        let (result, effects) = node.allocate(handle: handle, now: now)
+    func allocate(_ handle: String, name: String? = nil) async -> Result<API.Allocation, API.ErrorBody> {
+        let (result, effects) = node.allocate(handle: handle, name: name, now: now)
         perform(effects)  // committed before we answer
         let address: UInt32
         switch result {
         case .failure(.storage(let f)):
             return .failure(API.ErrorBody(code: .internal, message: f.description))
+        case .failure(.invalidName(let why)):
+            return .failure(API.ErrorBody(code: .badRequest, message: why))
         case .failure(.allocation(let e)):
             return .failure(Self.apiError(e))
         case .success(.allocated(let a)):
@@ -64,6 +66,7 @@ extension NodeRuntime {
         perform(effects)
         switch result {
         case .failure(.storage(let f)): return .failure(API.ErrorBody(code: .internal, message: f.description))
+        case .failure(.invalidName(let why)): return .failure(API.ErrorBody(code: .badRequest, message: why))
         case .failure(.allocation(let e)): return .failure(Self.apiError(e))
         case .success(let address): return .success(API.AllocationInfo(handle: handle, address: address.map { IPAM.format($0) } ?? ""))
         }

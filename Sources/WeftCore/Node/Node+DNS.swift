@@ -1,0 +1,80 @@
+extension Node.Instance {
+    /// The application state a push-pull carries: the IPAM ring and the name records, each
+    /// length-prefixed behind one tag byte (`docs/protocol.md`).
+    ///
+    /// `0xA5 | ipam length u32 | ipam bytes | records length u32 | records bytes`
+    static let appStateTag: UInt8 = 0xA5
+
+    static func packAppState(ipam: [UInt8], dns: [UInt8]) -> [UInt8] {
+        var w: [UInt8] = [appStateTag]
+        for part in [ipam, dns] {
+            let n = UInt32(part.count)
+            w += [UInt8(n >> 24), UInt8((n >> 16) & 0xFF), UInt8((n >> 8) & 0xFF), UInt8(n & 0xFF)]
+            w += part
+        }
+        return w
+    }
+
+    /// The parts of a packed app state, or nil when it is not one (an older node's bare ring).
+    static func unpackAppState(_ bytes: [UInt8]) -> (ipam: [UInt8], dns: [UInt8])? {
+        guard bytes.first == appStateTag else { return nil }
+        var i = 1
+        var parts: [[UInt8]] = []
+        for _ in 0..<2 {
+            guard bytes.count - i >= 4 else { return nil }
+            let n = Int(bytes[i]) << 24 | Int(bytes[i + 1]) << 16 | Int(bytes[i + 2]) << 8 | Int(bytes[i + 3])
+            i += 4
+            guard bytes.count - i >= n else { return nil }
+            parts.append(Array(bytes[i..<(i + n)]))
+            i += n
+        }
+        guard i == bytes.count else { return nil }
+        return (parts[0], parts[1])
+    }
+
+    /// The zone this node serves: live members' records (this node included).
+    public var zone: DNS.Zone {
+        var live: Set<NodeID> = [me]
+        for m in membership.members where m.state == .alive || m.state == .suspect { live.insert(m.id) }
+        let (names, reverse) = dns.zoneData(live: live)
+        return DNS.Zone(domain: settings.dnsDomain, names: names, reverse: reverse, subnet: ipam.ring?.subnet)
+    }
+
+    /// Names this node's own container `handle` at `address`: recorded, persisted, gossiped.
+    mutating func nameRecord(handle: String, name: String, address: UInt32, _ w: inout Work) {
+        let key = DNS.Records.Key(owner: me, handle: handle)
+        if let r = dns.entries[key], !r.deleted, r.name == name.lowercased(), r.address == address { return }
+        let (k, r) = dns.set(owner: me, handle: handle, name: name, address: address)
+        publish([k: r], &w)
+    }
+
+    /// The container is gone: a tombstone for its record, if it had one.
+    mutating func unnameRecord(handle: String, _ w: inout Work) {
+        guard let (k, r) = dns.remove(owner: me, handle: handle) else { return }
+        publish([k: r], &w)
+    }
+
+    mutating func publish(_ records: [DNS.Records.Key: DNS.Records.Record], _ w: inout Work) {
+        for (k, r) in records { w.batch.dns[k] = r }
+        _ = membership.enqueueBroadcast(DNS.Records.encode(records), key: nil)
+    }
+
+    /// Records from gossip or a push-pull: merged; news is persisted and passed on.
+    mutating func recordData(_ bytes: [UInt8], rebroadcast: Bool, _ w: inout Work) {
+        let remote: [DNS.Records.Key: DNS.Records.Record]
+        do { remote = try DNS.Records.decode(bytes) } catch {
+            w.effects.append(.dropped("dns-records-malformed"))
+            return
+        }
+        // Nobody else may speak for this node's own records.
+        let news = dns.merge(remote.filter { $0.key.owner != me })
+        guard !news.isEmpty else { return }
+        for (k, r) in news { w.batch.dns[k] = r }
+        if rebroadcast { _ = membership.enqueueBroadcast(bytes, key: nil) }
+    }
+
+    /// Checks a container name before anything is allocated.
+    public static func validate(name: String) -> String? {
+        DNS.Name.labelProblem(name).map { "invalid name '\(name)': \($0) (a DNS label: letters, digits and '-', 1 to 63 bytes)" }
+    }
+}
