@@ -37,6 +37,7 @@ extension API {
         case status, members, join, leave
         case alloc, release, ipam, reclaim
         case peers
+        case dns, dnsAdd = "dns-add", dnsRemove = "dns-remove"
     }
 
     public struct Request: Codable, Sendable, Equatable {
@@ -131,15 +132,24 @@ extension API {
         public var overlayMTU: Int?
         /// The TUN device's name (e.g. `weft0`); nil with --no-tun.
         public var tunName: String?
+        /// Where this node's DNS resolver listens (`ip:port`), once it does; nil when off.
+        public var dnsAddress: String?
+        /// The cluster's DNS domain (containers are NAME.<domain>); nil when DNS is off.
+        public var dnsDomain: String?
+        /// Name records this node knows (all nodes' containers).
+        public var dnsRecords: Int?
 
         public init(
             id: String, name: String, address: String, cluster: String, incarnation: UInt64,
             version: String, uptimeSeconds: Double, members: [String: Int], drops: [String: UInt64],
             messages: [String: UInt64], joined: Bool, warnings: [String], overlayAddress: String? = nil,
-            overlayMTU: Int? = nil, tunName: String? = nil
+            overlayMTU: Int? = nil, tunName: String? = nil, dnsAddress: String? = nil, dnsDomain: String? = nil, dnsRecords: Int? = nil
         ) {
             self.overlayMTU = overlayMTU
             self.tunName = tunName
+            self.dnsAddress = dnsAddress
+            self.dnsDomain = dnsDomain
+            self.dnsRecords = dnsRecords
             self.id = id; self.name = name; self.address = address; self.cluster = cluster
             self.incarnation = incarnation; self.version = version; self.uptimeSeconds = uptimeSeconds
             self.members = members; self.drops = drops; self.messages = messages
@@ -313,5 +323,22 @@ extension API {
             v = v << 8 | n
         }
         return v
+    }
+
+    /// `weft dns`: one name record as this node knows it.
+    public struct DNSRecord: Codable, Sendable, Equatable {
+        public var name: String
+        public var fqdn: String
+        public var address: String
+        public var owner: String
+        public var ownerName: String
+        /// The container's allocation handle (or `dns:NAME` for `weft dns add`).
+        public var handle: String
+        /// False when its owner is not live (the record is kept but not served).
+        public var served: Bool
+        public init(name: String, fqdn: String, address: String, owner: String, ownerName: String, handle: String, served: Bool) {
+            self.name = name; self.fqdn = fqdn; self.address = address; self.owner = owner
+            self.ownerName = ownerName; self.handle = handle; self.served = served
+        }
     }
 }

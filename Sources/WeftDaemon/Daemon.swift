@@ -168,11 +168,20 @@ public enum Daemon {
         let identity = NodeRuntime.Identity(keyPair: keyPair, advertise: advertise, clusterID: clusterKey.clusterID)
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let node = Node.Instance(membership: instance, ipam: ipam.instance, settings: options.profile.nodeSettings, storage: store)
+        var nodeSettings = options.profile.nodeSettings
+        nodeSettings.dnsDomain = options.dnsDomain
+        let node = Node.Instance(membership: instance, ipam: ipam.instance, settings: nodeSettings, storage: store)
         let runtime = NodeRuntime(
             node: node, identity: identity, settings: settings,
             sealer: GossipSealer(clusterKey: clusterKey), logger: logger, group: group
         )
+        var dnsService: DNSService?
+        if options.dnsListen != .off {
+            var own: Endpoint?
+            if case .address(let e) = options.dnsListen { own = e }
+            let upstreams = options.dnsUpstreams.isEmpty ? DNSService.upstreams(exclude: own) : options.dnsUpstreams
+            dnsService = DNSService(upstreams: upstreams)
+        }
 
 
         var channels: [any Channel] = []
@@ -270,6 +279,17 @@ public enum Daemon {
             }
         }
 
+        if let dnsService, case .address(let dnsAddress) = options.dnsListen {
+            do {
+                channels += try await DNSServer.bind(dnsAddress, service: dnsService, group: group)
+            } catch {
+                dataPlane.stop()
+                await closeAll()
+                try? FileManager.default.removeItem(atPath: socketPath)
+                throw StartupError(describeBindError(error, address: dnsAddress.description, flag: "--dns-listen"))
+            }
+        }
+
         // Every socket is bound: the point of no return. Only now is an existing database
         // changed beyond its incarnation (cluster id, name, the reset of a node that left).
         do {
@@ -293,6 +313,7 @@ public enum Daemon {
         do {
             try await runtime.start(
                 dataPlane: dataPlane, tunnel: tunnel, tunMTU: tunMTU, seeds: seedEndpoints, ipamStartup: ipam.directives,
+                dns: dnsService, dnsListen: options.dnsListen,
                 onRefused: { message in
                     refusal.set(message)
                     shutdown.continuation.yield(.signal(SIGTERM))

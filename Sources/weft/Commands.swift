@@ -25,6 +25,11 @@ struct Status: ParsableCommand {
             ["members", members], ["joined", s.joined ? "yes" : "no"],
             ["overlay", s.overlayAddress ?? "none yet"],
         ]
+        if let domain = s.dnsDomain {
+            rows.append(["dns", "\(s.dnsAddress ?? "not listening yet") (\(domain), \(s.dnsRecords ?? 0) record\((s.dnsRecords ?? 0) == 1 ? "" : "s"))"])
+        } else {
+            rows.append(["dns", "off"])
+        }
         let drops = s.drops.filter { $0.value > 0 }.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
         rows.append(["drops", drops.isEmpty ? "none" : drops])
         for w in s.warnings { rows.append(["warning", w]) }
@@ -299,4 +304,73 @@ func formatBytes(_ b: UInt64) -> String {
 func formatRangeVersion(_ v: UInt64) -> String {
     let takeovers = v >> 32, edits = v & 0xFFFF_FFFF
     return takeovers == 0 ? String(edits) : "\(edits) (takeover \(takeovers))"
+}
+
+
+struct DNSCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dns",
+        abstract: "List the cluster's name records, or add and remove names for services outside containers.",
+        discussion: """
+            Containers get names from their runtime (podman's container name, Kubernetes' pod name,
+            `weft alloc HANDLE --name NAME`); every node answers NAME.<domain> with the addresses of
+            all live containers of that name.
+
+            Examples:
+              weft dns
+              weft dns add registry 10.42.0.200
+              weft dns remove registry
+            """,
+        subcommands: [DNSList.self, DNSAdd.self, DNSRemove.self],
+        defaultSubcommand: DNSList.self
+    )
+}
+
+struct DNSList: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "Every name record this node knows (the default).")
+    @OptionGroup var node: NodeSelection
+
+    func run() throws {
+        let records = try node.call(API.Request(op: .dns), as: [API.DNSRecord].self)
+        if node.json { return try printJSON(records) }
+        if records.isEmpty { print("no names yet: name containers with --name or through the runtime"); return }
+        printTable(["NAME", "ADDRESS", "OWNER", "HANDLE", "SERVED"], records.map {
+            [$0.fqdn, $0.address, $0.ownerName, $0.handle, $0.served ? "yes" : "no (owner not live)"]
+        })
+    }
+}
+
+struct DNSAdd: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "add", abstract: "Name ADDRESS as NAME.<domain> (owned by this node).")
+    @OptionGroup var node: NodeSelection
+    @Argument(help: ArgumentHelp("One DNS label: letters, digits and '-'.", valueName: "name")) var name: String
+    @Argument(help: ArgumentHelp("An IPv4 address.", valueName: "address")) var address: String
+
+    func validate() throws {
+        if let p = DNS.Name.labelProblem(name) { throw ValidationError("invalid name '\(name)': \(p)") }
+        if API.parseIPv4(address) == nil { throw ValidationError("'\(address)' is not an IPv4 address") }
+    }
+
+    func run() throws {
+        let records = try node.call(API.Request(op: .dnsAdd, addresses: [address], name: name), as: [API.DNSRecord].self)
+        if node.json { return try printJSON(records) }
+        print("added \(name) -> \(address)")
+    }
+}
+
+struct DNSRemove: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "remove", abstract: "Remove a name added with `weft dns add` (all its addresses, or one).")
+    @OptionGroup var node: NodeSelection
+    @Argument(help: ArgumentHelp("The name.", valueName: "name")) var name: String
+    @Argument(help: ArgumentHelp("Only this address.", valueName: "address")) var address: String?
+
+    func validate() throws {
+        if let address, API.parseIPv4(address) == nil { throw ValidationError("'\(address)' is not an IPv4 address") }
+    }
+
+    func run() throws {
+        let records = try node.call(API.Request(op: .dnsRemove, addresses: address.map { [$0] }, name: name), as: [API.DNSRecord].self)
+        if node.json { return try printJSON(records) }
+        print("removed \(name)")
+    }
 }

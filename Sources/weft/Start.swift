@@ -58,6 +58,15 @@ struct Start: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Serve Prometheus metrics over HTTP on this address.", valueName: "host:port"))
     var metricsListen: String?
 
+    @Option(name: .long, help: ArgumentHelp("Where the cluster DNS listens: overlay (port 53 of this node's overlay address, the default), off, or IP:PORT.", valueName: "where"))
+    var dnsListen: String = "overlay"
+
+    @Option(name: .long, help: ArgumentHelp("Upstream resolver for names outside the cluster (repeatable; default: the host's /etc/resolv.conf).", valueName: "ip:port"))
+    var dnsUpstream: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("The cluster's DNS domain: containers are NAME.<domain>.", valueName: "domain"))
+    var dnsDomain: String = "weft.internal"
+
     @Option(name: .long, help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", valueName: "level"))
     var logLevel: String = "info"
 
@@ -71,6 +80,15 @@ struct Start: AsyncParsableCommand {
     var profile: String = "default"
 
     func validate() throws {
+        if dnsListen != "overlay" && dnsListen != "off" && Endpoint(dnsListen) == nil {
+            throw ValidationError("--dns-listen '\(dnsListen)' must be overlay, off, or IP:PORT (e.g. 127.0.0.1:5353)")
+        }
+        for u in dnsUpstream where Endpoint(u) == nil {
+            throw ValidationError("--dns-upstream '\(u)' is not an address: write IP:PORT, e.g. 192.168.1.1:53")
+        }
+        guard let domain = DNS.Name(dnsDomain), !domain.labels.isEmpty, domain.labels.allSatisfy({ DNS.Name.labelProblem($0) == nil }) else {
+            throw ValidationError("--dns-domain '\(dnsDomain)' is not a domain name: labels of letters, digits and '-', e.g. weft.internal")
+        }
         if clusterKey != nil && clusterKeyFile != nil {
             throw ValidationError("give either --cluster-key or --cluster-key-file, not both")
         }
@@ -134,13 +152,16 @@ struct Start: AsyncParsableCommand {
         do { parsedSubnet = try IPAM.Subnet(parsing: subnet) } catch { throw CLIFailure.usage("--subnet: \(error)") }
         let keySource: NodeOptions.ClusterKeySource =
             clusterKey.map { .literal($0) } ?? clusterKeyFile.map { .file($0) } ?? .dataDir
-        let options = NodeOptions(
+        var options = NodeOptions(
             dataDir: API.resolveDataDir(dataDir), listen: listenEndpoint, advertise: advertiseEndpoint,
             seeds: seeds, clusterKey: keySource, name: name, noTun: noTun,
             metricsListen: metricsEndpoint, profile: NodeOptions.Profile(rawValue: profile) ?? .default,
             subnet: parsedSubnet, reclaimAfter: parseDuration(reclaimAfter) ?? .seconds(86400),
             tunName: tunName, mtu: mtu
         )
+        options.dnsListen = dnsListen == "overlay" ? .overlay : dnsListen == "off" ? .off : .address(Endpoint(dnsListen)!)
+        options.dnsUpstreams = dnsUpstream.compactMap { Endpoint($0) }
+        options.dnsDomain = DNS.Name(dnsDomain)!
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)

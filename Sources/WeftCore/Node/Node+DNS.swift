@@ -78,3 +78,47 @@ extension Node.Instance {
         DNS.Name.labelProblem(name).map { "invalid name '\(name)': \($0) (a DNS label: letters, digits and '-', 1 to 63 bytes)" }
     }
 }
+
+extension Node.Instance {
+    /// Why a name could not be added or removed.
+    public enum NameError: Error, Equatable, Sendable, CustomStringConvertible {
+        case invalid(String)
+        case notFound(String)
+        case storage(Node.StorageFailure)
+        public var description: String {
+            switch self {
+            case .invalid(let w): return w
+            case .notFound(let n): return "this node has no record '\(n)' added with `weft dns add` (container names go with their container)"
+            case .storage(let f): return f.description
+            }
+        }
+        public var isNotFound: Bool { if case .notFound = self { return true } else { return false } }
+        public var isStorage: Bool { if case .storage = self { return true } else { return false } }
+    }
+
+    static func serviceHandle(_ name: String, _ address: UInt32) -> String { "dns:\(name.lowercased()):\(IPAM.format(address))" }
+
+    /// `weft dns add NAME ADDRESS`: a name for a service outside containers, owned by this node.
+    public mutating func addName(_ name: String, address: UInt32, now: Instant) -> (result: Result<Void, NameError>, effects: [Node.Effect]) {
+        if let problem = Node.Instance.validate(name: name) { return (.failure(.invalid(problem)), []) }
+        let r = transact(now: now) { node, w in
+            node.nameRecord(handle: Node.Instance.serviceHandle(name, address), name: name, address: address, &w)
+        }
+        if let f = r.failure { return (.failure(.storage(f)), r.effects) }
+        return (.success(()), r.effects)
+    }
+
+    /// `weft dns remove NAME [ADDRESS]`: removes names added with `addName`.
+    public mutating func removeName(_ name: String, address: UInt32?, now: Instant) -> (result: Result<Void, NameError>, effects: [Node.Effect]) {
+        let n = name.lowercased()
+        let keys = dns.entries.filter { k, r in
+            k.owner == me && k.handle.hasPrefix("dns:") && !r.deleted && r.name == n && (address == nil || r.address == address)
+        }.keys.sorted()
+        guard !keys.isEmpty else { return (.failure(.notFound(name)), []) }
+        let r = transact(now: now) { node, w in
+            for k in keys { node.unnameRecord(handle: k.handle, &w) }
+        }
+        if let f = r.failure { return (.failure(.storage(f)), r.effects) }
+        return (.success(()), r.effects)
+    }
+}

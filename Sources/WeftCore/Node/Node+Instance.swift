@@ -384,6 +384,9 @@ extension Node {
                 run(ipam: ds, &w, now: now)
             }
             healExchange(&w, now: now)
+            if w.membersChanged || !w.batch.dns.isEmpty || w.batch.ipam.contains(where: { if case .cluster = $0 { return true } else { return false } }) {
+                w.effects.append(.zoneChanged)
+            }
             if w.membersChanged || !w.batch.ipam.isEmpty { updateRoutes(&w) }
             if let a = ipam.overlayAddress, a != announcedOverlay, let subnet = ipam.ring?.subnet {
                 announcedOverlay = a

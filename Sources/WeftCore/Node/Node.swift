@@ -88,6 +88,8 @@ public enum Node {
         case probeRTT(Duration)
         /// Member counts changed (gauges).
         case membersChanged
+        /// The served DNS zone changed (records, live owners, or the subnet): refresh it.
+        case zoneChanged
         case log(Log)
         /// The node must stop: left the cluster, or refused by it (message says why).
         case stop(Phase, message: String)

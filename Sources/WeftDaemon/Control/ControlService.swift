@@ -64,6 +64,13 @@ struct ControlService: Sendable {
             return encode(await runtime.ipamInfo())
         case .peers:
             return encode(Self.withRanges(await runtime.peers(), await runtime.ipamInfo()))
+        case .dns:
+            return encode(await runtime.dnsRecords())
+        case .dnsAdd, .dnsRemove:
+            guard let name = request.name, !name.isEmpty else { return encodeError(.badRequest, "dns add/remove needs a NAME") }
+            let address = request.addresses?.first
+            if request.op == .dnsAdd, address == nil { return encodeError(.badRequest, "dns add needs an ADDRESS") }
+            return encode(await runtime.dnsChange(add: request.op == .dnsAdd, name: name, address: address))
         case .reclaim:
             guard let node = request.node, !node.isEmpty else { return encodeError(.badRequest, "reclaim needs a node (id, id prefix or name)") }
             return encode(await runtime.reclaim(node))

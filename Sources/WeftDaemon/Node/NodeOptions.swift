@@ -58,6 +58,20 @@ public struct NodeOptions: Sendable {
     public var subnet: IPAM.Subnet
     /// How long a member must be dead before its heir takes its address space over.
     public var reclaimAfter: Duration
+    /// Where the resolver listens (`--dns-listen`): the overlay address's port 53 by default.
+    public var dnsListen: DNSListen = .overlay
+    /// Upstream resolvers for names outside the cluster (`--dns-upstream`); empty: the host's
+    /// resolv.conf.
+    public var dnsUpstreams: [Endpoint] = []
+    /// The cluster's domain (`--dns-domain`).
+    public var dnsDomain: DNS.Name = Node.Settings.default.dnsDomain
+
+    public enum DNSListen: Equatable, Sendable {
+        /// Port 53 of this node's overlay address, once the TUN device has it (none with --no-tun).
+        case overlay
+        case address(Endpoint)
+        case off
+    }
 
     public init(
         dataDir: String, listen: Endpoint, advertise: Endpoint? = nil, seeds: [String] = [],

@@ -103,6 +103,7 @@ extension NodeRuntime {
         do {
             try dataPlane.configureTUN(address: address, prefixLength: prefixLength, mtu: tunMTU)
             tunAddress = address
+            Task { await self.startOverlayDNS(address: address) }
             logger.notice("TUN device up", metadata: [
                 "event": "tun-up", "device": .string(dataPlane.tunName ?? "?"),
                 "address": .string("\(IPAM.format(address))/\(prefixLength)"), "mtu": .stringConvertible(tunMTU),

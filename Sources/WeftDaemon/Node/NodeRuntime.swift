@@ -53,6 +53,14 @@ actor NodeRuntime {
     /// Called once when the node must stop on its own (refused by the cluster): the message.
     var onRefused: (@Sendable (String) -> Void)?
 
+    /// The resolver's zone snapshot and forwarding (nil with --dns-listen off).
+    var dns: DNSService?
+    var dnsListen: NodeOptions.DNSListen = .off
+    /// Where the resolver listens, once bound; channels to close at stop.
+    var dnsAddress: Endpoint?
+    var dnsChannels: [any Channel] = []
+    var dnsProblem: String?
+
     /// Control requests waiting for a pending allocation, by handle.
     var waitingAllocations: [String: [CheckedContinuation<Result<UInt32, IPAM.AllocationError>, Never>]] = [:]
 
@@ -75,13 +83,32 @@ actor NodeRuntime {
     /// Wires the data plane and tunnels, then starts the node: its start-up state is committed
     /// (or the start fails), tunnel peers and routes are programmed, seeds are contacted.
     func start(dataPlane: DataPlane, tunnel: Tunnel.Instance<SodiumTunnelSuite>?, tunMTU: Int,
-               seeds: [Endpoint], ipamStartup: [IPAM.Directive],
+               seeds: [Endpoint], ipamStartup: [IPAM.Directive], dns: DNSService?, dnsListen: NodeOptions.DNSListen,
                onRefused: @escaping @Sendable (String) -> Void) throws(Node.StorageFailure) {
         self.dataPlane = dataPlane
         self.tunnel = tunnel
         self.tunMTU = tunMTU
         self.onRefused = onRefused
+        self.dns = dns
+        self.dnsListen = dns == nil ? .off : dnsListen
+        if case .address(let e) = dnsListen, dns != nil { dnsAddress = e }
         perform(try node.start(seeds: seeds, ipamStartup: ipamStartup, now: now))
+        dns?.update(node.zone)
+    }
+
+    /// Serves DNS on the overlay address's port 53 once the TUN device carries it.
+    func startOverlayDNS(address: UInt32) async {
+        guard let dns, dnsListen == .overlay, dnsAddress == nil else { return }
+        let e = Endpoint(address: .v4(address), port: 53)
+        do {
+            dnsChannels = try await DNSServer.bind(e, service: dns, group: group)
+            dnsAddress = e
+            dnsProblem = nil
+            logger.notice("DNS served", metadata: ["event": "dns-up", "address": .string(e.description), "domain": .string(node.settings.dnsDomain.description)])
+        } catch {
+            dnsProblem = "the cluster DNS cannot listen on \(e) (\(error)): free that port or start with --dns-listen IP:PORT"
+            logger.error("cannot serve DNS", metadata: ["event": "dns-error", "address": .string(e.description), "error": "\(error)"])
+        }
     }
 
     // MARK: - Inputs
@@ -200,6 +227,8 @@ actor NodeRuntime {
     func stop() {
         stopped = true
         sleeper?.cancel()
+        for c in dnsChannels { c.close(promise: nil) }
+        dnsChannels = []
     }
 
     // MARK: - Queries
@@ -213,9 +242,12 @@ actor NodeRuntime {
             id: me.id.hex, name: me.name, address: me.address.description, cluster: identity.clusterID,
             incarnation: me.incarnation, version: WeftVersion.current,
             uptimeSeconds: (clock.now - startedAt).seconds, members: counts,
-            drops: metrics.dropCounts, messages: metrics.messageCounts, joined: node.joined, warnings: node.warnings,
+            drops: metrics.dropCounts, messages: metrics.messageCounts, joined: node.joined,
+            warnings: node.warnings + (dnsProblem.map { [$0] } ?? []),
             overlayAddress: node.ipam.overlayAddress.map { IPAM.format($0) },
-            overlayMTU: tunnel == nil ? nil : tunMTU, tunName: tunnel == nil ? nil : dataPlane?.tunName
+            overlayMTU: tunnel == nil ? nil : tunMTU, tunName: tunnel == nil ? nil : dataPlane?.tunName,
+            dnsAddress: dnsAddress?.description, dnsDomain: dns == nil ? nil : node.settings.dnsDomain.description,
+            dnsRecords: node.dns.entries.values.filter { !$0.deleted }.count
         )
     }
 
@@ -266,6 +298,8 @@ actor NodeRuntime {
                 metrics.probeRTT(rtt)
             case .membersChanged:
                 metrics.members(node.memberCounts)
+            case .zoneChanged:
+                dns?.update(node.zone)
             case .log(let l):
                 log(l)
             case .stop(let phase, let message):
