@@ -4,7 +4,8 @@ import WeftAPI
 public protocol NodeClient: Sendable {
     func status() throws(ControlClientError) -> API.Status
     /// May wait (up to about 30 s) for the node to get space from a peer.
-    func alloc(handle: String) throws(ControlClientError) -> API.Allocation
+    /// `name`: the container's DNS name (one label), if it has one.
+    func alloc(handle: String, name: String?) throws(ControlClientError) -> API.Allocation
     func release(handle: String) throws(ControlClientError)
     func ipam() throws(ControlClientError) -> API.IPAMInfo
 }
@@ -20,8 +21,8 @@ public struct ControlNodeClient: NodeClient {
         try client(5).call(API.Request(op: .status), as: API.Status.self)
     }
 
-    public func alloc(handle: String) throws(ControlClientError) -> API.Allocation {
-        try client(45).call(API.Request(op: .alloc, handle: handle), as: API.Allocation.self)
+    public func alloc(handle: String, name: String?) throws(ControlClientError) -> API.Allocation {
+        try client(45).call(API.Request(op: .alloc, handle: handle, name: name), as: API.Allocation.self)
     }
 
     public func release(handle: String) throws(ControlClientError) {

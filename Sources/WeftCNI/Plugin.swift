@@ -98,14 +98,17 @@ public struct Plugin: Sendable {
             throw CNIError(.interfaceExists, "an interface named \(env.ifname) already exists in \(env.netns)",
                            details: "it was not created by weft-cni for container \(env.containerID); remove it or use another CNI_IFNAME")
         }
-        let mtu: Int
-        if let m = config.mtu {
-            mtu = m
-        } else {
-            do { mtu = try node.status().overlayMTU ?? PluginConfig.defaultMTU } catch { throw CNIError.node(error, "reading the overlay MTU") }
+        // The node's status gives the overlay MTU and where its DNS resolver listens.
+        let status: API.Status?
+        do { status = try node.status() } catch {
+            if config.mtu == nil { throw CNIError.node(error, "reading the overlay MTU") }
+            status = nil
         }
+        let mtu = config.mtu ?? status?.overlayMTU ?? PluginConfig.defaultMTU
         let allocation: API.Allocation
-        do { allocation = try node.alloc(handle: handle) } catch { throw CNIError.node(error, "allocating an address") }
+        do { allocation = try node.alloc(handle: handle, name: Self.containerName(args: env.args)) } catch {
+            throw CNIError.node(error, "allocating an address")
+        }
         guard let ip = IPv4(allocation.address), (1...32).contains(allocation.prefixLength), let subnet = IPv4CIDR(allocation.subnet) else {
             try? node.release(handle: handle)
             throw CNIError(.nodeError, "the weft node answered with an unusable allocation",
@@ -137,14 +140,37 @@ public struct Plugin: Sendable {
             try? node.release(handle: handle)
             throw CNIError(.linkSetupFailed, "setting up the container interface failed", details: error.description)
         }
+        var dns: JSON?
+        if let server = status?.dnsAddress, let domain = status?.dnsDomain, let host = server.split(separator: ":").first,
+           server.hasSuffix(":53") {
+            // resolv.conf has no port: only a resolver on port 53 can be handed to containers.
+            dns = .object([("nameservers", .array([.string(String(host))])), ("search", .array([.string(domain)]))])
+        }
         return Self.result(
             version: config.cniVersion, prev: config.prevResult, host: (hostName, hostLink), container: (env.ifname, containerLink),
-            netns: env.netns, address: address, routes: [subnet] + (config.defaultRoute ? [.defaultRoute] : []))
+            netns: env.netns, address: address, routes: [subnet] + (config.defaultRoute ? [.defaultRoute] : []), dns: dns)
+    }
+
+    /// The container's DNS name from the runtime's CNI_ARGS (`K8S_POD_NAME`: podman's container
+    /// name, Kubernetes' pod name), made a DNS label: lower case, `_` and `.` become `-`, at most
+    /// 63 bytes. Nil when there is none or nothing usable is left.
+    static func containerName(args: String) -> String? {
+        for pair in args.split(separator: ";") {
+            let kv = pair.split(separator: "=", maxSplits: 1)
+            guard kv.count == 2, kv[0] == "K8S_POD_NAME" else { continue }
+            var label = String(kv[1].lowercased().map { c -> Character in
+                (c.isASCII && (c.isLetter || c.isNumber)) || c == "-" ? c : "-"
+            }.prefix(63))
+            while label.hasPrefix("-") { label.removeFirst() }
+            while label.hasSuffix("-") { label.removeLast() }
+            return label.isEmpty ? nil : label
+        }
+        return nil
     }
 
     /// The ADD result, appended to `prev` (interface indexes shifted) when a plugin ran before.
     static func result(version: String, prev: JSON?, host: (String, LinkInfo), container: (String, LinkInfo), netns: String,
-                       address: IPv4CIDR, routes: [IPv4CIDR]) -> JSON {
+                       address: IPv4CIDR, routes: [IPv4CIDR], dns: JSON? = nil) -> JSON {
         let withMTU = CNIVersion.atLeast(version, "1.1.0")
         let legacyIPs = !CNIVersion.atLeast(version, "1.0.0")
         func iface(_ name: String, _ l: LinkInfo, sandbox: String?) -> JSON {
@@ -169,7 +195,7 @@ public struct Plugin: Sendable {
             ("interfaces", .array(interfaces)),
             ("ips", .array(ips)),
             ("routes", .array(allRoutes)),
-            ("dns", prev?["dns"] ?? .object([])),
+            ("dns", dns ?? prev?["dns"] ?? .object([])),
         ])
     }
 

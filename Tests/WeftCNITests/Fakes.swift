@@ -13,6 +13,8 @@ final class FakeNode: NodeClient, @unchecked Sendable {
     var overlayMTU: Int?
     var hasRing = true
     private(set) var allocCalls: [String] = []
+    private(set) var allocNames: [String?] = []
+    var dnsAddress: String?
     private(set) var releaseCalls: [String] = []
 
     var allocations: [String: String] { lock.withLock { _allocations } }
@@ -23,14 +25,15 @@ final class FakeNode: NodeClient, @unchecked Sendable {
         if down { throw .noNode(dataDir: "/fake") }
         return API.Status(id: "id", name: "n", address: "127.0.0.1:1", cluster: "c", incarnation: 1, version: "t", uptimeSeconds: 1,
                           members: [:], drops: [:], messages: [:], joined: false, warnings: [], overlayAddress: "10.42.0.1",
-                          overlayMTU: overlayMTU)
+                          overlayMTU: overlayMTU, dnsAddress: dnsAddress, dnsDomain: dnsAddress == nil ? nil : "weft.internal")
     }
 
-    func alloc(handle: String) throws(ControlClientError) -> API.Allocation {
+    func alloc(handle: String, name: String?) throws(ControlClientError) -> API.Allocation {
         if down { throw .noNode(dataDir: "/fake") }
         if let e = allocError { throw e }
         let address: String = lock.withLock {
             allocCalls.append(handle)
+            allocNames.append(name)
             if let a = _allocations[handle] { return a }
             let a = IPv4(0x0A2A_0000 | next).description
             next += 1

@@ -155,6 +155,26 @@ final class PluginTests: XCTestCase {
         XCTAssertEqual(node.allocCalls, ["cni:weftnet:c1:eth0"])
     }
 
+    func testAddNamesTheContainerAndHandsOutTheNodesResolver() throws {
+        node.dnsAddress = "10.42.0.1:53"
+        var e = env("ADD", cid: "c1")
+        e["CNI_ARGS"] = "IgnoreUnknown=1;K8S_POD_NAMESPACE=x;K8S_POD_NAME=My_Web.1"
+        let (out, r) = run(e, conf())
+        XCTAssertEqual(out.exitCode, 0, out.stdout)
+        XCTAssertEqual(node.allocNames.last, "my-web-1", "podman's container name, made a DNS label")
+        XCTAssertEqual(r["dns"], .object([("nameservers", .array([.string("10.42.0.1")])), ("search", .array([.string("weft.internal")]))]))
+        // No usable name: allocate without one; a resolver on another port cannot go in resolv.conf.
+        node.dnsAddress = "127.0.0.1:5353"
+        var e2 = env("ADD", cid: "c2")
+        e2["CNI_ARGS"] = "K8S_POD_NAME=___"
+        let (out2, r2) = run(e2, conf())
+        XCTAssertEqual(out2.exitCode, 0, out2.stdout)
+        XCTAssertEqual(node.allocNames.last, .some(nil))
+        XCTAssertEqual(r2["dns"], .object([]))
+        XCTAssertEqual(Plugin.containerName(args: "IgnoreUnknown=1"), nil)
+        XCTAssertEqual(Plugin.containerName(args: "K8S_POD_NAME=" + String(repeating: "a", count: 80))?.count, 63)
+    }
+
     func testAddUsesNodeMTUAndConfigOverride() {
         node.overlayMTU = 1380
         _ = add("c1")
