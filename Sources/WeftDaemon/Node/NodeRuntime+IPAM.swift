@@ -33,7 +33,12 @@ extension NodeRuntime {
     /// SWIM-style) or from a push-pull (the full ring).
     func onRingData(_ bytes: [UInt8], from: NodeID, rebroadcast: Bool) {
         let directives = ipam.onRingDelta(bytes, from: from, now: now)
-        let wasNews = directives.contains { if case .persist(.ringEntries) = $0 { return true } else { return false } }
+        let wasNews = directives.contains {
+            switch $0 {
+            case .persist(.ringEntries), .persist(.holdings): return true
+            default: return false
+            }
+        }
         execute(ipam: directives)
         if rebroadcast && wasNews { _ = instance.enqueueBroadcast(bytes, key: nil) }
     }
@@ -42,13 +47,15 @@ extension NodeRuntime {
     func membersChangedForIPAM() {
         var live = Set<NodeID>()
         var deadSince: [NodeID: Instant] = [:]
+        var left = Set<NodeID>()
         for m in instance.members {
             switch m.state {
             case .alive, .suspect: live.insert(m.id)
-            case .dead, .left: deadSince[m.id] = m.stateChangedAt
+            case .dead: deadSince[m.id] = m.stateChangedAt
+            case .left: deadSince[m.id] = m.stateChangedAt; left.insert(m.id)
             }
         }
-        execute(ipam: ipam.onMembersChanged(live: live, deadSince: deadSince, now: now))
+        execute(ipam: ipam.onMembersChanged(live: live, deadSince: deadSince, left: left, now: now))
     }
 
     func tickIPAM(now t: Instant) {
@@ -249,6 +256,8 @@ extension NodeRuntime {
             case .nodeIsAlive: .conflict
             case .ownsNothing: .notFound
             case .isSelf, .notInCluster: .badRequest
+            case .partitioned: .notReady
+            case .inProgress: .conflict
             }
             return .failure(API.ErrorBody(code: code, message: error.description))
         }
@@ -275,6 +284,7 @@ extension NodeRuntime {
         case .outOfSpace: .exhausted
         case .unknownHandle: .notFound
         case .handleInConflict: .conflict
+        case .partitioned: .notReady
         }
         return API.ErrorBody(code: code, message: e.description)
     }
