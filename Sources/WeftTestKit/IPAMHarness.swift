@@ -33,6 +33,8 @@ public struct IPAMHarness {
     /// When each node first saw each other node unreachable (its local membership view).
     var unreachableSince: [NodeID: [NodeID: Instant]] = [:]
     var queue: [(from: NodeID, to: NodeID?, bytes: [UInt8])] = []
+    /// The last view given to each node (unchanged views are not given again).
+    var lastMembership: [NodeID: (live: Set<NodeID>, dead: [NodeID: Instant], left: Set<NodeID>)] = [:]
     var queueHead = 0
 
     public init(settings: IPAM.Settings = .fast) { self.settings = settings }
@@ -78,6 +80,24 @@ public struct IPAMHarness {
             return .init(ring: ring, allocations: a, conflicts: c, unconfirmed: u, holdings: holdings, ownHoldingsVersion: ownHoldingsVersion)
         }
 
+        /// True when the running instance holds exactly this committed state (nothing unpersisted).
+        public func matches(_ n: IPAM.Instance) -> Bool {
+            guard n.ownHoldingsVersion == ownHoldingsVersion, n.holdings == holdings else { return false }
+            if let r = n.ring {
+                guard r.cluster == cluster, r.subnet == subnet, r.entries.count == entries.count else { return false }
+                for e in r.entries where entries[e.token] != e { return false }
+            } else if !entries.isEmpty { return false }
+            guard allocations.count == n.allocations.count + n.conflicts.count else { return false }
+            for (h, x) in allocations {
+                switch x.state {
+                case 1: if n.conflicts[h] != x.address { return false }
+                case 2: if n.allocations[h] != x.address || n.unconfirmed[h] == nil { return false }
+                default: if n.allocations[h] != x.address || n.unconfirmed[h] != nil { return false }
+                }
+            }
+            return true
+        }
+
         /// Addresses in use by containers: confirmed allocations and conflicts (not unconfirmed
         /// ones: no caller has been given those).
         public var active: [(handle: String, address: UInt32)] {
@@ -90,6 +110,7 @@ public struct IPAMHarness {
 
     /// Restarts a crashed node from its durable state.
     public mutating func restart(_ id: NodeID, seed: UInt64) {
+        lastMembership[id] = nil
         let snap = (durable[id] ?? Durable()).snapshot
         nodes[id] = snap.ring == nil ? IPAM.Instance(me: id, settings: settings, seed: seed)
             : IPAM.Instance(me: id, settings: settings, seed: seed, restoring: snap)
@@ -172,9 +193,10 @@ public struct IPAMHarness {
         while queueHead < queue.count && n < limit {
             let m = queue[queueHead]; queueHead += 1; n += 1
             let targets: [NodeID] = m.to.map { [$0] } ?? nodes.keys.filter { $0 != m.from }.sorted()
+            let decoded = try? IPAM.Message(decoding: m.bytes)
             for t in targets where canReach(m.from, t) {
                 messagesDelivered += 1
-                let out = nodes[t]!.onMessage(m.bytes, from: m.from, now: now)
+                let out = decoded.map { nodes[t]!.onMessage($0, from: m.from, now: now) } ?? nodes[t]!.onMessage(m.bytes, from: m.from, now: now)
                 route(from: t, out)
             }
         }
@@ -202,6 +224,8 @@ public struct IPAMHarness {
                     dead[y] = since
                 }
             }
+            if let last = lastMembership[x], last.live == live, last.dead == dead, last.left == departed { continue }
+            lastMembership[x] = (live, dead, departed)
             let out = nodes[x]!.onMembersChanged(live: live, deadSince: dead, left: departed, now: now)
             route(from: x, out)
         }
@@ -217,12 +241,20 @@ public struct IPAMHarness {
             for comp in components {
                 let withRing = comp.filter { nodes[$0]!.ring != nil }
                 guard let first = withRing.first else { continue }
-                var joined = nodes[first]!.ring!
-                var regs: [NodeID: IPAM.Holdings] = [:]
+                // Cheap check first: every ring equal and every register view equal.
+                let r0 = nodes[first]!.ring!
+                var views: [[NodeID: IPAM.Holdings]] = []
                 for id in withRing {
-                    if id != first { _ = try? joined.merge(nodes[id]!.ring!) }
-                    for r in nodes[id]!.allRegisters() where regs[r.owner].map({ r.holdings.beats($0) }) ?? true { regs[r.owner] = r.holdings }
+                    var v = nodes[id]!.holdings
+                    v[id] = nodes[id]!.ownHoldings
+                    views.append(v)
                 }
+                var regs: [NodeID: IPAM.Holdings] = [:]
+                for v in views { for (o, x) in v where regs[o].map({ x.beats($0) }) ?? true { regs[o] = x } }
+                let allAgree = withRing.count == comp.count && withRing.allSatisfy({ nodes[$0]!.ring == r0 }) && views.allSatisfy({ $0 == regs })
+                if allAgree { continue }
+                var joined = r0
+                for id in withRing.dropFirst() { _ = try? joined.merge(nodes[id]!.ring!) }
                 let registers = regs.sorted { $0.key < $1.key }.map { IPAM.OwnedHoldings(owner: $0.key, holdings: $0.value) }
                 for id in comp {
                     if nodes[id]!.ring == joined && registersAgree(nodes[id]!, regs) { continue }

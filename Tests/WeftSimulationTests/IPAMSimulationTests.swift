@@ -66,3 +66,15 @@ final class IPAMSimulationTests: XCTestCase {
         XCTAssertTrue(broken.contains { $0.contains("active for both") || $0.contains("lost") }, "\(broken)")
     }
 }
+
+final class IPAMSimulationReplay: XCTestCase {
+    /// `IPAM_SIM_REPLAY=<seed>` prints a schedule step by step.
+    func testReplay() throws {
+        guard let s = ProcessInfo.processInfo.environment["IPAM_SIM_REPLAY"], let seed = UInt64(s) else {
+            throw XCTSkip("set IPAM_SIM_REPLAY=<seed> to print a schedule")
+        }
+        var sim = IPAMSimulator()
+        sim.trace = true
+        print(sim.run(seed: seed).failure ?? "passed")
+    }
+}

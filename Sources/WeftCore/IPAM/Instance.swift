@@ -70,6 +70,8 @@ extension IPAM {
         var live: Set<NodeID> = []
         var deadSince: [NodeID: Instant] = [:]
         var left: Set<NodeID> = []
+        var voterSet: Set<NodeID>
+        var reachableSet: Set<NodeID>
         var request: (to: NodeID, sentAt: Instant)? = nil
         var refused: Set<NodeID> = []
         var cursor: UInt32 = 0
@@ -85,6 +87,8 @@ extension IPAM {
             self.me = me
             self.settings = settings
             self.rng = DeterministicRNG(seed: seed)
+            self.voterSet = [me]
+            self.reachableSet = [me]
         }
 
         /// What survives a restart. The daemon rebuilds it from SQLite.
@@ -170,9 +174,9 @@ extension IPAM {
 
         /// Voters in this node's view: every member it knows that has not left (alive, suspect
         /// or dead), itself included.
-        public var voters: Set<NodeID> { live.union(deadSince.keys).subtracting(left).union([me]) }
+        public var voters: Set<NodeID> { voterSet }
         /// Reachable voters: alive or suspect, itself included.
-        public var reachableVoters: Set<NodeID> { live.subtracting(left).union([me]) }
+        public var reachableVoters: Set<NodeID> { reachableSet }
         /// The majority of `voters`.
         public var quorum: Int { voters.count / 2 + 1 }
         /// Quorum mode: automatic reclaim is on (`reclaimAfter != nil`) and there are at least
@@ -205,7 +209,7 @@ extension IPAM {
 
         /// Every reserved address, sorted (for counting per range).
         func reservedSorted() -> [UInt32] {
-            var all = Set(holder.keys)
+            var all = settings.debugHandOutConflicts ? Set(allocations.values) : Set(holder.keys)
             all.formUnion(othersHeld.keys)
             all.formUnion(blocked.keys)
             return all.sorted()
@@ -648,7 +652,10 @@ extension IPAM {
 
         func mismatch(_ c: ClusterID, _ s: Subnet?, from: NodeID) -> [Directive]? {
             guard let ring else { return [] }
-            if c != ring.cluster { return [.rejected(from: from, reason: .ring(.differentCluster(ours: ring.cluster, theirs: c)))] }
+            if c != ring.cluster {
+                let error = RingError.differentCluster(ours: ring.cluster, theirs: c)
+                return [.rejected(from: from, reason: .ring(error)), .log(LogEvent(.error, "ipam.cluster.mismatch", ["from": from.short, "reason": error.description]))]
+            }
             if let s, s != ring.subnet { return [.rejected(from: from, reason: .ring(.differentSubnet(ours: ring.subnet, theirs: s)))] }
             return nil
         }
@@ -873,6 +880,8 @@ extension IPAM {
             self.live = live.subtracting([me]).subtracting(left)
             self.deadSince = deadSince
             self.left = left.subtracting([me])
+            voterSet = self.live.union(deadSince.keys).subtracting(self.left).union([me])
+            reachableSet = self.live.union([me])
             refused = refused.intersection(self.live)
             if let r = request, !self.live.contains(r.to) { request = nil }
             var out: [Directive] = []
