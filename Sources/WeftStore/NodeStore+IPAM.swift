@@ -36,9 +36,9 @@ extension NodeStore {
                 case .holdings(let owner, let h):
                     let o = Data(owner.bytes)
                     try db.execute(sql: """
-                        INSERT INTO ipam_holdings (owner, version) VALUES (?, ?)
-                        ON CONFLICT(owner) DO UPDATE SET version = excluded.version
-                        """, arguments: [o, Int64(bitPattern: h.version)])
+                        INSERT INTO ipam_holdings (owner, version, open) VALUES (?, ?, ?)
+                        ON CONFLICT(owner) DO UPDATE SET version = excluded.version, open = excluded.open
+                        """, arguments: [o, Int64(bitPattern: h.version), h.open ? 1 : 0])
                     try db.execute(sql: "DELETE FROM ipam_holding WHERE owner = ?", arguments: [o])
                     for a in h.addresses {
                         try db.execute(sql: "INSERT INTO ipam_holding (owner, address) VALUES (?, ?)", arguments: [o, Int64(a)])
@@ -110,11 +110,11 @@ extension NodeStore {
             }
             // Other nodes' registers: validated like wire data (sorted by the query, in the subnet).
             var holdings: [NodeID: IPAM.Holdings] = [:]
-            for r in try Row.fetchAll(db, sql: "SELECT owner, version FROM ipam_holdings") {
+            for r in try Row.fetchAll(db, sql: "SELECT owner, version, open FROM ipam_holdings") {
                 guard let od = Data.fromDatabaseValue(r["owner"]), let owner = NodeID(bytes: [UInt8](od)),
-                      let v = Int64.fromDatabaseValue(r["version"])
+                      let v = Int64.fromDatabaseValue(r["version"]), let open = Int64.fromDatabaseValue(r["open"])
                 else { throw bad("a holdings row has a column of the wrong type") }
-                holdings[owner] = IPAM.Holdings(version: UInt64(bitPattern: v), addresses: [])
+                holdings[owner] = IPAM.Holdings(version: UInt64(bitPattern: v), addresses: [], open: open != 0)
             }
             for r in try Row.fetchAll(db, sql: "SELECT owner, address FROM ipam_holding ORDER BY owner, address") {
                 guard let od = Data.fromDatabaseValue(r["owner"]), let owner = NodeID(bytes: [UInt8](od)),

@@ -83,11 +83,13 @@ enum Schema {
         ("v3-ipam-holdings", { db in
             // IPAM v2 (docs/ipam.md): other nodes' holdings registers (every address their
             // containers may use; never handed out here). One row per owner with its version
-            // (UInt64 bit pattern), one row per held address.
+            // (UInt64 bit pattern) and open flag (1 = it allocates without confirmation), one
+            // row per held address.
             try db.execute(sql: """
                 CREATE TABLE ipam_holdings (
                     owner   BLOB PRIMARY KEY NOT NULL CHECK (length(owner) = 16),
-                    version INTEGER NOT NULL
+                    version INTEGER NOT NULL,
+                    open    INTEGER NOT NULL DEFAULT 0
                 ) WITHOUT ROWID
                 """)
             try db.execute(sql: """

@@ -233,7 +233,9 @@ final class IPAMInstanceTests: XCTestCase {
         XCTAssertThrowsError(try h.nodes[a]!.reclaim(a, now: h.now)) { e in XCTAssertEqual(e as? IPAM.ReclaimError, .isSelf) }
         XCTAssertThrowsError(try h.nodes[a]!.reclaim(c, now: h.now)) { e in XCTAssertEqual(e as? IPAM.ReclaimError, .ownsNothing(c)) }
         h.up.remove(b); h.updateMembership()
-        try h.reclaim(a, b)
+        // Two voters: b allocated without confirmation, so only a forced reclaim may take it.
+        XCTAssertThrowsError(try h.reclaim(a, b)) { XCTAssertEqual($0 as? IPAM.ReclaimError, .holdingsUnknown(b)) }
+        try h.reclaim(a, b, force: true)
         XCTAssertEqual(h.nodes[a]!.ring!.owners, [a])
         XCTAssertEqual(h.nodes[a]!.ownFree, 65534 - 1)
     }
@@ -250,7 +252,8 @@ final class IPAMInstanceTests: XCTestCase {
         h.now = h.now + .seconds(601)
         h.updateMembership(); h.tickAll(); h.sync()
         XCTAssertTrue(h.nodes[a]!.ring!.owners.contains(b), "a 2-voter cluster does not reclaim automatically")
-        try h.reclaim(a, b); h.sync()
+        XCTAssertThrowsError(try h.reclaim(a, b)) { XCTAssertEqual($0 as? IPAM.ReclaimError, .holdingsUnknown(b)) }
+        try h.reclaim(a, b, force: true); h.sync()
         XCTAssertEqual(h.nodes[a]!.ring!.owners, [a])
         // a hands out addresses from the reclaimed space, possibly the same ones.
         for k in 0..<5 { _ = try h.allocate(a, "a\(k)") }

@@ -45,15 +45,20 @@ final class IPAMMessageTests: XCTestCase {
     func testV2LayoutAndValidation() throws {
         // holdingsAck: 2 + 24 + 16 + 8 bytes.
         XCTAssertEqual(IPAM.Message.holdingsAck(cluster: cluster, owner: ipamNode(9), version: 12).encoded().count, 50)
-        // A register: owner 16 + version 8 + count 4 + 4 per address.
+        // A register: owner 16 + version 8 + flags 1 + count 4 + 4 per address.
         let one = IPAM.Message.holdings(cluster: cluster, subnet: .default,
                                         registers: [IPAM.OwnedHoldings(owner: ipamNode(3), holdings: IPAM.Holdings(version: 1, addresses: [0x0A2A_0001]))])
-        XCTAssertEqual(one.encoded().count, 2 + 24 + 5 + 4 + 28 + 4)
+        XCTAssertEqual(one.encoded().count, 2 + 24 + 5 + 4 + 29 + 4)
         func refused(_ m: IPAM.Message, _ why: String, file: StaticString = #filePath, line: UInt = #line) {
             XCTAssertThrowsError(try IPAM.Message(decoding: m.encoded()), why, file: file, line: line)
         }
         let reg = { (a: [UInt32]) in IPAM.OwnedHoldings(owner: ipamNode(3), holdings: IPAM.Holdings(version: 1, addresses: a)) }
         refused(.holdings(cluster: cluster, subnet: .default, registers: [reg([5, 6])]), "addresses outside the subnet")
+        var flags = one.encoded(); flags[2 + 24 + 5 + 4 + 24] = 2
+        XCTAssertThrowsError(try IPAM.Message(decoding: flags)) { XCTAssertEqual($0 as? WireError, .invalid("register flags 2: only bit 0 (open) is defined")) }
+        let open = IPAM.Message.holdings(cluster: cluster, subnet: .default,
+                                         registers: [IPAM.OwnedHoldings(owner: ipamNode(3), holdings: IPAM.Holdings(version: 1, addresses: [], open: true))])
+        XCTAssertEqual(try IPAM.Message(decoding: open.encoded()), open)
         refused(.holdings(cluster: cluster, subnet: .default, registers: [reg([0x0A2A_0002, 0x0A2A_0001])]), "unsorted addresses")
         refused(.holdings(cluster: cluster, subnet: .default, registers: [reg([0x0A2A_0002, 0x0A2A_0002])]), "duplicate addresses")
         refused(.holdings(cluster: cluster, subnet: .default, registers: [reg([]), reg([])]), "owners not strictly increasing")
@@ -67,7 +72,7 @@ final class IPAMMessageTests: XCTestCase {
         var w2 = ByteWriter(); w2.u8(1); w2.u8(7); w2.nodeID(cluster.creator); w2.u64(1); w2.u32(0x0A2A_0000); w2.u8(16); w2.u32(0xFFFF_FFFF)
         XCTAssertThrowsError(try IPAM.Message(decoding: w2.bytes)) { XCTAssertEqual($0 as? WireError, .oversized("register count 4294967295")) }
         var w3 = ByteWriter(); w3.u8(1); w3.u8(7); w3.nodeID(cluster.creator); w3.u64(1); w3.u32(0x0A2A_0000); w3.u8(30)
-        w3.u32(1); w3.nodeID(ipamNode(1)); w3.u64(1); w3.u32(5)
+        w3.u32(1); w3.nodeID(ipamNode(1)); w3.u64(1); w3.u8(0); w3.u32(5)
         XCTAssertThrowsError(try IPAM.Message(decoding: w3.bytes)) { XCTAssertEqual($0 as? WireError, .oversized("register count 5 (subnet 10.42.0.0/30)")) }
     }
 

@@ -77,7 +77,7 @@ final class NodeStoreIPAMTests: XCTestCase {
         let h1 = IPAM.Holdings(version: 9, addresses: [0x0A4D_0010, 0x0A4D_0011])
         try store.applyIPAM([.unconfirmedAllocation(handle: "u1", address: 0x0A4D_0020), .holdings(owner: other, h1), .ownHoldingsVersion(41)])
         // A newer register replaces the old one entirely.
-        let h2 = IPAM.Holdings(version: 10, addresses: [0x0A4D_0012])
+        let h2 = IPAM.Holdings(version: 10, addresses: [0x0A4D_0012], open: true)
         try store.applyIPAM([.holdings(owner: other, h2)])
         var snap = try XCTUnwrap(try NodeStore(path: dbPath).loadIPAMSnapshot())
         XCTAssertEqual(snap.holdings, [other: h2])

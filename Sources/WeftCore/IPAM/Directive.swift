@@ -120,6 +120,9 @@ extension IPAM {
         case partitioned(reachable: Int, voters: Int)
         /// A takeover of this node is already under way (phase 1 sent, waiting for acks).
         case inProgress(NodeID)
+        /// The node allocated without confirmation (fewer than 3 voters) or published no
+        /// register: addresses it handed out may be unknown here. Only `force` may reclaim it.
+        case holdingsUnknown(NodeID)
         public var description: String {
             switch self {
             case .notInCluster: return "this node is not part of a cluster"
@@ -127,6 +130,7 @@ extension IPAM {
             case .nodeIsAlive(let n): return "\(n.short) is alive; only dead or departed nodes' space can be reclaimed"
             case .ownsNothing(let n): return "\(n.short) owns no ranges"
             case .partitioned(let r, let n): return "partitioned: this node reaches \(r) of \(n) members; a reclaim needs a majority — retry when it rejoins"
+            case .holdingsUnknown(let n): return "\(n.short) allocated addresses without confirmation (the cluster had fewer than 3 voters) that this node may not know; if the host is gone for good use reclaim --force, else bring it back"
             case .inProgress(let n): return "a reclaim of \(n.short) is already waiting for the voters' answers; retry in a few seconds"
             }
         }

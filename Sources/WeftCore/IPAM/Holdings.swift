@@ -8,10 +8,17 @@ extension IPAM {
         public var version: UInt64
         /// Sorted, distinct, inside the subnet.
         public var addresses: [UInt32]
+        /// The owner allocates without confirmation (fewer than 3 voters, or `reclaimAfter`
+        /// never): addresses it handed out while cut off may be missing here, so no heir may
+        /// reclaim it automatically (only `reclaim --force`).
+        public var open: Bool
 
-        public init(version: UInt64, addresses: [UInt32]) { self.version = version; self.addresses = addresses }
+        public init(version: UInt64, addresses: [UInt32], open: Bool = false) {
+            self.version = version; self.addresses = addresses; self.open = open
+        }
 
-        public static let empty = Holdings(version: 0, addresses: [])
+        /// No register heard: treated as open (nothing is known about the owner's addresses).
+        public static let empty = Holdings(version: 0, addresses: [], open: true)
 
         /// The merge rule: higher version wins; at equal versions (only possible after a forced
         /// reclaim raced a write) the longer list, then the lexicographically larger one. A total
@@ -19,7 +26,8 @@ extension IPAM {
         public func beats(_ other: Holdings) -> Bool {
             if version != other.version { return version > other.version }
             if addresses.count != other.addresses.count { return addresses.count > other.addresses.count }
-            return other.addresses.lexicographicallyPrecedes(addresses)
+            if addresses != other.addresses { return other.addresses.lexicographicallyPrecedes(addresses) }
+            return open && !other.open
         }
 
         /// Binary search.
@@ -32,7 +40,7 @@ extension IPAM {
             return lo < addresses.count && addresses[lo] == address
         }
 
-        public var description: String { "v\(version) [\(addresses.map { IPAM.format($0) }.joined(separator: ", "))]" }
+        public var description: String { "v\(version)\(open ? " open" : "") [\(addresses.map { IPAM.format($0) }.joined(separator: ", "))]" }
 
         /// Nil when valid for `subnet`, else what is wrong: sorted, distinct, inside the subnet,
         /// version at most ``Ring/maxVersion``.

@@ -160,7 +160,9 @@ extension IPAM {
         }
 
         /// This node's own register: its allocations (confirmed or not) and conflicts.
-        public var ownHoldings: Holdings { Holdings(version: ownHoldingsVersion, addresses: holder.keys.sorted()) }
+        public var ownHoldings: Holdings {
+            Holdings(version: ownHoldingsVersion, addresses: holder.keys.sorted(), open: !quorumMode && !hasLeft)
+        }
 
         /// Every register known, own included, sorted by owner.
         public func allRegisters() -> [OwnedHoldings] {
@@ -805,6 +807,7 @@ extension IPAM {
             ring = r
             var out: [Directive] = [.persist(.cluster(r.cluster, r.subnet)), .persist(.ringEntries(r.entries)),
                                     .log(LogEvent(.info, "ipam.cluster.joined", ["cluster": "\(r.cluster)", "from": from.short]))]
+            bumpOwnHoldings(into: &out)  // publish a register at once, so heirs know this node's addresses
             out += reconcile(now: now)
             if pending.isEmpty && ownFree == 0 {
                 out += requestSpace(now: now)  // get a first range before the first container asks
@@ -880,11 +883,14 @@ extension IPAM {
             self.live = live.subtracting([me]).subtracting(left)
             self.deadSince = deadSince
             self.left = left.subtracting([me])
+            let wasQuorum = quorumMode
             voterSet = self.live.union(deadSince.keys).subtracting(self.left).union([me])
             reachableSet = self.live.union([me])
+            var out: [Directive] = []
+            // The register says whether this node confirms its allocations: republish on change.
+            if ring != nil && !hasLeft && wasQuorum != quorumMode { bumpOwnHoldings(into: &out) }
             refused = refused.intersection(self.live)
             if let r = request, !self.live.contains(r.to) { request = nil }
-            var out: [Directive] = []
             if !confirming && !unconfirmed.isEmpty { out += confirmReady() }  // fewer than 3 voters now: no confirmation needed
             if ring != nil && !pending.isEmpty { out += requestSpace(now: now) }
             return out
@@ -924,6 +930,8 @@ extension IPAM {
             if let reclaimAfter = settings.reclaimAfter, reachableVoters.count >= quorum {
                 for dead in ring.owners.sorted() where dead != me && !live.contains(dead) && takeovers[dead] == nil {
                     guard let since = deadSince[dead], now - since >= reclaimAfter, heir(of: dead) == me else { continue }
+                    // A node that allocated without confirmation may hold addresses nobody saw.
+                    guard !(holdings[dead] ?? .empty).open else { continue }
                     if let a = lastTakeoverAbort[dead], a == now { continue }
                     out += startTakeover(dead, force: false, now: now, reason: "dead for \((now - since).seconds)s")
                 }
@@ -1026,6 +1034,7 @@ extension IPAM {
             guard !live.contains(node) else { throw .nodeIsAlive(node) }
             let holds = !(holdings[node]?.addresses.isEmpty ?? true)
             guard ring.owners.contains(node) || (force && holds) else { throw .ownsNothing(node) }
+            if !force && (holdings[node] ?? .empty).open { throw .holdingsUnknown(node) }
             if quorumMode {
                 let r = reachableVoters.count
                 guard r >= quorum else { throw .partitioned(reachable: r, voters: voters.count) }
@@ -1062,6 +1071,10 @@ extension IPAM {
             var out: [Directive] = []
             var best = holdings[dead] ?? .empty
             for h in t.acks.values where h.beats(best) { best = h }
+            if best.open && !t.force {
+                lastTakeoverAbort[dead] = now
+                return [.log(LogEvent(.warning, "ipam.reclaim.unsafe", ["node": dead.short, "reason": "it allocated without confirmation; use reclaim --force if the host is gone"]))]
+            }
             if t.force { best = Holdings(version: best.version &+ Instance.takeoverStride, addresses: []) }
             if holdings[dead] != best {
                 setRegister(dead, best)

@@ -12,7 +12,8 @@ extension IPAM {
     ///  entries   = count u32 | count x entry
     ///  entry     = token u32 | owner NodeID (16) | version u64 | free u32  32 bytes
     ///  addresses = count u32 | count x address u32 (strictly increasing, inside the subnet)
-    ///  register  = owner NodeID (16) | version u64 | addresses             28 + 4n bytes
+    ///  register  = owner NodeID (16) | version u64 | flags u8 | addresses  29 + 4n bytes
+    ///              flags bit 0 = open (the owner allocates without confirmation); others 0
     ///  registers = count u32 | count x register (owners strictly increasing)
     ///
     ///  type 1  ringFull        cluster subnet entries              (whole ring; v1 push-pull)
@@ -198,7 +199,8 @@ extension IPAM {
             for a in addresses { w.u32(a) }
         }
         static func write(_ reg: OwnedHoldings, _ w: inout ByteWriter) {
-            w.nodeID(reg.owner); w.u64(reg.holdings.version); write(addresses: reg.holdings.addresses, &w)
+            w.nodeID(reg.owner); w.u64(reg.holdings.version); w.u8(reg.holdings.open ? 1 : 0)
+            write(addresses: reg.holdings.addresses, &w)
         }
         static func write(_ regs: [OwnedHoldings], _ w: inout ByteWriter) {
             w.u32(UInt32(regs.count))
@@ -249,13 +251,15 @@ extension IPAM {
         static func readRegister(_ r: inout ByteReader, subnet: Subnet) throws(WireError) -> OwnedHoldings {
             let owner = try r.nodeID("register owner"), version = try r.u64("register version")
             guard version <= Ring.maxVersion else { throw .invalid("register version \(version) too large") }
+            let flags = try r.u8("register flags")
+            guard flags & ~1 == 0 else { throw .invalid("register flags \(flags): only bit 0 (open) is defined") }
             let a = try readAddresses(&r, subnet: subnet, what: "register")
-            return OwnedHoldings(owner: owner, holdings: Holdings(version: version, addresses: a))
+            return OwnedHoldings(owner: owner, holdings: Holdings(version: version, addresses: a, open: flags & 1 != 0))
         }
         static func readRegisters(_ r: inout ByteReader, subnet: Subnet) throws(WireError) -> [OwnedHoldings] {
             let count = Int(try r.u32("register count"))
             guard count <= maxRegisters else { throw .oversized("register count \(count)") }
-            guard count * 28 <= r.remaining else { throw .truncated("registers") }
+            guard count * 29 <= r.remaining else { throw .truncated("registers") }
             var out: [OwnedHoldings] = []
             out.reserveCapacity(count)
             for _ in 0..<count {

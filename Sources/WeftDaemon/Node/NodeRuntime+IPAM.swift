@@ -257,7 +257,7 @@ extension NodeRuntime {
             case .ownsNothing: .notFound
             case .isSelf, .notInCluster: .badRequest
             case .partitioned: .notReady
-            case .inProgress: .conflict
+            case .inProgress, .holdingsUnknown: .conflict
             }
             return .failure(API.ErrorBody(code: code, message: error.description))
         }
