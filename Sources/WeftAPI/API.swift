@@ -51,6 +51,8 @@ extension API {
         public var node: String?
         /// `alloc`: the container's name in the cluster's DNS (one DNS label), if it has one.
         public var name: String?
+        /// `reclaim`: also drop the member's reserved addresses (`weft ipam reclaim --force`).
+        public var force: Bool?
 
         public init(op: Operation, addresses: [String]? = nil, handle: String? = nil, node: String? = nil, name: String? = nil) {
             self.v = API.version

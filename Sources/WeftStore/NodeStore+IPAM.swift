@@ -33,6 +33,26 @@ extension NodeStore {
                         INSERT INTO ipam_allocation (handle, address, state) VALUES (?, ?, 0)
                         ON CONFLICT(handle) DO UPDATE SET address = excluded.address, state = 0
                         """, arguments: [handle, Int64(address)])
+                case .unconfirmedAllocation(let handle, let address):
+                    try db.execute(sql: """
+                        INSERT INTO ipam_allocation (handle, address, state) VALUES (?, ?, 2)
+                        ON CONFLICT(handle) DO UPDATE SET address = excluded.address, state = 2
+                        """, arguments: [handle, Int64(address)])
+                case .holdings(let owner, let h):
+                    let o = Data(owner.bytes)
+                    try db.execute(sql: """
+                        INSERT INTO ipam_holdings (owner, version, open) VALUES (?, ?, ?)
+                        ON CONFLICT(owner) DO UPDATE SET version = excluded.version, open = excluded.open
+                        """, arguments: [o, Int64(bitPattern: h.version), h.open ? 1 : 0])
+                    try db.execute(sql: "DELETE FROM ipam_holding WHERE owner = ?", arguments: [o])
+                    for a in h.addresses {
+                        try db.execute(sql: "INSERT INTO ipam_holding (owner, address) VALUES (?, ?)", arguments: [o, Int64(a)])
+                    }
+                case .ownHoldingsVersion(let v):
+                    try db.execute(sql: """
+                        INSERT INTO ipam_self (id, holdings_version) VALUES (1, ?)
+                        ON CONFLICT(id) DO UPDATE SET holdings_version = excluded.holdings_version
+                        """, arguments: [Int64(bitPattern: v)])
                 case .release(let handle):
                     try db.execute(sql: "DELETE FROM ipam_allocation WHERE handle = ?", arguments: [handle])
                 case .conflicted(let handle, let address):
@@ -80,14 +100,41 @@ extension NodeStore {
             }
             var allocations: [String: UInt32] = [:]
             var conflicts: [String: UInt32] = [:]
+            var unconfirmed: Set<String> = []
             for r in try Row.fetchAll(db, sql: "SELECT handle, address, state FROM ipam_allocation") {
                 guard let handle = String.fromDatabaseValue(r["handle"]),
                       let address = Int64.fromDatabaseValue(r["address"]), let a = UInt32(exactly: address),
                       let state = Int64.fromDatabaseValue(r["state"])
                 else { throw bad("an allocation row has a column of the wrong type") }
-                if state == 0 { allocations[handle] = a } else { conflicts[handle] = a }
+                switch state {
+                case 0: allocations[handle] = a
+                case 1: conflicts[handle] = a
+                case 2: allocations[handle] = a; unconfirmed.insert(handle)
+                default: throw bad("allocation '\(handle)' has unknown state \(state) (0 active, 1 conflict, 2 unconfirmed)")
+                }
             }
-            return IPAM.Instance.Snapshot(ring: ring, allocations: allocations, conflicts: conflicts)
+            // Other nodes' registers: validated like wire data (sorted by the query, in the subnet).
+            var holdings: [NodeID: IPAM.Holdings] = [:]
+            for r in try Row.fetchAll(db, sql: "SELECT owner, version, open FROM ipam_holdings") {
+                guard let od = Data.fromDatabaseValue(r["owner"]), let owner = NodeID(bytes: [UInt8](od)),
+                      let v = Int64.fromDatabaseValue(r["version"]), let open = Int64.fromDatabaseValue(r["open"])
+                else { throw bad("a holdings row has a column of the wrong type") }
+                holdings[owner] = IPAM.Holdings(version: UInt64(bitPattern: v), addresses: [], open: open != 0)
+            }
+            for r in try Row.fetchAll(db, sql: "SELECT owner, address FROM ipam_holding ORDER BY owner, address") {
+                guard let od = Data.fromDatabaseValue(r["owner"]), let owner = NodeID(bytes: [UInt8](od)),
+                      let address = Int64.fromDatabaseValue(r["address"]), let a = UInt32(exactly: address)
+                else { throw bad("a holding row has a column of the wrong type") }
+                guard holdings[owner] != nil else { throw bad("held address \(IPAM.format(a)) of \(owner.short) has no register row") }
+                holdings[owner]!.addresses.append(a)
+            }
+            for (owner, h) in holdings {
+                if let why = h.violation(in: subnet) { throw bad("register of \(owner.short): \(why)") }
+            }
+            var ownVersion: UInt64 = 0
+            if let v = try Int64.fetchOne(db, sql: "SELECT holdings_version FROM ipam_self WHERE id = 1") { ownVersion = UInt64(bitPattern: v) }
+            return IPAM.Instance.Snapshot(ring: ring, allocations: allocations, conflicts: conflicts, unconfirmed: unconfirmed,
+                                          holdings: holdings, ownHoldingsVersion: ownVersion)
         }
     }
 }

@@ -80,6 +80,34 @@ enum Schema {
                 ) WITHOUT ROWID
                 """)
         }),
+        ("v3-ipam-holdings", { db in
+            // IPAM v2 (docs/ipam.md): other nodes' holdings registers (every address their
+            // containers may use; never handed out here). One row per owner with its version
+            // (UInt64 bit pattern) and open flag (1 = it allocates without confirmation), one
+            // row per held address.
+            try db.execute(sql: """
+                CREATE TABLE ipam_holdings (
+                    owner   BLOB PRIMARY KEY NOT NULL CHECK (length(owner) = 16),
+                    version INTEGER NOT NULL,
+                    open    INTEGER NOT NULL DEFAULT 0
+                ) WITHOUT ROWID
+                """)
+            try db.execute(sql: """
+                CREATE TABLE ipam_holding (
+                    owner   BLOB NOT NULL CHECK (length(owner) = 16),
+                    address INTEGER NOT NULL,
+                    PRIMARY KEY (owner, address)
+                ) WITHOUT ROWID
+                """)
+            // This node's own register version (its addresses are the ipam_allocation rows).
+            // ipam_allocation.state gains the value 2: allocated, waiting for confirmation.
+            try db.execute(sql: """
+                CREATE TABLE ipam_self (
+                    id               INTEGER PRIMARY KEY CHECK (id = 1),
+                    holdings_version INTEGER NOT NULL
+                )
+                """)
+        }),
     ]
 
     static var version: Int { migrations.count }

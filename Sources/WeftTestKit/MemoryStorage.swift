@@ -9,6 +9,7 @@ public final class MemoryStorage: NodeStorage, @unchecked Sendable {
     public struct Allocation: Equatable, Sendable {
         public var address: UInt32
         public var conflicted: Bool
+        public var unconfirmed = false
     }
 
     public private(set) var incarnation: UInt64 = 0
@@ -17,6 +18,8 @@ public final class MemoryStorage: NodeStorage, @unchecked Sendable {
     public private(set) var ringEntries: [UInt32: IPAM.Entry] = [:]
     public private(set) var allocations: [String: Allocation] = [:]
     public private(set) var records: [DNS.Records.Key: DNS.Records.Record] = [:]
+    public private(set) var holdings: [NodeID: IPAM.Holdings] = [:]
+    public private(set) var ownHoldingsVersion: UInt64 = 0
     public private(set) var commits = 0
     /// The next this-many commits throw (a full disk, an I/O error).
     public var failNext = 0
@@ -45,6 +48,9 @@ public final class MemoryStorage: NodeStorage, @unchecked Sendable {
         case .cluster(let c, let s): cluster = (c, s)
         case .ringEntries(let es): for e in es { ringEntries[e.token] = e }
         case .allocation(let h, let a): allocations[h] = Allocation(address: a, conflicted: false)
+        case .unconfirmedAllocation(let h, let a): allocations[h] = Allocation(address: a, conflicted: false, unconfirmed: true)
+        case .holdings(let owner, let reg): holdings[owner] = reg
+        case .ownHoldingsVersion(let v): ownHoldingsVersion = v
         case .release(let h): allocations[h] = nil
         case .conflicted(let h, let a): allocations[h] = Allocation(address: a, conflicted: true)
         }
@@ -63,8 +69,13 @@ public final class MemoryStorage: NodeStorage, @unchecked Sendable {
         let ring = try IPAM.Ring(cluster: c, subnet: s, entries: ringEntries.values.sorted { $0.token < $1.token })
         var active: [String: UInt32] = [:]
         var conflicts: [String: UInt32] = [:]
-        for (h, a) in allocations { if a.conflicted { conflicts[h] = a.address } else { active[h] = a.address } }
-        return IPAM.Instance.Snapshot(ring: ring, allocations: active, conflicts: conflicts)
+        var unconfirmed: Set<String> = []
+        for (h, a) in allocations {
+            if a.conflicted { conflicts[h] = a.address } else { active[h] = a.address }
+            if a.unconfirmed && !a.conflicted { unconfirmed.insert(h) }
+        }
+        return IPAM.Instance.Snapshot(ring: ring, allocations: active, conflicts: conflicts, unconfirmed: unconfirmed,
+                                      holdings: holdings, ownHoldingsVersion: ownHoldingsVersion)
     }
 
     /// Every address the stored state says is in use (allocations and conflicts), by handle.

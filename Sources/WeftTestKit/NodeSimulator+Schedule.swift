@@ -105,14 +105,17 @@ extension NodeSimulator {
                 let i = running.randomElement(using: &rng)!
                 let owners = sim.hosts[i].node?.ipam.ring?.owners.filter { $0 != sim.hosts[i].id } ?? []
                 if let target = owners.sorted().randomElement(using: &rng) {
-                    note("reclaim host=\(i) \(target.short) ok=\(sim.reclaim(i, target))")
+                    // --force only where the operator is right: a host whose database was lost
+                    // (its old identity's containers are gone with the disk, by assumption).
+                    let force = sim.ghosts[target] != nil && Bool.random(using: &rng)
+                    note("reclaim host=\(i) \(target.short) force=\(force) ok=\(sim.reclaim(i, target, force: force))")
                 }
             case 86..<90 where options.storageFaults && !running.isEmpty:
                 let i = running.randomElement(using: &rng)!
                 sim.hosts[i].storage.failNext = Int.random(in: 1...3, using: &rng)
                 note("storage-fault host=\(i)")
             case 90..<95 where options.clockJumps:
-                let jump = sim.ipamSettings.reclaimAfter + .seconds(Int64.random(in: 1...20, using: &rng))
+                let jump = (sim.ipamSettings.reclaimAfter ?? .seconds(20)) + .seconds(Int64.random(in: 1...20, using: &rng))
                 note("clock-jump \(jump)")
                 sim.run(for: jump)
             default:
@@ -121,11 +124,31 @@ extension NodeSimulator {
             sim.run(for: .milliseconds(Int64.random(in: 100...3000, using: &rng)))
             do { try sim.checkSafety() } catch { throw fail(error) }
         }
-        // The end: heal, restart everything crashed, wait out reclaims and convergence.
+        // The end, as an operator would: heal, fix the disks, restart everything crashed, and
+        // declare the identities of lost databases gone (`weft ipam reclaim --force`); then wait
+        // out reclaims and convergence.
         sim.heal()
-        for i in sim.hosts.indices where sim.hosts[i].isDown { sim.restart(i) }
+        for h in sim.hosts { h.storage.failNext = 0 }
+        for _ in 0..<3 {
+            for i in sim.hosts.indices where sim.hosts[i].isDown { sim.restart(i) }
+            sim.run(for: .seconds(2))
+        }
         note("final heal and restart")
-        sim.run(for: sim.ipamSettings.reclaimAfter + .seconds(30))
+        sim.run(for: .seconds(10))
+        for _ in 0..<5 {
+            let owners = Set(sim.hosts.compactMap { $0.node?.ipam.ring?.owners }.flatMap { $0 })
+            let gone = owners.filter { o in !sim.hosts.contains { $0.id == o && $0.node != nil } }.sorted()
+            if gone.isEmpty { break }
+            // Ghosts (lost databases) and hosts that left: their containers are gone for sure.
+            let leftIDs = Set(sim.hosts.filter(\.hasLeft).map(\.id))
+            for o in gone where sim.ghosts[o] != nil || leftIDs.contains(o) {
+                if let i = sim.hosts.indices.first(where: { sim.hosts[$0].node != nil }) {
+                    note("final reclaim --force \(o.short) ok=\(sim.reclaim(i, o, force: true))")
+                }
+            }
+            sim.run(for: .seconds(5))
+        }
+        sim.run(for: (sim.ipamSettings.reclaimAfter ?? .seconds(20)) + .seconds(30))
         do {
             try sim.checkSafety()
             try sim.checkConverged()

@@ -256,14 +256,29 @@ public final class NodeSimulator {
         return false
     }
 
-    /// `weft ipam reclaim NODE` on host `i`.
+    /// `weft alloc HANDLE` on host `i`, waiting (simulated time) for a pending answer.
     @discardableResult
-    public func reclaim(_ i: Int, _ target: NodeID) -> Bool {
+    public func allocateWaiting(_ i: Int, _ handle: String, name: String? = nil, timeout: Duration = .seconds(10)) -> UInt32? {
+        if let a = allocate(i, handle, name: name) { return a }
+        let deadline = now + timeout
+        while now < deadline, waiting[handle] != nil {
+            run(for: .milliseconds(20))
+        }
+        return acked[handle]?.address
+    }
+
+    /// `weft ipam reclaim [--force] NODE` on host `i`.
+    @discardableResult
+    public func reclaim(_ i: Int, _ target: NodeID, force: Bool = false) -> Bool {
         guard var node = hosts[i].node else { return false }
-        let (result, effects) = node.reclaim(target.hex, now: now)
+        let (result, effects) = node.reclaim(target.hex, force: force, now: now)
         hosts[i].node = node
         perform(effects, host: i)
-        if case .success = result { return true }
+        if case .success = result {
+            // The operator said the host is gone for good: its containers are gone with it.
+            if force { ghosts[target] = nil }
+            return true
+        }
         return false
     }
 

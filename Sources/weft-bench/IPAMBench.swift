@@ -2,8 +2,10 @@ import ArgumentParser
 import WeftCore
 import WeftTestKit
 
-/// `weft-bench ipam`: local allocation latency and throughput of the pure allocator, simulated
-/// time for a joiner to get its first range, and ring gossip sizes at n = 100 and n = 1000.
+/// `weft-bench ipam`: local allocation latency and throughput of the pure allocator, the cost
+/// of IPAM v2 confirmation in simulated 3- and 100-node clusters against the same clusters
+/// without it (same run), simulated time for a joiner to get its first range, and ring gossip
+/// sizes at n = 100 and n = 1000.
 struct IPAMBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ipam",
@@ -18,6 +20,9 @@ struct IPAMBench: ParsableCommand {
     @Option(help: "Simulated one-way network delay in milliseconds for the join measurement.")
     var delayMs = 0.5
 
+    @Option(help: "Allocations per confirmation run (on one node of the simulated cluster).")
+    var confirmAllocations = 1000
+
     func run() throws {
         guard allocations > 0 && allocations <= 65_533 else { throw ValidationError("--allocations must be 1...65533") }
         guard runs > 0 else { throw ValidationError("--runs must be positive") }
@@ -31,6 +36,20 @@ struct IPAMBench: ParsableCommand {
         print("  latency p50            \(fmt(median(p50s))) ns")
         print("  latency p99            \(fmt(median(p99s))) ns")
         print("  throughput             \(fmt(median(rates))) allocations/s")
+        for n in [3, 100] {
+            var with: [Confirmation] = [], without: [Confirmation] = []
+            for r in 0..<runs {
+                with.append(confirmation(n: n, confirm: true, seed: UInt64(r)))
+                without.append(confirmation(n: n, confirm: false, seed: UInt64(r)))
+            }
+            let w = Confirmation.median(with), o = Confirmation.median(without)
+            print("  confirmation n=\(n) (\(confirmAllocations) allocations on one node, every node simulated on this core, median of \(runs))")
+            print("    with    \(fmt(w.rate)) allocations/s, p50 \(fmt(w.p50 / 1000)) us, p99 \(fmt(w.p99 / 1000)) us, " +
+                  "\(fmt(w.messages)) messages and \(fmt(w.bytes / 1024)) KiB per allocation, 1 round trip to the voters")
+            print("    without \(fmt(o.rate)) allocations/s, p50 \(fmt(o.p50 / 1000)) us, p99 \(fmt(o.p99 / 1000)) us, " +
+                  "\(fmt(o.messages)) messages per allocation")
+            print("    ratio   throughput \(fmt2(o.rate / w.rate))x lower with confirmation, p50 latency \(fmt2(w.p50 / o.p50))x")
+        }
         for n in [10, 100] {
             let (hops, t) = joinTime(existing: n)
             print("  joiner first range     n=\(n): \(hops) sequential messages, \(fmt(t)) ms simulated at \(delayMs) ms one-way")
@@ -44,6 +63,66 @@ struct IPAMBench: ParsableCommand {
     }
 
     func median(_ xs: [Double]) -> Double { xs.sorted()[xs.count / 2] }
+
+    func fmt2(_ x: Double) -> String { String(Double((x * 100).rounded()) / 100) }
+
+    struct Confirmation {
+        var rate: Double, p50: Double, p99: Double, messages: Double, bytes: Double
+        static func median(_ xs: [Confirmation]) -> Confirmation {
+            func m(_ f: (Confirmation) -> Double) -> Double { xs.map(f).sorted()[xs.count / 2] }
+            return Confirmation(rate: m(\.rate), p50: m(\.p50), p99: m(\.p99), messages: m(\.messages), bytes: m(\.bytes))
+        }
+    }
+
+    /// n nodes each owning an equal share of the /16 (so nobody needs a donation). One node
+    /// allocates `confirmAllocations` handles; with confirmation each allocation is timed until
+    /// its `.allocated` directive, i.e. including the writes to the voters, their checks and
+    /// acks, delivered through the harness (encode, decode, merge) on this one core. Without
+    /// confirmation (`reclaimAfter = never`) the same cluster answers locally.
+    func confirmation(n: Int, confirm: Bool, seed: UInt64) -> Confirmation {
+        let subnet = IPAM.Subnet.default
+        let ids = (0..<n).map { NodeID(high: 11, low: UInt64($0) &+ seed << 32) }
+        let cluster = IPAM.ClusterID(creator: ids[0], nonce: seed)
+        let step = subnet.size / UInt32(n)
+        var entries: [IPAM.Entry] = []
+        for (k, id) in ids.enumerated() {
+            let lo = UInt64(subnet.base) + UInt64(k) * UInt64(step)
+            let hi = k == n - 1 ? subnet.end : lo + UInt64(step)
+            var free = UInt32(hi - lo)
+            if k == 0 { free -= 1 }
+            if k == n - 1 { free -= 1 }
+            entries.append(IPAM.Entry(token: UInt32(lo), owner: id, version: 1, free: free))
+        }
+        let ring = try! IPAM.Ring(cluster: cluster, subnet: subnet, entries: entries)
+        var settings = IPAM.Settings.default
+        if !confirm { settings.reclaimAfter = nil }
+        var h = IPAMHarness(settings: settings)
+        for (k, id) in ids.enumerated() {
+            h.nodes[id] = IPAM.Instance(me: id, settings: settings, seed: UInt64(k), restoring: .init(ring: ring, allocations: [:], conflicts: [:]))
+            h.up.insert(id); h.group[id] = 0
+        }
+        h.updateMembership(); h.deliverAll()
+        let me = ids[n / 2]
+        precondition(h.nodes[me]!.quorumMode == confirm)
+        let count = min(confirmAllocations, Int(step) - 2)
+        var samples: [Int64] = []
+        samples.reserveCapacity(count)
+        let clock = ContinuousClock()
+        let delivered0 = h.messagesDelivered, bytes0 = h.bytesSent["send", default: 0]
+        let start = clock.now
+        for k in 0..<count {
+            let t0 = clock.now
+            let outcome = try! h.allocate(me, "c\(k)")
+            if outcome == .pending { h.deliverAll() }
+            samples.append((clock.now - t0).nanoseconds)
+            precondition(h.acknowledged[me]?["c\(k)"] != nil, "allocation \(k) not acknowledged")
+        }
+        let took = (clock.now - start).seconds
+        samples.sort()
+        return Confirmation(rate: Double(count) / took, p50: Double(samples[count / 2]), p99: Double(samples[count * 99 / 100]),
+                            messages: Double(h.messagesDelivered - delivered0) / Double(count),
+                            bytes: Double(h.bytesSent["send", default: 0] - bytes0) / Double(count))
+    }
 
     func handles() -> [String] { (0..<allocations).map { "container-\($0)" } }
 

@@ -248,16 +248,25 @@ struct IPAMReclaim: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "reclaim", abstract: "Take over the address space of a dead member now.",
         discussion: """
-            Example:
+            The addresses the member's containers were using stay reserved (never handed out
+            again) until it comes back and releases them. --force also drops those reservations:
+            only for a host that is gone for good with its containers.
+
+            Examples:
               weft ipam reclaim old-host      # name, id, or id prefix from `weft members`
+              weft ipam reclaim --force old-host
             """
     )
     @OptionGroup var node: NodeSelection
+    @Flag(help: "Also free the addresses the member's containers were using (the host is gone for good).")
+    var force = false
     @Argument(help: ArgumentHelp("The dead member: its id, an id prefix, or its name.", valueName: "node"))
     var target: String
 
     func run() throws {
-        let r = try node.call(API.Request(op: .reclaim, node: target), as: API.ReclaimResult.self)
+        var request = API.Request(op: .reclaim, node: target)
+        request.force = force
+        let r = try node.call(request, as: API.ReclaimResult.self)
         if node.json { return try printJSON(r) }
         print("took over \(plural(r.ranges, "range")) (\(plural(Int(r.addresses), "address", "addresses"))) of \(r.node.prefix(12))")
     }

@@ -73,7 +73,7 @@ struct Start: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Address space of a new cluster (only when this node creates it).", valueName: "cidr"))
     var subnet: String = "10.42.0.0/16"
 
-    @Option(name: .long, help: ArgumentHelp("Take over a dead member's address space after this long (e.g. 24h, 30m, 90s).", valueName: "duration"))
+    @Option(name: .long, help: ArgumentHelp("Take over a dead member's address space after this long (e.g. 24h, 30m, 90s), or 'never'.", valueName: "duration"))
     var reclaimAfter: String = "24h"
 
     @Option(name: .long, help: ArgumentHelp("Membership timing: default (real networks) or fast (many nodes on one machine, tests).", valueName: "profile"))
@@ -124,8 +124,8 @@ struct Start: AsyncParsableCommand {
         if tunName.isEmpty || tunName.utf8.count > 15 || tunName.contains("/") || tunName.contains(" ") {
             throw ValidationError("--tun-name must be 1 to 15 characters without '/' or spaces (got '\(tunName)')")
         }
-        if parseDuration(reclaimAfter) == nil {
-            throw ValidationError("--reclaim-after must be a positive duration like 24h, 30m or 90s (got '\(reclaimAfter)')")
+        if reclaimAfter != "never" && parseDuration(reclaimAfter) == nil {
+            throw ValidationError("--reclaim-after must be a positive duration like 24h, 30m or 90s, or 'never' (got '\(reclaimAfter)')")
         }
         guard NodeOptions.Profile(rawValue: profile) != nil else {
             throw ValidationError("--profile must be 'default' or 'fast' (got '\(profile)')")
@@ -156,7 +156,7 @@ struct Start: AsyncParsableCommand {
             dataDir: API.resolveDataDir(dataDir), listen: listenEndpoint, advertise: advertiseEndpoint,
             seeds: seeds, clusterKey: keySource, name: name, noTun: noTun,
             metricsListen: metricsEndpoint, profile: NodeOptions.Profile(rawValue: profile) ?? .default,
-            subnet: parsedSubnet, reclaimAfter: parseDuration(reclaimAfter) ?? .seconds(86400),
+            subnet: parsedSubnet, reclaimAfter: reclaimAfter == "never" ? nil : (parseDuration(reclaimAfter) ?? .seconds(86400)),
             tunName: tunName, mtu: mtu
         )
         options.dnsListen = dnsListen == "overlay" ? .overlay : dnsListen == "off" ? .off : .address(Endpoint(dnsListen)!)

@@ -27,8 +27,10 @@ final class IPAMInstanceTests: XCTestCase {
                        "free-hint changes are coalesced until the next tick")
         for k in 0..<50 { _ = try i.allocate(handle: "burst\(k)", now: t0) }
         let tick = i.onTick(now: t0 + .seconds(1))
-        let deltas = tick.compactMap { d -> IPAM.Message? in if case .broadcast(let b) = d { return try? IPAM.Message(decoding: b) }; return nil }
-        XCTAssertEqual(deltas.count, 1, "one gossip message for the whole burst")
+        let gossip = tick.compactMap { d -> IPAM.Message? in if case .broadcast(let b) = d { return try? IPAM.Message(decoding: b) }; return nil }
+        let deltas = gossip.filter { $0.kind == .ringDelta }
+        XCTAssertEqual(deltas.count, 1, "one ring delta for the whole burst")
+        XCTAssertEqual(gossip.filter { $0.kind == .holdings }.count, 1, "and one holdings register")
         guard case .ringDelta(_, _, let entries)? = deltas.first else { return XCTFail("\(tick)") }
         XCTAssertEqual(entries, i.ring!.entries)
         XCTAssertEqual(i.onTick(now: t0 + .seconds(2)).filter { if case .broadcast = $0 { return true }; return false }, [], "then quiet")
@@ -214,7 +216,8 @@ final class IPAMInstanceTests: XCTestCase {
         var acted: [NodeID] = []
         for id in [a, b, c] {
             let out = h.nodes[id]!.onTick(now: h.now)
-            if out.contains(where: { if case .log(let l) = $0 { return l.event == "ipam.reclaim" }; return false }) { acted.append(id) }
+            // Four voters: quorum mode, so the heir starts the fenced takeover (phase 1).
+            if out.contains(where: { if case .log(let l) = $0 { return l.event == "ipam.reclaim.fencing" }; return false }) { acted.append(id) }
             h.route(from: id, out)
         }
         XCTAssertEqual(acted, [heirs.first!])
@@ -230,7 +233,9 @@ final class IPAMInstanceTests: XCTestCase {
         XCTAssertThrowsError(try h.nodes[a]!.reclaim(a, now: h.now)) { e in XCTAssertEqual(e as? IPAM.ReclaimError, .isSelf) }
         XCTAssertThrowsError(try h.nodes[a]!.reclaim(c, now: h.now)) { e in XCTAssertEqual(e as? IPAM.ReclaimError, .ownsNothing(c)) }
         h.up.remove(b); h.updateMembership()
-        try h.reclaim(a, b)
+        // Two voters: b allocated without confirmation, so only a forced reclaim may take it.
+        XCTAssertThrowsError(try h.reclaim(a, b)) { XCTAssertEqual($0 as? IPAM.ReclaimError, .holdingsUnknown(b)) }
+        try h.reclaim(a, b, force: true)
         XCTAssertEqual(h.nodes[a]!.ring!.owners, [a])
         XCTAssertEqual(h.nodes[a]!.ownFree, 65534 - 1)
     }
@@ -240,11 +245,15 @@ final class IPAMInstanceTests: XCTestCase {
         for k in 0..<3 { _ = try h.allocate(b, "b\(k)") }
         h.sync()
         let held = h.nodes[b]!.allocations
-        // b is partitioned away, keeps allocating in its own ranges, and a reclaims it meanwhile.
+        // b is partitioned away, keeps allocating in its own ranges (two voters: no confirmation),
+        // and an admin reclaims it on a meanwhile (two voters never reclaim automatically).
         h.group[b] = 1; h.updateMembership()
         for k in 3..<8 { _ = try h.allocate(b, "b\(k)") }
         h.now = h.now + .seconds(601)
         h.updateMembership(); h.tickAll(); h.sync()
+        XCTAssertTrue(h.nodes[a]!.ring!.owners.contains(b), "a 2-voter cluster does not reclaim automatically")
+        XCTAssertThrowsError(try h.reclaim(a, b)) { XCTAssertEqual($0 as? IPAM.ReclaimError, .holdingsUnknown(b)) }
+        try h.reclaim(a, b, force: true); h.sync()
         XCTAssertEqual(h.nodes[a]!.ring!.owners, [a])
         // a hands out addresses from the reclaimed space, possibly the same ones.
         for k in 0..<5 { _ = try h.allocate(a, "a\(k)") }

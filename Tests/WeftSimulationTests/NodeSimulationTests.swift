@@ -68,11 +68,12 @@ final class NodeScenarioTests: XCTestCase {
         for k in 1...5 { if let a = sim.allocate(0, "h\(k)") { first.append(a) } }
         XCTAssertEqual(first.count, 5)
         sim.crash(0); sim.run(for: .seconds(5))
-        XCTAssertTrue(sim.reclaim(1, sim.hosts[0].id), "B reclaims dead A")
+        XCTAssertFalse(sim.reclaim(1, sim.hosts[0].id), "A's allocations were never confirmed by a quorum (2 nodes): only --force may take them")
+        XCTAssertTrue(sim.reclaim(1, sim.hosts[0].id, force: true), "B reclaims dead A")
         sim.run(for: .seconds(1))
         sim.restart(0); sim.run(for: .seconds(8))
         sim.crash(1); sim.run(for: .seconds(5))
-        XCTAssertTrue(sim.reclaim(0, sim.hosts[1].id), "A reclaims dead B")
+        XCTAssertTrue(sim.reclaim(0, sim.hosts[1].id, force: true), "A reclaims dead B")
         sim.run(for: .seconds(1))
         sim.crash(0); sim.restart(0); sim.run(for: .seconds(3))
         var second: [UInt32] = []
@@ -130,7 +131,7 @@ final class NodeScenarioTests: XCTestCase {
         for i in 0..<5 { for k in 0..<3 { sim.allocate(i, "before-\(i)-\(k)") } }
         sim.run(for: .seconds(2))
         sim.split([[0], [1, 2, 3, 4]])
-        sim.run(for: sim.ipamSettings.reclaimAfter * 3)
+        sim.run(for: (sim.ipamSettings.reclaimAfter ?? .seconds(20)) * 3)
         for i in 0..<5 { for k in 0..<3 { sim.allocate(i, "during-\(i)-\(k)") } }
         sim.run(for: .seconds(5))
         XCTAssertNoThrow(try sim.checkSafety())
@@ -264,7 +265,7 @@ final class NodeLifecycleSimTests: XCTestCase {
         let sim = NodeSimulator(seed: 31)
         for _ in 0..<3 { sim.addHost(); sim.run(for: .seconds(1)) }
         sim.run(for: .seconds(5))
-        XCTAssertNotNil(sim.allocate(2, "before"))
+        XCTAssertNotNil(sim.allocateWaiting(2, "before"))
         sim.leave(2)
         sim.run(for: .seconds(5))
         sim.startAgainAfterLeave(2)
@@ -272,8 +273,7 @@ final class NodeLifecycleSimTests: XCTestCase {
         let node = sim.hosts[2].node!
         XCTAssertTrue(node.joined)
         XCTAssertNotNil(node.ipam.overlayAddress, "rejoined node has no overlay address")
-        XCTAssertNotNil(sim.allocate(2, "after") ?? { sim.run(for: .seconds(3)); return sim.acked["after"]?.address }(),
-                        "rejoined node cannot allocate")
+        XCTAssertNotNil(sim.allocateWaiting(2, "after"), "rejoined node cannot allocate")
         for h in [0, 1] {
             XCTAssertTrue(sim.hosts[h].node!.membership.members.contains { $0.id == sim.hosts[2].id && $0.state == .alive })
         }
@@ -291,9 +291,9 @@ final class NodeDNSTests: XCTestCase {
         let sim = NodeSimulator(seed: 41)
         for _ in 0..<4 { sim.addHost(); sim.run(for: .milliseconds(500)) }
         sim.run(for: .seconds(5))
-        let a = try XCTUnwrap(sim.allocate(1, "c1", name: "db"))
-        let b = try XCTUnwrap(sim.allocate(2, "c2", name: "db"))
-        sim.allocate(3, "c3", name: "web")
+        let a = try XCTUnwrap(sim.allocateWaiting(1, "c1", name: "db"))
+        let b = try XCTUnwrap(sim.allocateWaiting(2, "c2", name: "db"))
+        XCTAssertNotNil(sim.allocateWaiting(3, "c3", name: "web"))
         sim.run(for: .seconds(2))
         for h in 0..<4 {
             XCTAssertEqual(Set(addresses(sim, h, "db")), [a, b], "host \(h): both containers named db")

@@ -64,4 +64,58 @@ final class NodeStoreIPAMTests: XCTestCase {
             XCTAssertEqual(path, self.dbPath)
         }
     }
+
+    /// IPAM v2 state: unconfirmed allocations (state 2), other nodes' registers, the own
+    /// register version; all restored into the snapshot.
+    func testHoldingsAndUnconfirmedRoundTrip() throws {
+        let me = NodeID(high: 1, low: 2), other = NodeID(high: 3, low: 4)
+        var node = IPAM.Instance(me: me, settings: .default, seed: 1)
+        let store = try NodeStore(path: dbPath)
+        try store.applyIPAM(persisted(node.createCluster(subnet: try IPAM.Subnet(parsing: "10.77.0.0/24"), now: .zero)))
+        let r = try node.allocate(handle: "c1", now: .zero)
+        try store.applyIPAM(persisted(r.directives))
+        let h1 = IPAM.Holdings(version: 9, addresses: [0x0A4D_0010, 0x0A4D_0011])
+        try store.applyIPAM([.unconfirmedAllocation(handle: "u1", address: 0x0A4D_0020), .holdings(owner: other, h1), .ownHoldingsVersion(41)])
+        // A newer register replaces the old one entirely.
+        let h2 = IPAM.Holdings(version: 10, addresses: [0x0A4D_0012], open: true)
+        try store.applyIPAM([.holdings(owner: other, h2)])
+        var snap = try XCTUnwrap(try NodeStore(path: dbPath).loadIPAMSnapshot())
+        XCTAssertEqual(snap.holdings, [other: h2])
+        XCTAssertEqual(snap.ownHoldingsVersion, 41)
+        XCTAssertEqual(snap.unconfirmed, ["u1"])
+        XCTAssertEqual(snap.allocations["u1"], 0x0A4D_0020)
+        XCTAssertNotNil(snap.allocations["c1"])
+        // Confirming (state 2 -> 0) keeps the row.
+        try store.applyIPAM([.allocation(handle: "u1", address: 0x0A4D_0020)])
+        snap = try XCTUnwrap(try NodeStore(path: dbPath).loadIPAMSnapshot())
+        XCTAssertEqual(snap.unconfirmed, [])
+        XCTAssertEqual(snap.allocations["u1"], 0x0A4D_0020)
+        let restored = IPAM.Instance(me: me, settings: .default, seed: 2, restoring: snap)
+        XCTAssertEqual(restored.holdings[other], h2)
+        XCTAssertEqual(restored.ownHoldingsVersion, 41)
+    }
+
+    func testBadHoldingsRowsAreCorruption() throws {
+        var node = IPAM.Instance(me: NodeID(high: 9, low: 9), settings: .default, seed: 1)
+        let store = try NodeStore(path: dbPath)
+        try store.applyIPAM(persisted(node.createCluster(subnet: .default, now: .zero)))
+        try store.applyIPAM([.holdings(owner: NodeID(high: 1, low: 1), IPAM.Holdings(version: 1, addresses: [0x0A2A_0005]))])
+        // An address outside the subnet.
+        try DatabaseQueue(path: dbPath).write { db in
+            try db.execute(sql: "INSERT INTO ipam_holding (owner, address) VALUES (?, ?)", arguments: [Data(NodeID(high: 1, low: 1).bytes), Int64(0x0B00_0000)])
+        }
+        XCTAssertThrowsError(try NodeStore(path: dbPath).loadIPAMSnapshot()) { error in
+            guard case StoreError.corrupt(_, let detail) = error else { return XCTFail("expected corrupt, got \(error)") }
+            XCTAssertTrue(detail.contains("outside"), detail)
+        }
+        // An unknown allocation state.
+        try DatabaseQueue(path: dbPath).write { db in
+            try db.execute(sql: "DELETE FROM ipam_holding")
+            try db.execute(sql: "INSERT INTO ipam_allocation (handle, address, state) VALUES ('x', 1, 7)")
+        }
+        XCTAssertThrowsError(try NodeStore(path: dbPath).loadIPAMSnapshot()) { error in
+            guard case StoreError.corrupt(_, let detail) = error else { return XCTFail("expected corrupt, got \(error)") }
+            XCTAssertTrue(detail.contains("unknown state 7"), detail)
+        }
+    }
 }

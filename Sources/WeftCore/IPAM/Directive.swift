@@ -24,14 +24,22 @@ extension IPAM {
     }
 
     /// One change to durable state. Tables: `ipam_cluster` (one row), `ipam_ring` (one row per
-    /// token), `ipam_allocation` (one row per handle).
+    /// token), `ipam_allocation` (one row per handle), `ipam_holdings` + `ipam_holding` (other
+    /// nodes' registers), `ipam_self` (this node's own register version).
     public enum PersistChange: Equatable, Sendable {
         /// The cluster identity and subnet (written once, when the node creates or joins a ring).
         case cluster(ClusterID, Subnet)
         /// Upsert these ring entries by token.
         case ringEntries([Entry])
-        /// Insert an active allocation.
+        /// Insert an active, confirmed allocation (state 0), or mark an unconfirmed one confirmed.
         case allocation(handle: String, address: UInt32)
+        /// Insert an allocation that waits for confirmation by a quorum of voters (state 2).
+        /// On restart it is still unconfirmed: the node resumes confirming it or times it out.
+        case unconfirmedAllocation(handle: String, address: UInt32)
+        /// Replace the stored register of another node (`owner` is never this node).
+        case holdings(owner: NodeID, Holdings)
+        /// This node's own register changed: its version (its addresses are the allocation table).
+        case ownHoldingsVersion(UInt64)
         /// Delete the allocation row of this handle (active or in conflict).
         case release(handle: String)
         /// Mark this handle's row as in conflict (keep it so the admin can see it).
@@ -85,6 +93,9 @@ extension IPAM {
         case unknownHandle(String)
         /// The handle's address was lost to another owner; release it first.
         case handleInConflict(String)
+        /// Quorum mode: this node reaches fewer than a majority of the cluster's voters, so it
+        /// cannot confirm a new address (thrown at once, or after `confirmTimeout`).
+        case partitioned(reachable: Int, voters: Int)
 
         public var description: String {
             switch self {
@@ -94,6 +105,7 @@ extension IPAM {
             case .noSpaceObtained: return "no peer granted address space in time; check that this node can reach the cluster"
             case .unknownHandle(let h): return "no allocation for handle '\(h)'"
             case .handleInConflict(let h): return "handle '\(h)' holds an address now owned by another node; release it first"
+            case .partitioned(let r, let n): return "partitioned: this node reaches \(r) of \(n) members; new addresses resume when it rejoins"
             }
         }
     }
@@ -104,12 +116,22 @@ extension IPAM {
         case isSelf
         case nodeIsAlive(NodeID)
         case ownsNothing(NodeID)
+        /// Quorum mode: a reclaim needs a majority of the voters (fenced takeover, rule 6).
+        case partitioned(reachable: Int, voters: Int)
+        /// A takeover of this node is already under way (phase 1 sent, waiting for acks).
+        case inProgress(NodeID)
+        /// The node allocated without confirmation (fewer than 3 voters) or published no
+        /// register: addresses it handed out may be unknown here. Only `force` may reclaim it.
+        case holdingsUnknown(NodeID)
         public var description: String {
             switch self {
             case .notInCluster: return "this node is not part of a cluster"
             case .isSelf: return "a node cannot reclaim its own space; use leave"
             case .nodeIsAlive(let n): return "\(n.short) is alive; only dead or departed nodes' space can be reclaimed"
             case .ownsNothing(let n): return "\(n.short) owns no ranges"
+            case .partitioned(let r, let n): return "partitioned: this node reaches \(r) of \(n) members; a reclaim needs a majority — retry when it rejoins"
+            case .holdingsUnknown(let n): return "\(n.short) allocated addresses without confirmation (the cluster had fewer than 3 voters) that this node may not know; if the host is gone for good use reclaim --force, else bring it back"
+            case .inProgress(let n): return "a reclaim of \(n.short) is already waiting for the voters' answers; retry in a few seconds"
             }
         }
     }
@@ -118,7 +140,8 @@ extension IPAM {
     public enum AllocationOutcome: Equatable, Sendable {
         /// Served now (persist the directives first, then answer).
         case allocated(UInt32)
-        /// Waiting for space from a peer; an `.allocated` or `.allocationFailed` directive follows.
+        /// Waiting for space from a peer, or (quorum mode) for a quorum of voters to confirm the
+        /// address; an `.allocated` or `.allocationFailed` directive follows.
         case pending
     }
 }

@@ -28,9 +28,50 @@ extension IPAM {
         /// True after `leave`: the node allocates nothing more.
         public private(set) var hasLeft = false
 
+        /// Allocations waiting for a quorum of voters (quorum mode, docs/ipam.md rule 2):
+        /// handle -> the own holdings version that first carried it, when it started, who acked.
+        public private(set) var unconfirmed: [String: Confirmation] = [:]
+        /// The latest holdings register heard of every other node (never this node's own).
+        public private(set) var holdings: [NodeID: Holdings] = [:]
+        /// Version of this node's own register; its addresses are `allocations` ∪ `conflicts`.
+        public private(set) var ownHoldingsVersion: UInt64 = 0
+
+        /// An allocation in flight to the voters.
+        public struct Confirmation: Equatable, Sendable {
+            /// The own-holdings version of the first write that carried it.
+            public var version: UInt64
+            /// When confirmation started (nil right after a restart: set on the next tick).
+            public var since: Instant?
+            /// Voters (other than this node) that acknowledged a write of version >= `version`.
+            public var acks: Set<NodeID>
+        }
+
+        /// A reclaim between its two phases (rule 6).
+        struct Takeover: Sendable {
+            var entries: [Entry]
+            var startedAt: Instant
+            var acks: [NodeID: Holdings]
+            var force: Bool
+            var reason: String
+        }
+
+        /// Every address this node holds (allocations, unconfirmed included, and conflicts).
         var holder: [UInt32: String] = [:]
+        /// How many other nodes' stored registers hold each address.
+        var othersHeld: [UInt32: Int] = [:]
+        /// Addresses a voter refused for a reason the ring does not show (another node holds
+        /// them); skipped until the instant stored.
+        var blocked: [UInt32: Instant] = [:]
+        var takeovers: [NodeID: Takeover] = [:]
+        var lastTakeoverAbort: [NodeID: Instant] = [:]
+        var ownHoldingsDirty = false
+        var dirtyRegisters: Set<NodeID> = []
+        var writeNeeded = false
         var live: Set<NodeID> = []
         var deadSince: [NodeID: Instant] = [:]
+        var left: Set<NodeID> = []
+        var voterSet: Set<NodeID>
+        var reachableSet: Set<NodeID>
         var request: (to: NodeID, sentAt: Instant)? = nil
         var refused: Set<NodeID> = []
         var cursor: UInt32 = 0
@@ -46,28 +87,50 @@ extension IPAM {
             self.me = me
             self.settings = settings
             self.rng = DeterministicRNG(seed: seed)
+            self.voterSet = [me]
+            self.reachableSet = [me]
         }
 
         /// What survives a restart. The daemon rebuilds it from SQLite.
         public struct Snapshot: Equatable, Sendable {
             public var ring: Ring?
+            /// Every allocation, confirmed or not (`unconfirmed` names the latter).
             public var allocations: [String: UInt32]
             public var conflicts: [String: UInt32]
-            public init(ring: Ring?, allocations: [String: UInt32], conflicts: [String: UInt32]) {
+            /// Handles of `allocations` still waiting for confirmation (state 2 in SQLite).
+            public var unconfirmed: Set<String>
+            /// Other nodes' registers.
+            public var holdings: [NodeID: Holdings]
+            /// The version of this node's own register.
+            public var ownHoldingsVersion: UInt64
+            public init(ring: Ring?, allocations: [String: UInt32], conflicts: [String: UInt32],
+                        unconfirmed: Set<String> = [], holdings: [NodeID: Holdings] = [:], ownHoldingsVersion: UInt64 = 0) {
                 self.ring = ring; self.allocations = allocations; self.conflicts = conflicts
+                self.unconfirmed = unconfirmed; self.holdings = holdings; self.ownHoldingsVersion = ownHoldingsVersion
             }
         }
 
-        public var snapshot: Snapshot { Snapshot(ring: ring, allocations: allocations, conflicts: conflicts) }
+        public var snapshot: Snapshot {
+            Snapshot(ring: ring, allocations: allocations, conflicts: conflicts, unconfirmed: Set(unconfirmed.keys),
+                     holdings: holdings, ownHoldingsVersion: ownHoldingsVersion)
+        }
 
         /// A node restarting with its persisted state. Allocations the restored ring says are no
-        /// longer ours are moved to conflicts on the first ring update.
+        /// longer ours are moved to conflicts on the first ring update. Conflicts stay reserved
+        /// (never handed out again), other nodes' registers stay reserved, and unconfirmed
+        /// allocations resume confirming on the next tick (or time out).
         public init(me: NodeID, settings: Settings = .default, seed: UInt64, restoring s: Snapshot) {
             self.init(me: me, settings: settings, seed: seed)
             ring = s.ring
             allocations = s.allocations
             conflicts = s.conflicts
+            ownHoldingsVersion = s.ownHoldingsVersion
             for (h, a) in allocations { holder[a] = h }
+            for (h, a) in conflicts { holder[a] = h }
+            for h in s.unconfirmed where allocations[h] != nil {
+                unconfirmed[h] = Confirmation(version: s.ownHoldingsVersion, since: nil, acks: [])
+            }
+            for (n, h) in s.holdings where n != me { setRegister(n, h) }
         }
 
         // MARK: Queries
@@ -86,8 +149,73 @@ extension IPAM {
         /// This node's overlay address, if taken.
         public var overlayAddress: UInt32? { allocations[Instance.overlayHandle] }
 
-        /// The encoded full ring, for push-pull exchanges and answering joiners.
-        public func fullStateMessage() -> [UInt8]? { ring.map { Message.ringFull($0).encoded() } }
+        /// The full state (ring and every register known, this node's own included), encoded,
+        /// for push-pull exchanges and answering joiners.
+        public func fullStateMessage() -> [UInt8]? { fullState().map { $0.encoded() } }
+
+        /// The full state as a message (the simulator delivers it without encoding).
+        public func fullState() -> Message? {
+            guard let ring else { return nil }
+            return .fullState(ring: ring, registers: allRegisters())
+        }
+
+        /// This node's own register: its allocations (confirmed or not) and conflicts.
+        public var ownHoldings: Holdings {
+            Holdings(version: ownHoldingsVersion, addresses: holder.keys.sorted(), open: !quorumMode && !hasLeft)
+        }
+
+        /// Every register known, own included, sorted by owner.
+        public func allRegisters() -> [OwnedHoldings] {
+            var regs = holdings.map { OwnedHoldings(owner: $0.key, holdings: $0.value) }
+            regs.append(OwnedHoldings(owner: me, holdings: ownHoldings))
+            return regs.sorted { $0.owner < $1.owner }
+        }
+
+        /// Allocations acknowledged to their callers (not waiting for confirmation).
+        public var confirmedAllocations: [String: UInt32] { allocations.filter { unconfirmed[$0.key] == nil } }
+
+        /// Voters in this node's view: every member it knows that has not left (alive, suspect
+        /// or dead), itself included.
+        public var voters: Set<NodeID> { voterSet }
+        /// Reachable voters: alive or suspect, itself included.
+        public var reachableVoters: Set<NodeID> { reachableSet }
+        /// The majority of `voters`.
+        public var quorum: Int { voters.count / 2 + 1 }
+        /// Quorum mode: automatic reclaim is on (`reclaimAfter != nil`) and there are at least
+        /// three voters. Then new allocations need confirmation and reclaims are fenced.
+        public var quorumMode: Bool { settings.reclaimAfter != nil && voters.count >= 3 }
+        var confirming: Bool { quorumMode && !settings.unsafeSkipConfirmation }
+
+        /// Routes for reserved addresses (rule 10): every address in node n's register that lies
+        /// in a range owned by someone else routes to n (a /32), so containers of a node that
+        /// lost its range stay reachable. This node's own conflicts map to `me`.
+        public func reservedRoutes() -> [UInt32: NodeID] {
+            guard let ring else { return [:] }
+            var out: [UInt32: NodeID] = [:]
+            for reg in allRegisters() {
+                for a in reg.holdings.addresses {
+                    if let o = ring.owner(of: a), o != reg.owner { out[a] = reg.owner }
+                }
+            }
+            return out
+        }
+
+        /// True when `address` may not be handed out or donated here: this node holds it (an
+        /// allocation or a conflict), another node's register holds it, or a voter refused it.
+        func isReserved(_ address: UInt32) -> Bool {
+            if let h = holder[address] {
+                if !settings.debugHandOutConflicts || conflicts[h] == nil { return true }
+            }
+            return othersHeld[address] != nil || blocked[address] != nil
+        }
+
+        /// Every reserved address, sorted (for counting per range).
+        func reservedSorted() -> [UInt32] {
+            var all = settings.debugHandOutConflicts ? Set(allocations.values) : Set(holder.keys)
+            all.formUnion(othersHeld.keys)
+            all.formUnion(blocked.keys)
+            return all.sorted()
+        }
 
         /// The heir of a dead member: among the live members (and this node), the one with the
         /// highest rendezvous hash of (dead, candidate). Every node with the same view of who is
@@ -155,7 +283,7 @@ extension IPAM {
         }
 
         mutating func allocateValidated(handle: String, now: Instant) throws(AllocationError) -> (outcome: AllocationOutcome, directives: [Directive]) {
-            if let a = allocations[handle] { return (.allocated(a), []) }
+            if let a = allocations[handle] { return (unconfirmed[handle] == nil ? .allocated(a) : .pending, []) }
             guard conflicts[handle] == nil else { throw .handleInConflict(handle) }
             guard !hasLeft else { throw .notInCluster }
             if pending.contains(where: { $0.handle == handle }) { return (.pending, []) }
@@ -163,9 +291,17 @@ extension IPAM {
                 pending.append((handle, now))
                 return (.pending, [.log(LogEvent(.info, "ipam.allocate.waiting", ["handle": handle, "reason": "no ring yet"]))])
             }
+            if confirming {
+                let r = reachableVoters.count, n = voters.count
+                if r < quorum { throw .partitioned(reachable: r, voters: n) }
+            }
             var out: [Directive] = []
-            if let a = takeAddress(handle: handle, into: &out) {
+            if let a = takeAddress(handle: handle, now: now, into: &out) {
                 out += requestSpaceIfLow(now: now)
+                if unconfirmed[handle] != nil {
+                    out += sendHoldingsWrites(now: now)
+                    return (.pending, out)
+                }
                 return (.allocated(a), out)
             }
             // Nothing here: is there space anywhere in the cluster?
@@ -181,24 +317,44 @@ extension IPAM {
         /// address is taken, so a returning node can get back onto the overlay.
         public mutating func claimOverlayAddress(now: Instant) throws(AllocationError) -> (outcome: AllocationOutcome, directives: [Directive]) {
             var out: [Directive] = []
-            if conflicts.removeValue(forKey: Instance.overlayHandle) != nil {
+            if let old = conflicts.removeValue(forKey: Instance.overlayHandle) {
+                holder[old] = nil
                 out.append(.persist(.release(handle: Instance.overlayHandle)))
+                bumpOwnHoldings(into: &out)
             }
             let r = try allocateValidated(handle: Instance.overlayHandle, now: now)
             return (r.outcome, out + r.directives)
         }
 
-        /// Releases `handle`'s address (or forgets its conflict). Unknown handle: error, nothing changes.
+        /// Releases `handle`'s address (or forgets its conflict, which frees the address for the
+        /// range's owner once the new register reaches it). Unknown handle: error, nothing changes.
         public mutating func release(handle: String, now: Instant) throws(AllocationError) -> [Directive] {
             try Instance.validate(handle: handle)
-            if conflicts.removeValue(forKey: handle) != nil { return [.persist(.release(handle: handle))] }
+            if let a = conflicts.removeValue(forKey: handle) {
+                holder[a] = nil
+                var out: [Directive] = [.persist(.release(handle: handle))]
+                bumpOwnHoldings(into: &out)
+                return out
+            }
             if let i = pending.firstIndex(where: { $0.handle == handle }) {
                 pending.remove(at: i)
                 return [.allocationFailed(handle: handle, error: .unknownHandle(handle))]
             }
-            guard let a = allocations.removeValue(forKey: handle) else { throw .unknownHandle(handle) }
+            guard allocations[handle] != nil else { throw .unknownHandle(handle) }
+            var out: [Directive] = []
+            let wasUnconfirmed = unconfirmed[handle] != nil
+            dropAllocation(handle, into: &out)
+            if wasUnconfirmed { out.append(.allocationFailed(handle: handle, error: .unknownHandle(handle))) }
+            return out
+        }
+
+        /// Removes an allocation (confirmed or not): persists the release, frees the address in
+        /// its range's free hint, and bumps the own register.
+        mutating func dropAllocation(_ handle: String, into out: inout [Directive]) {
+            guard let a = allocations.removeValue(forKey: handle) else { return }
+            unconfirmed[handle] = nil
             holder[a] = nil
-            var out: [Directive] = [.persist(.release(handle: handle))]
+            out.append(.persist(.release(handle: handle)))
             if let ring, let i = ring.index(containing: a), ring.entries[i].owner == me {
                 var e = ring.entries[i]
                 e.free += 1; e.version += 1
@@ -206,12 +362,20 @@ extension IPAM {
                 out.append(.persist(.ringEntries([e])))
                 dirty.insert(e.token)
             }
-            return out
+            bumpOwnHoldings(into: &out)
         }
 
-        /// Finds a free address in own ranges; records it; appends persist directives and marks
-        /// the entry's free hint for the next tick's gossip.
-        mutating func takeAddress(handle: String, into out: inout [Directive]) -> UInt32? {
+        /// The own register changed: a new version, persisted, gossiped on the next tick.
+        mutating func bumpOwnHoldings(into out: inout [Directive]) {
+            ownHoldingsVersion += 1
+            ownHoldingsDirty = true
+            out.append(.persist(.ownHoldingsVersion(ownHoldingsVersion)))
+        }
+
+        /// Finds a free, unreserved address in own ranges (skipping ranges of a takeover still in
+        /// its first phase); records it (unconfirmed in quorum mode); appends persist directives
+        /// and marks the entry's free hint for the next tick's gossip.
+        mutating func takeAddress(handle: String, now: Instant, into out: inout [Directive]) -> UInt32? {
             guard var ring else { return nil }
             let mine = ring.entries.indices.filter { ring.entries[$0].owner == me && ring.entries[$0].free > 0 }
             if mine.isEmpty { return nil }
@@ -225,7 +389,7 @@ extension IPAM {
                     var a = x
                     while a < y {
                         let c = UInt32(a)
-                        if !ring.subnet.isReserved(c) && holder[c] == nil { return c }
+                        if !ring.subnet.isReserved(c) && !isReserved(c) { return c }
                         a += 1
                     }
                     return nil
@@ -239,7 +403,14 @@ extension IPAM {
                     e.version += 1
                     ring.replace(e)
                     self.ring = ring
-                    out += [.persist(.allocation(handle: handle, address: a)), .persist(.ringEntries([e]))]
+                    bumpOwnHoldings(into: &out)
+                    if confirming {
+                        unconfirmed[handle] = Confirmation(version: ownHoldingsVersion, since: now, acks: [])
+                        writeNeeded = true
+                        out += [.persist(.unconfirmedAllocation(handle: handle, address: a)), .persist(.ringEntries([e]))]
+                    } else {
+                        out += [.persist(.allocation(handle: handle, address: a)), .persist(.ringEntries([e]))]
+                    }
                     dirty.insert(e.token)
                     return a
                 }
@@ -251,6 +422,88 @@ extension IPAM {
                 }
             }
             return nil
+        }
+
+        // MARK: Confirmation (owner side)
+
+        /// Sends the own register to every reachable voter that has not acknowledged all
+        /// unconfirmed allocations yet. The write names the unconfirmed addresses and carries the
+        /// own ring entries covering them (a voter with a stale ring learns of a donation).
+        mutating func sendHoldingsWrites(now: Instant) -> [Directive] {
+            writeNeeded = false
+            guard let ring, !unconfirmed.isEmpty else { return [] }
+            var waitingOn: Set<NodeID> = []
+            let targets = reachableVoters.subtracting([me])
+            for c in unconfirmed.values { waitingOn.formUnion(targets.subtracting(c.acks)) }
+            if waitingOn.isEmpty { return [] }
+            let pendingAddresses = unconfirmed.keys.compactMap { allocations[$0] }.sorted()
+            var tokens: Set<UInt32> = []
+            var entries: [Entry] = []
+            for a in pendingAddresses {
+                if let i = ring.index(containing: a), tokens.insert(ring.entries[i].token).inserted { entries.append(ring.entries[i]) }
+            }
+            entries.sort { $0.token < $1.token }
+            let bytes = Message.holdingsWrite(cluster: ring.cluster, subnet: ring.subnet, owner: me, holdings: ownHoldings,
+                                              pending: pendingAddresses, entries: entries).encoded()
+            return waitingOn.sorted().map { .send(bytes, to: $0) }
+        }
+
+        /// Acknowledges every unconfirmed allocation that now has `Q-1` acks.
+        mutating func confirmReady() -> [Directive] {
+            var out: [Directive] = []
+            let need = quorum - 1
+            for (h, c) in unconfirmed.sorted(by: { $0.key < $1.key }) where !confirming || c.acks.count >= need {
+                guard let a = allocations[h] else { unconfirmed[h] = nil; continue }
+                unconfirmed[h] = nil
+                out += [.persist(.allocation(handle: h, address: a)), .allocated(handle: h, address: a)]
+            }
+            return out
+        }
+
+        /// An unconfirmed allocation lost its range or was refused: drop it, and serve the handle
+        /// again from the remaining space (it waits as pending).
+        mutating func requeue(_ handle: String, now: Instant, reason: String, into out: inout [Directive]) {
+            guard let a = allocations[handle] else { return }
+            dropAllocation(handle, into: &out)
+            pending.append((handle, now))
+            out.append(.log(LogEvent(.warning, "ipam.allocation.unconfirmed-dropped", ["handle": handle, "address": IPAM.format(a), "reason": reason])))
+        }
+
+        // MARK: Registers
+
+        /// Stores another node's register (no version check), keeping `othersHeld` in step.
+        mutating func setRegister(_ owner: NodeID, _ h: Holdings) {
+            if let old = holdings[owner] {
+                for a in old.addresses {
+                    if let n = othersHeld[a], n > 1 { othersHeld[a] = n - 1 } else { othersHeld[a] = nil }
+                }
+            }
+            holdings[owner] = h
+            for a in h.addresses { othersHeld[a, default: 0] += 1 }
+        }
+
+        /// Merges remote registers: higher version wins; a register of this node newer than its
+        /// own (a forced reclaim) makes it jump its own version above. Returns persist directives.
+        mutating func mergeRegisters(_ regs: [OwnedHoldings], now: Instant) -> [Directive] {
+            var out: [Directive] = []
+            var changed = false
+            for reg in regs {
+                if reg.owner == me {
+                    if reg.holdings.version >= ownHoldingsVersion && reg.holdings != ownHoldings {
+                        ownHoldingsVersion = reg.holdings.version
+                        bumpOwnHoldings(into: &out)
+                        writeNeeded = !unconfirmed.isEmpty
+                        out.append(.log(LogEvent(.warning, "ipam.holdings.refuted", ["version": "\(reg.holdings.version)"])))
+                    }
+                    continue
+                }
+                if let old = holdings[reg.owner], !reg.holdings.beats(old) { continue }
+                setRegister(reg.owner, reg.holdings)
+                out.append(.persist(.holdings(owner: reg.owner, reg.holdings)))
+                changed = true
+            }
+            if changed { out += reconcile(now: now) }
+            return out
         }
 
         // MARK: Donation (requester side)
@@ -281,11 +534,13 @@ extension IPAM {
         mutating func servePending(now: Instant) -> [Directive] {
             var out: [Directive] = []
             guard let ring, !pending.isEmpty else { return out }
+            if confirming && reachableVoters.count < quorum { return out }  // wait (or time out) until a quorum is back
             while let p = pending.first {
-                guard let a = takeAddress(handle: p.handle, into: &out) else { break }
+                guard let a = takeAddress(handle: p.handle, now: now, into: &out) else { break }
                 pending.removeFirst()
-                out.append(.allocated(handle: p.handle, address: a))
+                if unconfirmed[p.handle] == nil { out.append(.allocated(handle: p.handle, address: a)) }
             }
+            if writeNeeded { out += sendHoldingsWrites(now: now) }
             if !pending.isEmpty {
                 let anySpace = ring.entries.contains { $0.owner != me && $0.free > 0 }
                 if !anySpace && ownFree == 0 {
@@ -302,13 +557,14 @@ extension IPAM {
 
         // MARK: Donation (donor side)
 
-        /// The largest run of addresses inside one own range that holds no allocation and no
-        /// reserved address: (entry index, start, end exclusive).
+        /// The largest run of addresses inside one own range that holds no allocation, no
+        /// conflict, no address of another node's register and no network/broadcast address:
+        /// (entry index, start, end exclusive). Reserved addresses are never donated (rule 1).
         func largestFreeRun() -> (index: Int, start: UInt64, end: UInt64)? {
             guard let ring else { return nil }
             var best: (Int, UInt64, UInt64)? = nil
             var byEntry: [Int: [UInt32]] = [:]
-            for a in holder.keys { if let i = ring.index(containing: a) { byEntry[i, default: []].append(a) } }
+            for a in reservedSorted() { if let i = ring.index(containing: a) { byEntry[i, default: []].append(a) } }
             for i in ring.entries.indices where ring.entries[i].owner == me {
                 let lo = UInt64(ring.entries[i].token), hi = ring.end(ofEntryAt: i)
                 var blocked = byEntry[i] ?? []
@@ -325,12 +581,12 @@ extension IPAM {
             return best.map { (index: $0.0, start: $0.1, end: $0.2) }
         }
 
-        /// Number of addresses in [lo, hi) that may be handed out, minus those held here.
+        /// Number of addresses in [lo, hi) that may be handed out, minus the reserved ones.
         func usable(_ lo: UInt64, _ hi: UInt64) -> UInt32 {
             let n = usableIgnoringHolds(lo, hi)
             guard n > 0 else { return 0 }
             var held: UInt32 = 0
-            for a in holder.keys where UInt64(a) >= lo && UInt64(a) < hi { held += 1 }
+            for a in reservedSorted() where UInt64(a) >= lo && UInt64(a) < hi && !(ring?.subnet.isReserved(a) ?? false) { held += 1 }
             return n - min(n, held)
         }
 
@@ -384,16 +640,26 @@ extension IPAM {
 
         // MARK: Inputs
 
-        /// Ring data piggybacked on gossip or exchanged in push-pull (full ring or delta).
+        /// Ring data piggybacked on gossip or exchanged in push-pull (full state, ring or delta).
         public mutating func onRingDelta(_ bytes: [UInt8], from: NodeID, now: Instant) -> [Directive] {
             onMessage(bytes, from: from, now: now)
         }
 
-        /// A point-to-point IPAM message (or ring data: both decode the same way).
+        /// A point-to-point IPAM message (or gossip data: both decode the same way).
         public mutating func onMessage(_ bytes: [UInt8], from: NodeID, now: Instant) -> [Directive] {
             let message: Message
             do { message = try Message(decoding: bytes) } catch { return [.rejected(from: from, reason: .wire(error))] }
             return onMessage(message, from: from, now: now)
+        }
+
+        func mismatch(_ c: ClusterID, _ s: Subnet?, from: NodeID) -> [Directive]? {
+            guard let ring else { return [] }
+            if c != ring.cluster {
+                let error = RingError.differentCluster(ours: ring.cluster, theirs: c)
+                return [.rejected(from: from, reason: .ring(error)), .log(LogEvent(.error, "ipam.cluster.mismatch", ["from": from.short, "reason": error.description]))]
+            }
+            if let s, s != ring.subnet { return [.rejected(from: from, reason: .ring(.differentSubnet(ours: ring.subnet, theirs: s)))] }
+            return nil
         }
 
         /// The decoded form of ``onMessage(_:from:now:)-(([UInt8],_,_))`` (used by the simulator).
@@ -402,9 +668,23 @@ extension IPAM {
             case .ringFull(let r):
                 guard ring != nil else { return adopt(r, from: from, now: now) }
                 return absorb(entries: r.entries, cluster: r.cluster, subnet: r.subnet, from: from, now: now)
+            case .fullState(let r, let regs):
+                guard ring != nil else {
+                    var out = adopt(r, from: from, now: now)
+                    if ring != nil { out += mergeRegisters(regs, now: now); out += servePending(now: now) }
+                    return out
+                }
+                if let bad = mismatch(r.cluster, r.subnet, from: from) { return bad }
+                var out = absorb(entries: r.entries, cluster: r.cluster, subnet: r.subnet, from: from, now: now)
+                out += mergeRegisters(regs, now: now)
+                return out
             case .ringDelta(let c, let s, let e):
                 guard ring != nil else { return [.send(Message.ringRequest.encoded(), to: from)] }
                 return absorb(entries: e, cluster: c, subnet: s, from: from, now: now)
+            case .holdings(let c, let s, let regs):
+                guard ring != nil else { return [.send(Message.ringRequest.encoded(), to: from)] }
+                if let bad = mismatch(c, s, from: from) { return bad }
+                return mergeRegisters(regs, now: now)
             case .donationGrant(let c, let s, let e):
                 guard ring != nil else { return [.send(Message.ringRequest.encoded(), to: from)] }
                 if request?.to == from { request = nil }
@@ -415,9 +695,7 @@ extension IPAM {
                 return [.send(m, to: from)]
             case .donationRequest(let c, _):
                 guard let ring else { return [] }
-                guard c == ring.cluster else {
-                    return [.rejected(from: from, reason: .ring(.differentCluster(ours: ring.cluster, theirs: c)))]
-                }
+                if let bad = mismatch(c, nil, from: from) { return bad }
                 guard from != me, !hasLeft, let granted = donate(to: from) else {
                     return [.send(Message.donationDeny(cluster: ring.cluster).encoded(), to: from)]
                 }
@@ -430,7 +708,97 @@ extension IPAM {
                 refused.insert(from)
                 if request?.to == from { request = nil }
                 return servePending(now: now)
+            case .holdingsWrite(let c, let s, let owner, let h, let pendingAddresses, let e):
+                guard ring != nil, !hasLeft else { return [] }
+                if let bad = mismatch(c, s, from: from) { return bad }
+                guard owner == from, owner != me else { return [] }
+                return onHoldingsWrite(owner: owner, holdings: h, pending: pendingAddresses, entries: e, now: now)
+            case .holdingsAck(let c, let owner, let version):
+                guard ring != nil else { return [] }
+                if let bad = mismatch(c, nil, from: from) { return bad }
+                guard owner == me, from != me, voters.contains(from) else { return [] }
+                for (h, var conf) in unconfirmed where conf.version <= version {
+                    conf.acks.insert(from)
+                    unconfirmed[h] = conf
+                }
+                return confirmReady()
+            case .holdingsNack(let c, let s, let owner, let version, let refusedAddresses, let e):
+                guard ring != nil else { return [] }
+                if let bad = mismatch(c, s, from: from) { return bad }
+                guard owner == me else { return [] }
+                var out = absorb(entries: e, cluster: c, subnet: s, from: from, now: now, serve: false)
+                // Unconfirmed allocations the ring does not explain: another node holds them.
+                for a in refusedAddresses {
+                    guard let h = holder[a], let conf = unconfirmed[h], conf.version <= version else { continue }
+                    blocked[a] = now + settings.pendingTimeout
+                    requeue(h, now: now, reason: "refused by \(from.short)", into: &out)
+                }
+                out += servePending(now: now)
+                return out
+            case .takeover(let c, let s, let dead, let e):
+                guard ring != nil, !hasLeft else { return [] }
+                if let bad = mismatch(c, s, from: from) { return bad }
+                var out = absorb(entries: e, cluster: c, subnet: s, from: from, now: now)
+                guard let ring else { return out }
+                // Ack only if the fence holds here: none of those ranges is the dead node's now.
+                for x in e { if let i = ring.index(ofToken: x.token), ring.entries[i].owner == dead { return out } }
+                let stored = dead == me ? ownHoldings : (holdings[dead] ?? .empty)
+                out.append(.send(Message.takeoverAck(cluster: ring.cluster, subnet: ring.subnet, dead: dead, holdings: stored).encoded(), to: from))
+                return out
+            case .takeoverAck(let c, let s, let dead, let h):
+                guard ring != nil else { return [] }
+                if let bad = mismatch(c, s, from: from) { return bad }
+                guard var t = takeovers[dead], from != me, voters.contains(from) else { return [] }
+                if let old = t.acks[from], !h.beats(old) { return [] }
+                t.acks[from] = h
+                takeovers[dead] = t
+                if t.acks.count >= quorum - 1 { return completeTakeover(dead, now: now) }
+                return []
             }
+        }
+
+        /// Voter side of a holdings write (rule 4): merge the carried entries, then accept iff
+        /// every unconfirmed address lies in a range the owner owns here and in no other node's
+        /// register (nor this node's own).
+        mutating func onHoldingsWrite(owner: NodeID, holdings h: Holdings, pending pendingAddresses: [UInt32], entries e: [Entry], now: Instant) -> [Directive] {
+            var out: [Directive] = []
+            if !e.isEmpty {
+                out += absorb(entries: e, cluster: ring!.cluster, subnet: ring!.subnet, from: owner, now: now)
+                if out.contains(where: { if case .rejected = $0 { return true }; return false }) { return out }
+            }
+            let ring = self.ring!
+            let ownerHas = holdings[owner]
+            var refusedAddresses: [UInt32] = []
+            for a in pendingAddresses {
+                let heldByOwner = ownerHas?.contains(a) == true ? 1 : 0
+                if ring.owner(of: a) != owner || holder[a] != nil || (othersHeld[a] ?? 0) - heldByOwner > 0 { refusedAddresses.append(a) }
+            }
+            if !refusedAddresses.isEmpty {
+                var tokens: Set<UInt32> = []
+                var covering: [Entry] = []
+                for a in refusedAddresses {
+                    if let i = ring.index(containing: a), tokens.insert(ring.entries[i].token).inserted { covering.append(ring.entries[i]) }
+                }
+                covering.sort { $0.token < $1.token }
+                out.append(.send(Message.holdingsNack(cluster: ring.cluster, subnet: ring.subnet, owner: owner, version: h.version,
+                                                      refused: refusedAddresses, entries: covering).encoded(), to: owner))
+                return out
+            }
+            if ownerHas == nil || h.beats(ownerHas!) {
+                setRegister(owner, h)
+                out.append(.persist(.holdings(owner: owner, h)))
+                out += reconcile(now: now)
+            }
+            let stored = holdings[owner]!
+            if pendingAddresses.allSatisfy({ stored.contains($0) }) {
+                out.append(.send(Message.holdingsAck(cluster: ring.cluster, owner: owner, version: h.version).encoded(), to: owner))
+            } else {
+                // A newer register without these addresses is stored (e.g. after a forced
+                // reclaim): tell the owner, so it writes again above that version.
+                out.append(.send(Message.holdings(cluster: ring.cluster, subnet: ring.subnet,
+                                                  registers: [OwnedHoldings(owner: owner, holdings: stored)]).encoded(), to: owner))
+            }
+            return out
         }
 
         /// First ring this node hears: join that cluster.
@@ -439,6 +807,7 @@ extension IPAM {
             ring = r
             var out: [Directive] = [.persist(.cluster(r.cluster, r.subnet)), .persist(.ringEntries(r.entries)),
                                     .log(LogEvent(.info, "ipam.cluster.joined", ["cluster": "\(r.cluster)", "from": from.short]))]
+            bumpOwnHoldings(into: &out)  // publish a register at once, so heirs know this node's addresses
             out += reconcile(now: now)
             if pending.isEmpty && ownFree == 0 {
                 out += requestSpace(now: now)  // get a first range before the first container asks
@@ -449,7 +818,7 @@ extension IPAM {
         }
 
         /// Merges remote entries and then brings local state in line with the new ring.
-        mutating func absorb(entries: [Entry], cluster: ClusterID, subnet: Subnet, from: NodeID, now: Instant) -> [Directive] {
+        mutating func absorb(entries: [Entry], cluster: ClusterID, subnet: Subnet, from: NodeID, now: Instant, serve: Bool = true) -> [Directive] {
             let delta: [Entry]
             do { delta = try ring!.merge(entries: entries, cluster: cluster, subnet: subnet) } catch {
                 var out: [Directive] = [.rejected(from: from, reason: .ring(error))]
@@ -461,20 +830,25 @@ extension IPAM {
             if delta.isEmpty { return [] }
             var out: [Directive] = [.persist(.ringEntries(delta))]
             out += reconcile(now: now)
-            out += servePending(now: now)
+            if serve { out += servePending(now: now) }
             return out
         }
 
-        /// After the ring changed under us: allocations in ranges we no longer own become
-        /// conflicts; free hints of our own entries are recomputed (and gossiped if they moved).
+        /// After the ring (or a register) changed under us (rule 5): a confirmed allocation in a
+        /// range we no longer own becomes a conflict (still held, so still reserved everywhere);
+        /// an unconfirmed one is dropped and its handle waits for another address. Free hints of
+        /// own entries are recomputed (and gossiped if they moved).
         mutating func reconcile(now: Instant) -> [Directive] {
             guard let ring else { return [] }
             var out: [Directive] = []
             for (h, a) in allocations.sorted(by: { $0.value < $1.value }) {
                 let owner = ring.owner(of: a)
                 if owner != me {
+                    if unconfirmed[h] != nil {
+                        requeue(h, now: now, reason: "range now owned by \((owner ?? me).short)", into: &out)
+                        continue
+                    }
                     allocations[h] = nil
-                    holder[a] = nil
                     conflicts[h] = a
                     let c = Conflict(handle: h, address: a, owner: owner ?? me)
                     out += [.persist(.conflicted(handle: h, address: a)), .conflict(c),
@@ -483,12 +857,13 @@ extension IPAM {
             }
             var fixed: [Entry] = []
             var held: [Int: UInt32] = [:]
-            for a in holder.keys { if let i = ring.index(containing: a) { held[i, default: 0] += 1 } }
-            for i in ring.entries.indices where ring.entries[i].owner == me {
-                let n = usableIgnoringHolds(UInt64(ring.entries[i].token), ring.end(ofEntryAt: i))
+            for a in reservedSorted() where !ring.subnet.isReserved(a) { if let i = self.ring!.index(containing: a) { held[i, default: 0] += 1 } }
+            for i in self.ring!.entries.indices where self.ring!.entries[i].owner == me {
+                let r = self.ring!
+                let n = usableIgnoringHolds(UInt64(r.entries[i].token), r.end(ofEntryAt: i))
                 let want = n - min(n, held[i] ?? 0)
-                if ring.entries[i].free != want {
-                    var e = ring.entries[i]
+                if r.entries[i].free != want {
+                    var e = r.entries[i]
                     e.free = want; e.version += 1
                     fixed.append(e)
                 }
@@ -501,25 +876,65 @@ extension IPAM {
             return out
         }
 
-        /// The membership view changed: who is alive now (excluding or including this node) and
-        /// since when each member that is dead or left has been so.
-        public mutating func onMembersChanged(live: Set<NodeID>, deadSince: [NodeID: Instant], now: Instant) -> [Directive] {
-            self.live = live.subtracting([me])
+        /// The membership view changed: who is alive now (excluding or including this node),
+        /// since when each member that is dead or left has been so, and which members have left
+        /// for good (`left`: they are no longer voters; a dead member still is).
+        public mutating func onMembersChanged(live: Set<NodeID>, deadSince: [NodeID: Instant], left: Set<NodeID> = [], now: Instant) -> [Directive] {
+            self.live = live.subtracting([me]).subtracting(left)
             self.deadSince = deadSince
+            self.left = left.subtracting([me])
+            let wasQuorum = quorumMode
+            voterSet = self.live.union(deadSince.keys).subtracting(self.left).union([me])
+            reachableSet = self.live.union([me])
+            var out: [Directive] = []
+            // The register says whether this node confirms its allocations: republish on change.
+            if ring != nil && !hasLeft && wasQuorum != quorumMode { bumpOwnHoldings(into: &out) }
             refused = refused.intersection(self.live)
             if let r = request, !self.live.contains(r.to) { request = nil }
-            if ring != nil && !pending.isEmpty { return requestSpace(now: now) }
-            return []
+            if !confirming && !unconfirmed.isEmpty { out += confirmReady() }  // fewer than 3 voters now: no confirmation needed
+            if ring != nil && !pending.isEmpty { out += requestSpace(now: now) }
+            return out
         }
 
-        /// Timers: retries donation requests, expires waiting allocations, reclaims space of
-        /// members dead for `reclaimAfter` when this node is their heir.
+        /// Timers: retries donation requests and holdings writes, expires waiting and unconfirmed
+        /// allocations, runs and retries fenced reclaims of members dead for `reclaimAfter` when
+        /// this node is their heir, and gossips changed free hints and registers.
         public mutating func onTick(now: Instant) -> [Directive] {
             guard let ring, !hasLeft else { return [] }
             var out: [Directive] = []
-            for dead in ring.owners.sorted() where dead != me && !live.contains(dead) {
-                guard let since = deadSince[dead], now - since >= settings.reclaimAfter, heir(of: dead) == me else { continue }
-                out += takeOver(dead, now: now, reason: "dead for \((now - since).seconds)s")
+            blocked = blocked.filter { $0.value > now }
+            // Confirmation: time out, or resend.
+            if !confirming { out += confirmReady() }
+            for (h, var c) in unconfirmed.sorted(by: { $0.key < $1.key }) {
+                guard let since = c.since else { c.since = now; unconfirmed[h] = c; writeNeeded = true; continue }
+                if now - since >= settings.confirmTimeout {
+                    let r = reachableVoters.count, n = voters.count
+                    dropAllocation(h, into: &out)
+                    out += [.allocationFailed(handle: h, error: .partitioned(reachable: r, voters: n)),
+                            .log(LogEvent(.warning, "ipam.allocation.unconfirmed", ["handle": h, "reachable": "\(r)", "voters": "\(n)"]))]
+                }
+            }
+            if !unconfirmed.isEmpty { out += sendHoldingsWrites(now: now) }
+            // Reclaims in phase 1: complete (outside quorum mode), abort, or resend.
+            for (dead, t) in takeovers.sorted(by: { $0.key < $1.key }) {
+                if !quorumMode || t.acks.count >= quorum - 1 { out += completeTakeover(dead, now: now); continue }
+                if now - t.startedAt >= settings.confirmTimeout {
+                    takeovers[dead] = nil
+                    lastTakeoverAbort[dead] = now
+                    out.append(.log(LogEvent(.warning, "ipam.reclaim.aborted", ["node": dead.short, "acks": "\(t.acks.count)", "needed": "\(quorum - 1)"])))
+                } else {
+                    let bytes = Message.takeover(cluster: ring.cluster, subnet: ring.subnet, dead: dead, entries: t.entries).encoded()
+                    for v in reachableVoters.subtracting([me]).subtracting(t.acks.keys).sorted() { out.append(.send(bytes, to: v)) }
+                }
+            }
+            if let reclaimAfter = settings.reclaimAfter, reachableVoters.count >= quorum {
+                for dead in ring.owners.sorted() where dead != me && !live.contains(dead) && takeovers[dead] == nil {
+                    guard let since = deadSince[dead], now - since >= reclaimAfter, heir(of: dead) == me else { continue }
+                    // A node that allocated without confirmation may hold addresses nobody saw.
+                    guard !(holdings[dead] ?? .empty).open else { continue }
+                    if let a = lastTakeoverAbort[dead], a == now { continue }
+                    out += startTakeover(dead, force: false, now: now, reason: "dead for \((now - since).seconds)s")
+                }
             }
             let expired = pending.filter { now - $0.since >= settings.pendingTimeout }
             if !expired.isEmpty {
@@ -532,33 +947,55 @@ extension IPAM {
             }
             if !pending.isEmpty || ownFree < UInt64(settings.lowWaterMark) {
                 if request == nil && !pending.isEmpty && refused.count >= live.count { refused.removeAll() }
-                out += pending.isEmpty ? requestSpaceIfLow(now: now) : requestSpace(now: now)
+                if !pending.isEmpty { out += servePending(now: now) } else { out += requestSpaceIfLow(now: now) }
             }
             out += flushFreeHints()
             return out
         }
 
-        /// One delta with the current entries of all own tokens whose free hint changed.
+        /// One delta with the current entries of all own tokens whose free hint changed, and one
+        /// holdings message with the registers that changed (own, and those a reclaim set).
         /// Called by `onTick`; the daemon may also call it right before a push-pull.
         public mutating func flushFreeHints() -> [Directive] {
-            guard let ring, !dirty.isEmpty else { return [] }
-            let changed = dirty.sorted().compactMap { t in ring.index(ofToken: t).map { ring.entries[$0] } }
-            dirty.removeAll()
-            if changed.isEmpty { return [] }
-            return [.broadcast(Message.ringDelta(cluster: ring.cluster, subnet: ring.subnet, entries: changed).encoded())]
+            guard let ring else { return [] }
+            var out: [Directive] = []
+            if !dirty.isEmpty {
+                let changed = dirty.sorted().compactMap { t in ring.index(ofToken: t).map { ring.entries[$0] } }
+                dirty.removeAll()
+                if !changed.isEmpty {
+                    out.append(.broadcast(Message.ringDelta(cluster: ring.cluster, subnet: ring.subnet, entries: changed).encoded()))
+                }
+            }
+            if ownHoldingsDirty || !dirtyRegisters.isEmpty {
+                var regs = dirtyRegisters.compactMap { n in holdings[n].map { OwnedHoldings(owner: n, holdings: $0) } }
+                if ownHoldingsDirty { regs.append(OwnedHoldings(owner: me, holdings: ownHoldings)) }
+                regs.sort { $0.owner < $1.owner }
+                ownHoldingsDirty = false
+                dirtyRegisters.removeAll()
+                out.append(.broadcast(Message.holdings(cluster: ring.cluster, subnet: ring.subnet, registers: regs).encoded()))
+            }
+            return out
         }
 
         // MARK: Leave and reclaim
 
         /// Hands every owned range to live peers (round robin by ID), releases all local
-        /// allocations and stops allocating. With no live peer the space stays with this node
-        /// and is reclaimed by its heir after `reclaimAfter`.
+        /// allocations and conflicts (the register becomes empty, version + 1, broadcast) and
+        /// stops allocating. With no live peer the space stays with this node and is reclaimed
+        /// by its heir after `reclaimAfter`.
         public mutating func leave(now: Instant) -> [Directive] {
             guard let ring, !hasLeft else { return [] }
             hasLeft = true
             var out: [Directive] = []
             for h in allocations.keys.sorted() { out.append(.persist(.release(handle: h))) }
-            allocations.removeAll(); holder.removeAll()
+            for h in conflicts.keys.sorted() { out.append(.persist(.release(handle: h))) }
+            for h in unconfirmed.keys.sorted() { out.append(.allocationFailed(handle: h, error: .notInCluster)) }
+            allocations.removeAll(); conflicts.removeAll(); holder.removeAll(); unconfirmed.removeAll()
+            takeovers.removeAll()
+            bumpOwnHoldings(into: &out)
+            ownHoldingsDirty = false
+            out.append(.broadcast(Message.holdings(cluster: ring.cluster, subnet: ring.subnet,
+                                                   registers: [OwnedHoldings(owner: me, holdings: ownHoldings)]).encoded()))
             for p in pending { out.append(.allocationFailed(handle: p.handle, error: .notInCluster)) }
             pending.removeAll()
             let heirs = live.sorted()
@@ -584,33 +1021,88 @@ extension IPAM {
             return out
         }
 
-        /// Manual reclaim (`weft ipam reclaim NODE`): this node takes over every range of `node`
-        /// now. Refused for live members. If admins run it on several nodes at once the ring's
-        /// tie-break keeps one owner per range and the others report conflicts.
-        public mutating func reclaim(_ node: NodeID, now: Instant) throws(ReclaimError) -> [Directive] {
+        /// Manual reclaim (`weft ipam reclaim [--force] NODE`): this node takes over every range
+        /// of `node`. Refused for live members, and in quorum mode when this node does not reach
+        /// a majority of the voters. In quorum mode it runs the fenced two-phase takeover: the
+        /// returned directives are phase 1; phase 2 follows when `Q-1` voters answered (or the
+        /// attempt is dropped after `confirmTimeout`). `force` also drops the node's register
+        /// (its reserved addresses become free): only for a host gone for good whose containers
+        /// are certainly dead. Without force its reserved addresses wait until it returns.
+        public mutating func reclaim(_ node: NodeID, force: Bool = false, now: Instant) throws(ReclaimError) -> [Directive] {
             guard let ring, !hasLeft else { throw .notInCluster }
             guard node != me else { throw .isSelf }
             guard !live.contains(node) else { throw .nodeIsAlive(node) }
-            guard ring.owners.contains(node) else { throw .ownsNothing(node) }
-            return takeOver(node, now: now, reason: "manual")
+            let holds = !(holdings[node]?.addresses.isEmpty ?? true)
+            guard ring.owners.contains(node) || (force && holds) else { throw .ownsNothing(node) }
+            if !force && (holdings[node] ?? .empty).open { throw .holdingsUnknown(node) }
+            if quorumMode {
+                let r = reachableVoters.count
+                guard r >= quorum else { throw .partitioned(reachable: r, voters: voters.count) }
+                if var t = takeovers[node] {
+                    guard force && !t.force else { throw .inProgress(node) }
+                    t.force = true
+                    takeovers[node] = t
+                    return []
+                }
+            }
+            return startTakeover(node, force: force, now: now, reason: force ? "manual, forced" : "manual")
         }
 
-        mutating func takeOver(_ dead: NodeID, now: Instant, reason: String) -> [Directive] {
+        /// Phase 1 (rule 6): the takeover entries (owner me, version + stride) go to every
+        /// reachable voter; outside quorum mode phase 2 follows at once.
+        mutating func startTakeover(_ dead: NodeID, force: Bool, now: Instant, reason: String) -> [Directive] {
             guard let ring else { return [] }
+            var entries: [Entry] = []
+            for e in ring.entries where e.owner == dead {
+                entries.append(Entry(token: e.token, owner: me, version: e.version &+ Instance.takeoverStride, free: 0))
+            }
+            takeovers[dead] = Takeover(entries: entries, startedAt: now, acks: [:], force: force, reason: reason)
+            if !quorumMode { return completeTakeover(dead, now: now) }
+            let bytes = Message.takeover(cluster: ring.cluster, subnet: ring.subnet, dead: dead, entries: entries).encoded()
+            var out: [Directive] = [.log(LogEvent(.info, "ipam.reclaim.fencing", ["node": dead.short, "ranges": "\(entries.count)", "reason": reason]))]
+            for v in reachableVoters.subtracting([me]).sorted() { out.append(.send(bytes, to: v)) }
+            return out
+        }
+
+        /// Phase 2: store the dead node's register (the highest version seen, own copy included;
+        /// forced: an empty one at version + 2^32), then commit and broadcast the takeover.
+        mutating func completeTakeover(_ dead: NodeID, now: Instant) -> [Directive] {
+            guard let t = takeovers.removeValue(forKey: dead), let ring else { return [] }
+            var out: [Directive] = []
+            var best = holdings[dead] ?? .empty
+            for h in t.acks.values where h.beats(best) { best = h }
+            if best.open && !t.force {
+                lastTakeoverAbort[dead] = now
+                return [.log(LogEvent(.warning, "ipam.reclaim.unsafe", ["node": dead.short, "reason": "it allocated without confirmation; use reclaim --force if the host is gone"]))]
+            }
+            if t.force { best = Holdings(version: best.version &+ Instance.takeoverStride, addresses: []) }
+            if holdings[dead] != best {
+                setRegister(dead, best)
+                dirtyRegisters.insert(dead)
+                out.append(.persist(.holdings(owner: dead, best)))
+            }
             var taken: [Entry] = []
-            for i in ring.entries.indices where ring.entries[i].owner == dead {
+            for x in t.entries {
+                guard let i = ring.index(ofToken: x.token), ring.entries[i].owner == dead else { continue }
                 var e = ring.entries[i]
                 e.owner = me
-                e.version = e.version &+ Instance.takeoverStride
-                e.free = usable(UInt64(e.token), ring.end(ofEntryAt: i))
+                e.version = max(x.version, e.version &+ Instance.takeoverStride)
                 taken.append(e)
             }
-            if taken.isEmpty { return [] }
             for e in taken { self.ring!.replace(e) }
-            var out: [Directive] = [.persist(.ringEntries(taken)),
-                                    .broadcast(Message.ringDelta(cluster: ring.cluster, subnet: ring.subnet, entries: taken).encoded()),
-                                    .log(LogEvent(.warning, "ipam.reclaim", ["node": dead.short, "ranges": "\(taken.count)", "reason": reason]))]
+            for k in taken.indices {
+                let i = self.ring!.index(ofToken: taken[k].token)!
+                taken[k].free = usable(UInt64(taken[k].token), self.ring!.end(ofEntryAt: i))
+                self.ring!.replace(taken[k])
+            }
+            if !taken.isEmpty {
+                out += [.persist(.ringEntries(taken)),
+                        .broadcast(Message.ringDelta(cluster: ring.cluster, subnet: ring.subnet, entries: taken).encoded())]
+            }
+            out.append(.log(LogEvent(.warning, "ipam.reclaim", ["node": dead.short, "ranges": "\(taken.count)", "reason": t.reason,
+                                                                 "reserved": "\(best.addresses.count)", "acks": "\(t.acks.count)"])))
             refused.remove(dead)
+            out += reconcile(now: now)
             out += servePending(now: now)
             return out
         }

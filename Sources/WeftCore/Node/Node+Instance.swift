@@ -290,7 +290,7 @@ extension Node {
 
         /// `weft ipam reclaim NODE`: `nodeText` is a name, an id or an id prefix. Returns the node
         /// and the number of ranges and addresses taken over.
-        public mutating func reclaim(_ nodeText: String, now: Instant) -> (result: Result<(node: NodeID, ranges: Int, addresses: UInt64), ReclaimError>, effects: [Effect]) {
+        public mutating func reclaim(_ nodeText: String, force: Bool = false, now: Instant) -> (result: Result<(node: NodeID, ranges: Int, addresses: UInt64), ReclaimError>, effects: [Effect]) {
             let text = nodeText.lowercased()
             var candidates = Set<NodeID>()
             for m in membership.members where m.id.hex.hasPrefix(text) || m.name == nodeText { candidates.insert(m.id) }
@@ -300,7 +300,7 @@ extension Node {
             let before = ipam.ring?.entries.filter { $0.owner == node } ?? []
             var refused: IPAM.ReclaimError?
             let r = transact(now: now) { n, w in
-                do throws(IPAM.ReclaimError) { n.run(ipam: try n.ipam.reclaim(node, now: now), &w, now: now) } catch { refused = error }
+                do throws(IPAM.ReclaimError) { n.run(ipam: try n.ipam.reclaim(node, force: force, now: now), &w, now: now) } catch { refused = error }
             }
             if let f = r.failure { return (.failure(.storage(f)), r.effects) }
             if let refused { return (.failure(.refused(refused)), r.effects) }
@@ -366,13 +366,15 @@ extension Node {
             if w.membersChanged {
                 var live = Set<NodeID>()
                 var deadSince: [NodeID: Instant] = [:]
+                var left = Set<NodeID>()
                 for m in membership.members {
                     switch m.state {
                     case .alive, .suspect: live.insert(m.id)
-                    case .dead, .left: deadSince[m.id] = m.stateChangedAt
+                    case .dead: deadSince[m.id] = m.stateChangedAt
+                    case .left: deadSince[m.id] = m.stateChangedAt; left.insert(m.id)
                     }
                 }
-                run(ipam: ipam.onMembersChanged(live: live, deadSince: deadSince, now: now), &w, now: now)
+                run(ipam: ipam.onMembersChanged(live: live, deadSince: deadSince, left: left, now: now), &w, now: now)
                 w.effects.append(.membersChanged)
             }
             for id in w.changed.keys.sorted() where id != me {

@@ -73,7 +73,7 @@ struct ControlService: Sendable {
             return encode(await runtime.dnsChange(add: request.op == .dnsAdd, name: name, address: address))
         case .reclaim:
             guard let node = request.node, !node.isEmpty else { return encodeError(.badRequest, "reclaim needs a node (id, id prefix or name)") }
-            return encode(await runtime.reclaim(node))
+            return encode(await runtime.reclaim(node, force: request.force ?? false))
         }
     }
 

@@ -56,8 +56,9 @@ public struct NodeOptions: Sendable {
     public var profile: Profile
     /// The address space of a cluster this node creates (ignored when joining).
     public var subnet: IPAM.Subnet
-    /// How long a member must be dead before its heir takes its address space over.
-    public var reclaimAfter: Duration
+    /// How long a member must be dead before its heir takes its address space over; nil = never
+    /// (`--reclaim-after never`: no automatic reclaim, allocations need no confirmation).
+    public var reclaimAfter: Duration?
     /// Where the resolver listens (`--dns-listen`): the overlay address's port 53 by default.
     public var dnsListen: DNSListen = .overlay
     /// Upstream resolvers for names outside the cluster (`--dns-upstream`); empty: the host's
@@ -77,7 +78,7 @@ public struct NodeOptions: Sendable {
         dataDir: String, listen: Endpoint, advertise: Endpoint? = nil, seeds: [String] = [],
         clusterKey: ClusterKeySource = .dataDir, name: String? = nil, noTun: Bool = false,
         metricsListen: Endpoint? = nil, profile: Profile = .default,
-        subnet: IPAM.Subnet = .default, reclaimAfter: Duration = IPAM.Settings.default.reclaimAfter,
+        subnet: IPAM.Subnet = .default, reclaimAfter: Duration? = IPAM.Settings.default.reclaimAfter,
         tunName: String = "weft0", mtu: Int? = nil
     ) {
         self.tunName = tunName

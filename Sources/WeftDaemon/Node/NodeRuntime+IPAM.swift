@@ -96,8 +96,8 @@ extension NodeRuntime {
         )
     }
 
-    func reclaim(_ nodeText: String) -> Result<API.ReclaimResult, API.ErrorBody> {
-        let (result, effects) = node.reclaim(nodeText, now: now)
+    func reclaim(_ nodeText: String, force: Bool = false) -> Result<API.ReclaimResult, API.ErrorBody> {
+        let (result, effects) = node.reclaim(nodeText, force: force, now: now)
         perform(effects)
         switch result {
         case .success(let r):
@@ -109,6 +109,8 @@ extension NodeRuntime {
             case .refused(.nodeIsAlive): .conflict
             case .refused(.ownsNothing): .notFound
             case .refused(.isSelf), .refused(.notInCluster): .badRequest
+            case .refused(.partitioned): .notReady
+            case .refused(.inProgress), .refused(.holdingsUnknown): .conflict
             }
             return .failure(API.ErrorBody(code: code, message: e.description))
         }
@@ -121,6 +123,7 @@ extension NodeRuntime {
         case .outOfSpace: .exhausted
         case .unknownHandle: .notFound
         case .handleInConflict: .conflict
+        case .partitioned: .notReady
         }
         return API.ErrorBody(code: code, message: e.description)
     }
