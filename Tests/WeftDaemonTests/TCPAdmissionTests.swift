@@ -125,13 +125,26 @@ final class TCPAdmissionTests: XCTestCase {
         limits.maxBufferedBytes = 1000
         limits.rememberedHellos = 2
         let a = TCPAdmission(limits: limits)
-        XCTAssertNil(a.admit(source: "127.0.0.1"))
-        XCTAssertNil(a.admit(source: "127.0.0.1"))
-        XCTAssertEqual(a.admit(source: "127.0.0.1"), .tooManyFromSource)
-        XCTAssertNil(a.admit(source: "127.0.0.2"))
-        XCTAssertEqual(a.admit(source: "127.0.0.3"), .tooManyConnections)
-        a.release(source: "127.0.0.1")
-        XCTAssertNil(a.admit(source: "127.0.0.1"))
+        func admit(_ s: String) -> UInt64? { if case .success(let t) = a.admit(source: s) { return t } else { return nil } }
+        func refusal(_ s: String) -> TCPRefusal? { if case .failure(let r) = a.admit(source: s) { return r } else { return nil } }
+        let t1 = admit("127.0.0.1"), t2 = admit("127.0.0.1")
+        XCTAssertNotNil(t1); XCTAssertNotNil(t2)
+        XCTAssertEqual(refusal("127.0.0.1"), .tooManyFromSource)
+        let t3 = admit("127.0.0.2")
+        XCTAssertNotNil(t3)
+        a.authenticated(t2!)
+        // Full: a newcomer evicts the oldest connection still without a hello (t1, then t3).
+        let t4 = admit("127.0.0.3")
+        XCTAssertNotNil(t4)
+        XCTAssertEqual(a.openConnections, 3)
+        let t5 = admit("127.0.0.1")
+        XCTAssertNotNil(t5, "t1's per-source slot was freed by its eviction")
+        a.release(t1!)  // the evicted connection closing later changes nothing
+        XCTAssertEqual(a.openConnections, 3)
+        a.authenticated(t4!); a.authenticated(t5!)
+        XCTAssertEqual(refusal("127.0.0.4"), .tooManyConnections, "every slot authenticated: refuse")
+        a.release(t4!)
+        XCTAssertNotNil(admit("127.0.0.4"))
         XCTAssertEqual(a.openConnections, 3)
         XCTAssertTrue(a.reserve(600))
         XCTAssertFalse(a.reserve(600))
@@ -145,6 +158,7 @@ final class TCPAdmissionTests: XCTestCase {
         XCTAssertTrue(a.firstSighting(h(3)), "the oldest is forgotten when full")
         XCTAssertTrue(a.firstSighting(h(1)))
         XCTAssertEqual(a.refusalCounts["tcp-too-many-from-source"], 1)
+        XCTAssertEqual(a.refusalCounts["tcp-evicted-unauthenticated"], 2)
         XCTAssertEqual(a.refusalCounts["tcp-too-many-connections"], 1)
         XCTAssertEqual(a.refusalCounts["tcp-busy"], 1)
     }

@@ -26,8 +26,8 @@ struct FrameGate: Sendable {
 }
 
 /// Why the push-pull port refused or dropped a connection. Counted by `TCPAdmission`.
-enum TCPRefusal: String, Sendable, CaseIterable {
-    /// `FrameLimits.maxConnections` connections were already open.
+enum TCPRefusal: String, Error, Sendable, CaseIterable {
+    /// `FrameLimits.maxConnections` connections were already open, all past their hello.
     case tooManyConnections = "tcp-too-many-connections"
     /// `FrameLimits.maxPerSource` connections from this IP address were already open.
     case tooManyFromSource = "tcp-too-many-from-source"
@@ -45,6 +45,9 @@ enum TCPRefusal: String, Sendable, CaseIterable {
     case replayedHello = "tcp-replayed-hello"
     /// Authenticated frames in flight already hold `FrameLimits.maxBufferedBytes`.
     case busy = "tcp-busy"
+    /// Closed to make room: the oldest connection that had not passed its hello when all
+    /// `FrameLimits.maxConnections` slots were taken.
+    case evicted = "tcp-evicted-unauthenticated"
 }
 
 /// Limits of the push-pull TCP port (issue 9): nothing unauthenticated can hold more than a
@@ -71,11 +74,21 @@ struct FrameLimits: Sendable {
 }
 
 /// Shared state of one TCP port: open connections per source, bytes in flight, hellos seen
-/// and refusal counters. Thread-safe (a lock; every operation is O(1)).
+/// and refusal counters. Thread-safe (a lock; every operation is O(1) or O(maxConnections)).
+///
+/// When all `maxConnections` slots are taken, a new connection evicts the oldest one that has
+/// not yet passed its hello (counted as `evicted`), so peers that never prove the key cannot
+/// lock real members out; only when every slot is authenticated is the newcomer refused.
 final class TCPAdmission: @unchecked Sendable {
     let limits: FrameLimits
     private let lock = NSLock()
-    private var open = 0
+    private struct Slot {
+        var source: String?
+        var channel: (any Channel)?
+        var authenticated: Bool
+    }
+    private var slots: [UInt64: Slot] = [:]
+    private var nextTicket: UInt64 = 0
     private var perSource: [String: Int] = [:]
     private var buffered = 0
     private var seenHellos: Set<GossipEnvelope.HelloID> = []
@@ -86,30 +99,47 @@ final class TCPAdmission: @unchecked Sendable {
 
     init(limits: FrameLimits = .default) { self.limits = limits }
 
-    /// Admits a new connection from `source` (an IP address; nil for Unix sockets), or refuses.
-    func admit(source: String?) -> TCPRefusal? {
-        lock.withLock {
-            if open >= limits.maxConnections { refusals[.tooManyConnections, default: 0] += 1; return .tooManyConnections }
+    /// Admits a new connection from `source` (an IP address; nil for Unix sockets) and returns
+    /// its ticket, or refuses. `channel` is closed if the connection is evicted later.
+    func admit(source: String?, channel: (any Channel)? = nil) -> Result<UInt64, TCPRefusal> {
+        var victim: (any Channel)?
+        let result: Result<UInt64, TCPRefusal> = lock.withLock {
             if let source, perSource[source, default: 0] >= limits.maxPerSource {
                 refusals[.tooManyFromSource, default: 0] += 1
-                return .tooManyFromSource
+                return .failure(.tooManyFromSource)
             }
-            open += 1
+            if slots.count >= limits.maxConnections {
+                // Tickets grow, so the smallest unauthenticated ticket is the oldest such slot.
+                guard let oldest = slots.filter({ !$0.value.authenticated }).keys.min() else {
+                    refusals[.tooManyConnections, default: 0] += 1
+                    return .failure(.tooManyConnections)
+                }
+                victim = slots[oldest]?.channel
+                removeSlot(oldest)
+                refusals[.evicted, default: 0] += 1
+            }
+            nextTicket += 1
+            slots[nextTicket] = Slot(source: source, channel: channel, authenticated: false)
             if let source { perSource[source, default: 0] += 1 }
-            return nil
+            return .success(nextTicket)
+        }
+        victim?.close(promise: nil)
+        return result
+    }
+
+    private func removeSlot(_ ticket: UInt64) {
+        guard let slot = slots.removeValue(forKey: ticket) else { return }
+        if let source = slot.source {
+            let n = perSource[source, default: 1] - 1
+            perSource[source] = n > 0 ? n : nil
         }
     }
 
-    /// A connection admitted by `admit` closed.
-    func release(source: String?) {
-        lock.withLock {
-            open -= 1
-            if let source {
-                let n = perSource[source, default: 1] - 1
-                perSource[source] = n > 0 ? n : nil
-            }
-        }
-    }
+    /// The connection passed its hello: it can no longer be evicted.
+    func authenticated(_ ticket: UInt64) { lock.withLock { slots[ticket]?.authenticated = true } }
+
+    /// A connection admitted by `admit` closed (a no-op after an eviction).
+    func release(_ ticket: UInt64) { lock.withLock { removeSlot(ticket) } }
 
     /// Reserves `bytes` of the global buffer for an authenticated frame.
     func reserve(_ bytes: Int) -> Bool {
@@ -146,7 +176,7 @@ final class TCPAdmission: @unchecked Sendable {
     var refusalCounts: [String: UInt64] { lock.withLock { Dictionary(uniqueKeysWithValues: refusals.map { ($0.key.rawValue, $0.value) }) } }
     /// Frames whose hello passed.
     var acceptedFrames: UInt64 { lock.withLock { accepted } }
-    var openConnections: Int { lock.withLock { open } }
+    var openConnections: Int { lock.withLock { slots.count } }
     var bufferedBytes: Int { lock.withLock { buffered } }
 
     /// The gate for the push-pull port: hello authentic, not replayed, frame length consistent.
@@ -238,7 +268,7 @@ final class FramedRequestHandler: ChannelInboundHandler, RemovableChannelHandler
     private var idleTask: Scheduled<Void>?
     private var helloTask: Scheduled<Void>?
     private let admission: TCPAdmission?
-    private var admittedSource: String??
+    private var ticket: UInt64?
     private var reserved = 0
 
     init(maxFrame: Int, idleTimeout: TimeAmount = .seconds(10), respond: @escaping Responder) {
@@ -261,13 +291,14 @@ final class FramedRequestHandler: ChannelInboundHandler, RemovableChannelHandler
     func channelActive(context: ChannelHandlerContext) {
         let channel = context.channel
         if let admission {
-            let source = Self.sourceKey(channel.remoteAddress)
-            if admission.admit(source: source) != nil {
+            switch admission.admit(source: Self.sourceKey(channel.remoteAddress), channel: channel) {
+            case .failure:
                 answered = true
                 context.close(promise: nil)
                 return
+            case .success(let t):
+                ticket = t
             }
-            admittedSource = .some(source)
             helloTask = context.eventLoop.assumeIsolated().scheduleTask(in: admission.limits.helloTimeout) { [weak self] in
                 guard let self, !self.frames.gatePassed else { return }
                 admission.count(.helloTimeout)
@@ -286,8 +317,8 @@ final class FramedRequestHandler: ChannelInboundHandler, RemovableChannelHandler
         idleTask?.cancel()
         helloTask?.cancel()
         if let admission {
-            if case .some(let source) = admittedSource { admission.release(source: source) }
-            admittedSource = nil
+            if let ticket { admission.release(ticket) }
+            ticket = nil
             if reserved > 0 { admission.unreserve(reserved); reserved = 0 }
         }
         context.fireChannelInactive()
@@ -301,6 +332,7 @@ final class FramedRequestHandler: ChannelInboundHandler, RemovableChannelHandler
         case .passed(let length):
             helloTask?.cancel()
             if let admission {
+                if let ticket { admission.authenticated(ticket) }
                 guard admission.reserve(length) else { return refuse(context, nil) }
                 reserved = length
                 admission.countAccepted()
