@@ -5,6 +5,8 @@
 //
 // Input: byte 0 picks the mode (0 datagram, 1 push-pull, else structured); the rest is the
 // message, or 10-byte records | state u8 | who u8 | incarnation u64 |.
+import WeftCore
+
 func fuzzID(_ n: UInt8) -> NodeID { NodeID(high: 0x77, low: UInt64(n % 6)) }
 func fuzzMember(_ n: UInt8, inc: UInt64) -> Membership.Member {
     let id = fuzzID(n)

@@ -1,5 +1,7 @@
 // Fuzz target: Membership.Codec.decodeMessage (every gossip datagram's plaintext).
 // Property: never traps; whatever decodes re-encodes to the same bytes' meaning.
+import WeftCore
+
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzMembershipMessage(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let bytes = Array(UnsafeBufferPointer(start: data, count: size))

@@ -1,4 +1,6 @@
 // Fuzz target: Membership.Codec.decodePushPull (the TCP full-state exchange).
+import WeftCore
+
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzMembershipPushPull(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let bytes = Array(UnsafeBufferPointer(start: data, count: size))

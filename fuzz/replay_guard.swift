@@ -1,5 +1,7 @@
 // Fuzz target: SenderReplayGuard (per-sender gossip replay window) against a reference set.
 // Input: 9-byte records | sender u8 | counter u64 |.
+import WeftCore
+
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzReplayGuard(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let bytes = Array(UnsafeBufferPointer(start: data, count: size))

@@ -1,5 +1,7 @@
 // Fuzz target: the tunnel's packet codecs (handshake initiation, response, cookie reply, data
 // header, TAI64N timestamp). Property: never traps; what decodes re-encodes byte for byte.
+import WeftCore
+
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzTunnelMessages(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let bytes = Array(UnsafeBufferPointer(start: data, count: size))

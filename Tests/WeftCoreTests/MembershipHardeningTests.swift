@@ -31,6 +31,24 @@ final class MembershipHardeningTests: XCTestCase {
         XCTAssertEqual(a.myself.state, .alive)
     }
 
+    /// Found by `fuzz/membership_instance` on the code before the fix within 1,300 runs (input
+    /// kept as fuzz/corpus/membership_instance/regression-alive-about-self-uint64-max): after
+    /// a few harmless updates, a `left` about the node itself at 2^64 − 1 trapped on `+ 1`.
+    func testFuzzCrashLeftAboutSelfAtMaxAfterOtherUpdates() {
+        var a = T.instance(others: [2, 3])
+        var known = M.Update(T.member(2), from: T.id(3)); known.incarnation = 0xff_ffff
+        _ = a.onDatagram(T.gossipBytes([known]), from: T.ep(2), now: .zero + .seconds(1))
+        var alive = M.Update(a.myself, from: T.id(2)); alive.incarnation = 0xff_ffff_ffff
+        XCTAssertTrue(a.onDatagram(T.gossipBytes([alive]), from: T.ep(2), now: .zero + .seconds(1)).contains(.dropped(.incarnationJump)),
+                      "the fuzzer's 2^40 − 1 is now a refused jump")
+        alive.incarnation = 0xff_ffff
+        XCTAssertTrue(a.onDatagram(T.gossipBytes([alive]), from: T.ep(2), now: .zero + .seconds(1)).contains(.persistIncarnation(0x100_0000)))
+        var left = M.Update(a.myself, from: T.id(2)); left.state = .left; left.incarnation = .max
+        let ds = a.onDatagram(T.gossipBytes([left]), from: T.ep(2), now: .zero + .seconds(2))
+        XCTAssertTrue(ds.contains(.dropped(.incarnationTooLarge)), "\(ds)")
+        XCTAssertEqual(a.myself.incarnation, 0x100_0000)
+    }
+
     func testCeilingIsExactAndJumpLimitApplies() {
         var s = T.settings
         s.maxIncarnationJump = .max >> 1  // so only the ceiling applies

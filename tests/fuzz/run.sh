@@ -15,8 +15,7 @@ export PATH=/opt/swift/usr/bin:$PATH
 SECONDS_EACH=${FUZZ_SECONDS:-20}
 OUT=.build/fuzz
 mkdir -p "$OUT/obj" "$OUT/crashes"
-FLAGS=(-sanitize=fuzzer,address -parse-as-library -Onone -g -swift-version 6 -suppress-warnings)
-SODIUM_CFLAGS=$(pkg-config --cflags libsodium 2>/dev/null || true)
+FLAGS=(-sanitize=fuzzer,address -parse-as-library -O -g -swift-version 6 -suppress-warnings)
 
 core_sources() { find Sources/WeftCore -name '*.swift' | sort; }
 
@@ -34,7 +33,6 @@ build_target() {  # target → $OUT/<target>
     local t=$1
     case $t in
         envelope)
-            [ -f "$OUT/obj/libWeftCore.a" ] || build_module WeftCore $(core_sources) || return 1
             [ -f "$OUT/obj/libWeftCrypto.a" ] || build_module WeftCrypto $(find Sources/WeftCrypto -name '*.swift' | sort) \
                 -- -I Sources/CSodium -Xcc -I/usr/include || return 1
             swiftc "${FLAGS[@]}" -module-name FuzzEnvelope -I "$OUT/obj" -I Sources/CSodium \
@@ -47,7 +45,7 @@ build_target() {  # target → $OUT/<target>
             swiftc "${FLAGS[@]}" -module-name FuzzCNI -I "$OUT/obj" -L "$OUT/obj" -lWeftAPI fuzz/cni_config.swift \
                 Sources/WeftCNI/CNIRequest.swift Sources/WeftCNI/CNIError.swift Sources/WeftCNI/JSON.swift Sources/WeftCNI/Naming.swift -o "$OUT/$t" ;;
         *)
-            swiftc "${FLAGS[@]}" -module-name Fuzz "fuzz/$t.swift" $(core_sources) -o "$OUT/$t" ;;
+            swiftc "${FLAGS[@]}" -module-name "Fuzz_$t" -I "$OUT/obj" "fuzz/$t.swift" -L "$OUT/obj" -lWeftCore -o "$OUT/$t" ;;
     esac
 }
 
@@ -57,6 +55,12 @@ if [ ${#targets[@]} -eq 0 ]; then
 fi
 
 passed=0; failed=0
+# The package modules are rebuilt once per run (instrumented), then every target links them.
+rm -f "$OUT"/obj/lib*.a
+if ! build_module WeftCore $(core_sources) > "$OUT/WeftCore.build.log" 2>&1; then
+    echo "fuzz: WeftCore failed to build (see $OUT/WeftCore.build.log)"; tail -5 "$OUT/WeftCore.build.log"
+    echo "fuzz: 0 passed, ${#targets[@]} failed"; exit 1
+fi
 for t in "${targets[@]}"; do
     if ! build_target "$t" > "$OUT/$t.build.log" 2>&1; then
         echo "fuzz $t: BUILD FAILED (see $OUT/$t.build.log)"; tail -5 "$OUT/$t.build.log"
