@@ -195,6 +195,25 @@ final class TCPAdmissionTests: XCTestCase {
         XCTAssertEqual(admission.openConnections, 0)
     }
 
+    func testReplyGateRefusesAForeignReplyBeforeBufferingIt() throws {
+        let channel = EmbeddedChannel()
+        let promise = channel.eventLoop.makePromise(of: [UInt8].self)
+        try channel.pipeline.syncOperations.addHandler(FramedReplyCollector(maxFrame: 1 << 24, gate: .hello(sealer: sealer), promise: promise))
+        let foreign = GossipEnvelope.seal([UInt8](repeating: 1, count: 10_000), kind: .pushPullReply,
+                                          with: GossipSealer(clusterKey: ClusterKey.generate()))
+        try channel.writeInbound(ByteBuffer(bytes: Array(framed(foreign).prefix(60))))
+        XCTAssertThrowsError(try promise.futureResult.wait()) { error in
+            guard case FramedExchangeError.refusedReply(.unauthenticated) = error else { return XCTFail("\(error)") }
+        }
+        // Our own reply passes.
+        let ok = EmbeddedChannel()
+        let p2 = ok.eventLoop.makePromise(of: [UInt8].self)
+        try ok.pipeline.syncOperations.addHandler(FramedReplyCollector(maxFrame: 1 << 24, gate: .hello(sealer: sealer), promise: p2))
+        let mine = GossipEnvelope.seal([1, 2, 3], kind: .pushPullReply, with: sealer)
+        try ok.writeInbound(ByteBuffer(bytes: framed(mine)))
+        XCTAssertEqual(try p2.futureResult.wait(), mine)
+    }
+
     // MARK: version-2 datagrams
 
     func testDatagramReplayIsRefusedAndSurvivesRestart() {

@@ -25,6 +25,19 @@ struct FrameGate: Sendable {
     let check: @Sendable (_ prefix: [UInt8], _ frameLength: Int) -> TCPRefusal?
 }
 
+extension FrameGate {
+    /// The hello check alone (no replay memory): for replies on connections this node opened.
+    static func hello(sealer: GossipSealer) -> FrameGate {
+        FrameGate(prefixBytes: GossipEnvelope.helloLength) { prefix, frameLength in
+            switch GossipEnvelope.checkHello(prefix, frameLength: frameLength, with: sealer) {
+            case nil: return nil
+            case .short?, .lengthMismatch?: return .malformed
+            default: return .unauthenticated
+            }
+        }
+    }
+}
+
 /// Why the push-pull port refused or dropped a connection. Counted by `TCPAdmission`.
 enum TCPRefusal: String, Error, Sendable, CaseIterable {
     /// `FrameLimits.maxConnections` connections were already open, all past their hello.
@@ -382,8 +395,8 @@ final class FramedReplyCollector: ChannelInboundHandler {
     private var frames: FrameAccumulator
     private var done = false
 
-    init(maxFrame: Int, promise: EventLoopPromise<[UInt8]>) {
-        self.frames = FrameAccumulator(maxFrame: maxFrame)
+    init(maxFrame: Int, gate: FrameGate? = nil, promise: EventLoopPromise<[UInt8]>) {
+        self.frames = FrameAccumulator(maxFrame: maxFrame, gate: gate)
         self.promise = promise
     }
 
@@ -391,7 +404,7 @@ final class FramedReplyCollector: ChannelInboundHandler {
         guard !done else { return }
         switch frames.append(unwrapInboundIn(data)) {
         case .needMore, .passed: return
-        case .refused: finish(.failure(FramedExchangeError.closedWithoutAnswer))
+        case .refused(let why): finish(.failure(FramedExchangeError.refusedReply(why)))
         case .oversized(let n): finish(.failure(FramedExchangeError.oversized(n)))
         case .frame(let body): finish(.success(body))
         }
@@ -419,20 +432,26 @@ enum FramedExchangeError: Error, CustomStringConvertible {
     case closedWithoutAnswer
     case oversized(Int)
     case timedOut
+    /// The reply's first bytes did not pass the gate (e.g. not sealed with our cluster key).
+    case refusedReply(TCPRefusal)
 
     var description: String {
         switch self {
         case .closedWithoutAnswer: return "closed the connection without answering"
         case .oversized(let n): return "sent a frame of \(n) bytes, over the limit"
         case .timedOut: return "did not answer in time"
+        case .refusedReply(let why): return "its answer was refused before it was read (\(why.rawValue); different cluster key?)"
         }
     }
 }
 
 /// One framed request/reply exchange over a fresh TCP connection, bounded by `timeout`.
+/// With `replyGate` (e.g. `FrameGate.hello(sealer:)`), the reply's first bytes must pass it
+/// before more than 4 KiB of it is buffered, so a peer without the key cannot make this node
+/// hold `maxFrame` bytes.
 func framedExchange(
     group: any EventLoopGroup, to address: SocketAddress, request: [UInt8],
-    maxFrame: Int, timeout: TimeAmount
+    maxFrame: Int, timeout: TimeAmount, replyGate: FrameGate? = nil
 ) async throws -> [UInt8] {
     let loop = group.next()
     let promise = loop.makePromise(of: [UInt8].self)
@@ -442,7 +461,7 @@ func framedExchange(
             .connectTimeout(timeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(FramedReplyCollector(maxFrame: maxFrame, promise: promise))
+                    try channel.pipeline.syncOperations.addHandler(FramedReplyCollector(maxFrame: maxFrame, gate: replyGate, promise: promise))
                 }
             }
             .connect(to: address).get()
