@@ -139,7 +139,7 @@ public enum Daemon {
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(FramedRequestHandler(
-                            maxFrame: DaemonLimits.maxPushPullFrame, admission: tcpAdmission, gate: helloGate
+                            maxFrame: DaemonLimits.maxPushPullFrame + GossipEnvelope.helloLength, admission: tcpAdmission, gate: helloGate
                         ) { bytes, peer in
                             await runtime.onTCPRequest(bytes, from: Endpoint(peer))
                         })
