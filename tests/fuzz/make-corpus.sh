@@ -29,4 +29,10 @@ c=fuzz/corpus/endpoint_text; mkdir -p $c
 for t in '127.0.0.1:7946' '[::1]:7946' '[fd00::1:2]:1' '10.42.0.0/16' '0.0.0.0:0' 'host:65536' '[::ffff:1.2.3.4]:80' '10.42.0.0/33' '1.2.3.4/0'; do
     printf '%s' "$t" > "$c/$(printf '%s' "$t" | tr -c 'a-zA-Z0-9' '_')"
 done
+# tunnel_instance scripts: op bytes (0 send, 1 deliver, 2 replay/flip, 3 tick, 4 raw, 5 lose).
+c=fuzz/corpus/tunnel_instance; mkdir -p $c
+printf '\x00\x05\xaa\xbb\xcc\x01\x01\x01\x01\x00\x04\x11\x22\x01\x02\x00\x82\x00\x03\xff\x80\x06\x01\x02\x03\x04\x01\x01' > $c/handshake-data-replay
+printf '\x00\x03\x01\x01\x05\x01\x03\x05\x03\xff\x03\xff\x00\x02\x01\x01\x01\x01' > $c/lost-response-retry
+printf '\x00\x03\x01\x41\x01\x01\x01\x01\x01' > $c/under-load-cookie
+printf '\x04\x94\x01\x04\x00\x00' > $c/raw-initiation-prefix
 echo "text seeds written"
