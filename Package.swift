@@ -84,7 +84,11 @@ let package = Package(
         .testTarget(name: "WeftDataPlaneTests", dependencies: ["WeftDataPlane", "WeftCore", "WeftCrypto"]),
         .testTarget(
             name: "WeftDaemonTests",
-            dependencies: ["WeftDaemon", "WeftCore", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: [
+                "WeftDaemon", "WeftCore", "WeftCrypto",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
         ),
         .testTarget(name: "WeftCNITests", dependencies: ["WeftCNI", "WeftAPI"]),
         .testTarget(name: "WeftIntegrationTests", dependencies: ["WeftAPI", "WeftCore"]),

@@ -217,11 +217,18 @@ public enum Daemon {
         let refusal = RefusalBox()
         do {
             let listen = try options.listen.socketAddress()
+            // Push-pull and IPAM frames: the sealed hello gates every byte beyond the first 50;
+            // connection limits, timeouts and refusal counters live in `tcpAdmission`.
+            let tcpAdmission = TCPAdmission()
+            let helloGate = tcpAdmission.helloGate(sealer: GossipSealer(clusterKey: clusterKey))
             let tcp = try await ServerBootstrap(group: group)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .serverChannelOption(.backlog, value: 128)
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(FramedRequestHandler(maxFrame: DaemonLimits.maxPushPullFrame) { bytes, peer in
+                        try channel.pipeline.syncOperations.addHandler(FramedRequestHandler(
+                            maxFrame: DaemonLimits.maxPushPullFrame + GossipEnvelope.helloLength, admission: tcpAdmission, gate: helloGate
+                        ) { bytes, peer in
                             await runtime.onTCPRequest(bytes, from: Endpoint(peer))
                         })
                     }

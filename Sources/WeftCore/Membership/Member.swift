@@ -3,6 +3,27 @@
 public enum Membership {}
 
 extension Membership {
+    /// The ceiling of incarnations (2^62). Updates at or above it are dropped as
+    /// `incarnationTooLarge`, so raising ours (`incarnation + 1`) never passes it and can never
+    /// overflow.
+    public static let maxIncarnation: UInt64 = 1 << 62
+
+    /// The incarnation after `incarnation`, or nil at or above `maxIncarnation` (never traps).
+    public static func incarnation(after incarnation: UInt64) -> UInt64? {
+        incarnation < maxIncarnation ? incarnation + 1 : nil
+    }
+
+    /// Why an incoming incarnation is refused, or nil when it is plausible: at or above the
+    /// ceiling, or more than `maxJump` above `known` (the member's current incarnation, or
+    /// ours for news about us; nil for a member we do not know yet).
+    public static func refusal(incarnation: UInt64, known: UInt64?, maxJump: UInt64) -> DropReason? {
+        if incarnation >= maxIncarnation { return .incarnationTooLarge }
+        if let known, incarnation > known, incarnation - known > maxJump { return .incarnationJump }
+        return nil
+    }
+}
+
+extension Membership {
     /// What a node believes about a member. Order matters for merges at equal incarnation:
     /// `alive < suspect < dead`; `left` is final for an incarnation and beats `dead`.
     public enum MemberState: UInt8, Sendable, Codable, CaseIterable, CustomStringConvertible {

@@ -487,6 +487,12 @@ extension Membership {
         /// the state order alive < suspect < dead < left decides (see `MemberState`).
         mutating func apply(_ incoming: Update, now: Instant, viaPushPull: Bool, _ out: inout [Directive]) {
             var u = incoming
+            let baseline = u.id == myself.id ? myself.incarnation : table[u.id]?.incarnation
+            if let refused = Membership.refusal(incarnation: u.incarnation, known: baseline,
+                                                maxJump: settings.maxIncarnationJump) {
+                out.append(.dropped(refused))
+                return
+            }
             if u.id == myself.id {
                 aboutMyself(u, now: now, &out)
                 return
@@ -514,7 +520,9 @@ extension Membership {
 
             if u.incarnation == known.incarnation && u.state == .suspect && known.state == .suspect {
                 // An independent confirmation shrinks the Lifeguard timeout; spread it if new.
-                if var s = suspicions[u.id], s.confirmers.insert(u.from).inserted {
+                // At most k + 1 confirmers are kept: beyond that the timeout is already at its
+                // minimum, and forged accusers cannot grow the set without bound.
+                if var s = suspicions[u.id], s.confirmers.count <= s.k, s.confirmers.insert(u.from).inserted {
                     suspicions[u.id] = s
                     queue.enqueue(update: u)
                 }
@@ -569,7 +577,12 @@ extension Membership {
             case .suspect, .dead, .left:
                 guard u.incarnation >= myself.incarnation else { return }
             }
-            myself.incarnation = u.incarnation + 1
+            // `apply` refused anything above maxIncarnation; stay checked all the same.
+            guard let next = Membership.incarnation(after: max(u.incarnation, myself.incarnation)) else {
+                out.append(.dropped(.incarnationTooLarge))
+                return
+            }
+            myself.incarnation = next
             store(myself)
             adjustAwareness(1)
             out.append(.persistIncarnation(myself.incarnation))

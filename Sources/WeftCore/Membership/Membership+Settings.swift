@@ -59,6 +59,11 @@ extension Membership {
         public var maxPayloadBytes: Int = 1136
         /// Largest push-pull message accepted (TCP). 16 MiB: ~100 000 members, bounds memory use.
         public var maxPushPullBytes: Int = 16 << 20
+        /// Largest step above the known incarnation of a member (or our own) that an update may
+        /// take; larger ones are dropped as `incarnationJump`. 2^32: a member restarting every
+        /// second for a century stays far below it, while a forged update cannot walk a member
+        /// to the ceiling (`Membership.maxIncarnation`) in fewer than 2^30 accepted updates.
+        public var maxIncarnationJump: UInt64 = 1 << 32
 
         public init() {}
 
@@ -101,6 +106,8 @@ extension Membership {
             try need(deadRetention >= probeInterval, "deadRetention", ">= probeInterval")
             try need((256...65_000).contains(maxPayloadBytes), "maxPayloadBytes", "256 ... 65000")
             try need(maxPushPullBytes >= 4096, "maxPushPullBytes", ">= 4096")
+            try need(maxIncarnationJump >= 1 && maxIncarnationJump <= Membership.maxIncarnation,
+                     "maxIncarnationJump", "1 ... 2^62")
         }
     }
 
@@ -130,6 +137,14 @@ extension Membership {
         case staleAck
         /// Anything received after `leave()`.
         case afterLeave
+        /// An update whose incarnation is at or above `Membership.maxIncarnation` (2^62): no honest
+        /// node gets there (one per restart or refutation), and raising ours past it could
+        /// overflow. Refused without changing any state.
+        case incarnationTooLarge
+        /// An update whose incarnation is more than `Settings.maxIncarnationJump` above the one
+        /// we know for that member (or above our own, for news about us). Honest members raise
+        /// their incarnation by one per restart or refutation.
+        case incarnationJump
     }
 
     /// What the daemon must do after an event. Instances never perform I/O themselves.

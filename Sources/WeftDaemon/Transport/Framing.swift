@@ -1,6 +1,8 @@
+import Foundation
 import NIOCore
 import NIOPosix
 import WeftCore
+import WeftCrypto
 
 /// Length-prefixed frames (u32 big-endian length, then the bytes), used on the push-pull TCP
 /// port and on the control socket. One request and one reply per connection.
@@ -13,36 +15,260 @@ enum Framing {
     }
 }
 
-/// Collects bytes until one complete frame is there.
+/// The check a server runs on the first bytes of a frame before it buffers the rest: the
+/// push-pull port requires the sealed hello (`GossipEnvelope.checkHello`); the control
+/// socket (local, mode 0600) has none.
+struct FrameGate: Sendable {
+    /// Bytes of the frame body needed to decide (46 for the hello).
+    let prefixBytes: Int
+    /// Nil to accept the frame of `frameLength` bytes, or why not.
+    let check: @Sendable (_ prefix: [UInt8], _ frameLength: Int) -> TCPRefusal?
+}
+
+extension FrameGate {
+    /// The hello check alone (no replay memory): for replies on connections this node opened.
+    static func hello(sealer: GossipSealer) -> FrameGate {
+        FrameGate(prefixBytes: GossipEnvelope.helloLength) { prefix, frameLength in
+            switch GossipEnvelope.checkHello(prefix, frameLength: frameLength, with: sealer) {
+            case nil: return nil
+            case .short?, .lengthMismatch?: return .malformed
+            default: return .unauthenticated
+            }
+        }
+    }
+}
+
+/// Why the push-pull port refused or dropped a connection. Counted by `TCPAdmission`.
+enum TCPRefusal: String, Error, Sendable, CaseIterable {
+    /// `FrameLimits.maxConnections` connections were already open, all past their hello.
+    case tooManyConnections = "tcp-too-many-connections"
+    /// `FrameLimits.maxPerSource` connections from this IP address were already open.
+    case tooManyFromSource = "tcp-too-many-from-source"
+    /// The hello was not complete within `FrameLimits.helloTimeout`.
+    case helloTimeout = "tcp-hello-timeout"
+    /// The frame was not complete within `FrameLimits.frameTimeout` (a slow sender).
+    case frameTimeout = "tcp-frame-timeout"
+    /// The first bytes are not a hello sealed with our cluster key (or the wrong version/kind).
+    case unauthenticated = "tcp-unauthenticated"
+    /// The frame is shorter than a hello plus a sealed body, or the hello's length disagrees.
+    case malformed = "tcp-malformed"
+    /// The announced frame length is above the port's maximum.
+    case oversized = "tcp-oversized"
+    /// A hello already seen (a captured frame sent again).
+    case replayedHello = "tcp-replayed-hello"
+    /// Authenticated frames in flight already hold `FrameLimits.maxBufferedBytes`.
+    case busy = "tcp-busy"
+    /// Closed to make room: the oldest connection that had not passed its hello when all
+    /// `FrameLimits.maxConnections` slots were taken.
+    case evicted = "tcp-evicted-unauthenticated"
+}
+
+/// Limits of the push-pull TCP port (issue 9): nothing unauthenticated can hold more than a
+/// few KiB, connections are bounded globally and per source, and slow senders time out.
+struct FrameLimits: Sendable {
+    /// Open connections at once. 64: a node has at most a few push-pulls and IPAM messages in
+    /// flight; joins of many nodes at once retry.
+    var maxConnections = 64
+    /// Open connections from one IP address. 8.
+    var maxPerSource = 8
+    /// Bytes buffered for a connection before its hello is checked. 4 KiB (the hello is 46).
+    var unauthenticatedBytes = 4096
+    /// The hello (first 50 bytes) must arrive within this. 5 s.
+    var helloTimeout: TimeAmount = .seconds(5)
+    /// The whole request must arrive, and the reply leave, within this. 30 s: 16 MiB at 5 Mbit/s.
+    var frameTimeout: TimeAmount = .seconds(30)
+    /// Bytes all connections together may buffer after their hello passed. 64 MiB: four
+    /// maximal push-pull frames; a frame that does not fit is refused as `busy`.
+    var maxBufferedBytes = 64 << 20
+    /// Recent hello nonces remembered to refuse a replayed hello. 16,384 (about 0.5 MiB).
+    var rememberedHellos = 16_384
+
+    static let `default` = FrameLimits()
+}
+
+/// Shared state of one TCP port: open connections per source, bytes in flight, hellos seen
+/// and refusal counters. Thread-safe (a lock; every operation is O(1) or O(maxConnections)).
+///
+/// When all `maxConnections` slots are taken, a new connection evicts the oldest one that has
+/// not yet passed its hello (counted as `evicted`), so peers that never prove the key cannot
+/// lock real members out; only when every slot is authenticated is the newcomer refused.
+final class TCPAdmission: @unchecked Sendable {
+    let limits: FrameLimits
+    private let lock = NSLock()
+    private struct Slot {
+        var source: String?
+        var channel: (any Channel)?
+        var authenticated: Bool
+    }
+    private var slots: [UInt64: Slot] = [:]
+    private var nextTicket: UInt64 = 0
+    private var perSource: [String: Int] = [:]
+    private var buffered = 0
+    private var seenHellos: Set<GossipEnvelope.HelloID> = []
+    private var helloOrder: [GossipEnvelope.HelloID] = []
+    private var helloNext = 0
+    private var refusals: [TCPRefusal: UInt64] = [:]
+    private var accepted: UInt64 = 0
+
+    init(limits: FrameLimits = .default) { self.limits = limits }
+
+    /// Admits a new connection from `source` (an IP address; nil for Unix sockets) and returns
+    /// its ticket, or refuses. `channel` is closed if the connection is evicted later.
+    func admit(source: String?, channel: (any Channel)? = nil) -> Result<UInt64, TCPRefusal> {
+        var victim: (any Channel)?
+        let result: Result<UInt64, TCPRefusal> = lock.withLock {
+            if let source, perSource[source, default: 0] >= limits.maxPerSource {
+                refusals[.tooManyFromSource, default: 0] += 1
+                return .failure(.tooManyFromSource)
+            }
+            if slots.count >= limits.maxConnections {
+                // Tickets grow, so the smallest unauthenticated ticket is the oldest such slot.
+                guard let oldest = slots.filter({ !$0.value.authenticated }).keys.min() else {
+                    refusals[.tooManyConnections, default: 0] += 1
+                    return .failure(.tooManyConnections)
+                }
+                victim = slots[oldest]?.channel
+                removeSlot(oldest)
+                refusals[.evicted, default: 0] += 1
+            }
+            nextTicket += 1
+            slots[nextTicket] = Slot(source: source, channel: channel, authenticated: false)
+            if let source { perSource[source, default: 0] += 1 }
+            return .success(nextTicket)
+        }
+        victim?.close(promise: nil)
+        return result
+    }
+
+    private func removeSlot(_ ticket: UInt64) {
+        guard let slot = slots.removeValue(forKey: ticket) else { return }
+        if let source = slot.source {
+            let n = perSource[source, default: 1] - 1
+            perSource[source] = n > 0 ? n : nil
+        }
+    }
+
+    /// The connection passed its hello: it can no longer be evicted.
+    func authenticated(_ ticket: UInt64) { lock.withLock { slots[ticket]?.authenticated = true } }
+
+    /// A connection admitted by `admit` closed (a no-op after an eviction).
+    func release(_ ticket: UInt64) { lock.withLock { removeSlot(ticket) } }
+
+    /// Reserves `bytes` of the global buffer for an authenticated frame.
+    func reserve(_ bytes: Int) -> Bool {
+        lock.withLock {
+            guard bytes <= limits.maxBufferedBytes - buffered else { refusals[.busy, default: 0] += 1; return false }
+            buffered += bytes
+            return true
+        }
+    }
+
+    func unreserve(_ bytes: Int) { lock.withLock { buffered -= bytes } }
+
+    /// Records a hello; false when it was seen recently (a replay).
+    func firstSighting(_ id: GossipEnvelope.HelloID) -> Bool {
+        lock.withLock {
+            guard !seenHellos.contains(id) else { return false }
+            let cap = max(1, limits.rememberedHellos)
+            if helloOrder.count < cap {
+                helloOrder.append(id)
+            } else {
+                seenHellos.remove(helloOrder[helloNext])
+                helloOrder[helloNext] = id
+                helloNext = (helloNext + 1) % cap
+            }
+            seenHellos.insert(id)
+            return true
+        }
+    }
+
+    func count(_ refusal: TCPRefusal) { lock.withLock { refusals[refusal, default: 0] += 1 } }
+    func countAccepted() { lock.withLock { accepted += 1 } }
+
+    /// Refusals so far by reason (`TCPRefusal.rawValue`), for the node's drop counters.
+    var refusalCounts: [String: UInt64] { lock.withLock { Dictionary(uniqueKeysWithValues: refusals.map { ($0.key.rawValue, $0.value) }) } }
+    /// Frames whose hello passed.
+    var acceptedFrames: UInt64 { lock.withLock { accepted } }
+    var openConnections: Int { lock.withLock { slots.count } }
+    var bufferedBytes: Int { lock.withLock { buffered } }
+
+    /// The gate for the push-pull port: hello authentic, not replayed, frame length consistent.
+    func helloGate(sealer: GossipSealer) -> FrameGate {
+        FrameGate(prefixBytes: GossipEnvelope.helloLength) { [self] prefix, frameLength in
+            if let failure = GossipEnvelope.checkHello(prefix, frameLength: frameLength, with: sealer) {
+                switch failure {
+                case .short, .lengthMismatch: return .malformed
+                default: return .unauthenticated
+                }
+            }
+            guard let id = GossipEnvelope.helloID(prefix), firstSighting(id) else { return .replayedHello }
+            return nil
+        }
+    }
+}
+
+/// Collects bytes until one complete frame is there. With a gate, at most
+/// `unauthenticatedLimit` bytes are kept until the gate has passed the frame's first bytes.
 struct FrameAccumulator {
     enum Outcome {
         case needMore
         case frame([UInt8])
         case oversized(Int)
+        /// The gate refused the frame's first bytes (or they cannot hold what it needs).
+        case refused(TCPRefusal)
+        /// The gate passed; the frame (of this length) will now be buffered whole.
+        case passed(Int)
     }
 
     let maxFrame: Int
+    let gate: FrameGate?
+    let unauthenticatedLimit: Int
     private var buffer: ByteBuffer?
+    private(set) var gatePassed = false
 
-    init(maxFrame: Int) { self.maxFrame = maxFrame }
+    init(maxFrame: Int, gate: FrameGate? = nil, unauthenticatedLimit: Int = 4096) {
+        self.maxFrame = maxFrame
+        self.gate = gate
+        self.unauthenticatedLimit = unauthenticatedLimit
+    }
+
+    /// Bytes held for the current frame.
+    var bufferedBytes: Int { buffer?.readableBytes ?? 0 }
 
     mutating func append(_ incoming: ByteBuffer) -> Outcome {
         var incoming = incoming
         if buffer == nil { buffer = incoming } else { buffer!.writeBuffer(&incoming) }
         guard let buf = buffer, buf.readableBytes >= 4,
-              let length = buf.getInteger(at: buf.readerIndex, endianness: .big, as: UInt32.self)
+              let length32 = buf.getInteger(at: buf.readerIndex, endianness: .big, as: UInt32.self)
         else { return .needMore }
-        if Int(length) > maxFrame { return .oversized(Int(length)) }
-        guard buf.readableBytes >= 4 + Int(length),
-              let body = buf.getBytes(at: buf.readerIndex + 4, length: Int(length))
-        else { return .needMore }
+        let length = Int(length32)
+        if length > maxFrame { return .oversized(length) }
+        var outcome = Outcome.needMore
+        if let gate, !gatePassed {
+            guard length >= gate.prefixBytes else { return .refused(.malformed) }
+            guard buf.readableBytes >= 4 + gate.prefixBytes,
+                  let prefix = buf.getBytes(at: buf.readerIndex + 4, length: gate.prefixBytes)
+            else {
+                if buf.readableBytes > 4 + unauthenticatedLimit { return .refused(.malformed) }
+                return .needMore
+            }
+            if let refusal = gate.check(prefix, length) { return .refused(refusal) }
+            gatePassed = true
+            outcome = .passed(length)
+        }
+        guard buf.readableBytes >= 4 + length,
+              let body = buf.getBytes(at: buf.readerIndex + 4, length: length)
+        else { return outcome }
         buffer = nil
         return .frame(body)
     }
 }
 
 /// Serves one framed request per connection: collects the request, hands it to `respond`,
-/// writes the framed reply (if any) and closes. Oversized frames and idle connections are closed.
+/// writes the framed reply (if any) and closes. Oversized frames and idle connections are
+/// closed. With `admission` (the push-pull port) connections are counted against its limits,
+/// the first bytes must pass `gate` within `helloTimeout`, the whole exchange must finish
+/// within `frameTimeout`, and authenticated frames reserve their size from the shared budget.
 final class FramedRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -53,21 +279,61 @@ final class FramedRequestHandler: ChannelInboundHandler, RemovableChannelHandler
     private var frames: FrameAccumulator
     private var answered = false
     private var idleTask: Scheduled<Void>?
+    private var helloTask: Scheduled<Void>?
+    private let admission: TCPAdmission?
+    private var ticket: UInt64?
+    private var reserved = 0
 
     init(maxFrame: Int, idleTimeout: TimeAmount = .seconds(10), respond: @escaping Responder) {
         self.frames = FrameAccumulator(maxFrame: maxFrame)
         self.idleTimeout = idleTimeout
         self.respond = respond
+        self.admission = nil
     }
+
+    /// The push-pull port: limits, hello gate and timeouts from `admission.limits`.
+    init(maxFrame: Int, admission: TCPAdmission, gate: FrameGate, respond: @escaping Responder) {
+        self.frames = FrameAccumulator(maxFrame: maxFrame, gate: gate, unauthenticatedLimit: admission.limits.unauthenticatedBytes)
+        self.idleTimeout = admission.limits.frameTimeout
+        self.respond = respond
+        self.admission = admission
+    }
+
+    static func sourceKey(_ address: SocketAddress?) -> String? { address?.ipAddress }
 
     func channelActive(context: ChannelHandlerContext) {
         let channel = context.channel
-        idleTask = context.eventLoop.scheduleTask(in: idleTimeout) { channel.close(promise: nil) }
+        if let admission {
+            switch admission.admit(source: Self.sourceKey(channel.remoteAddress), channel: channel) {
+            case .failure:
+                answered = true
+                context.close(promise: nil)
+                return
+            case .success(let t):
+                ticket = t
+            }
+            helloTask = context.eventLoop.assumeIsolated().scheduleTask(in: admission.limits.helloTimeout) { [weak self] in
+                guard let self, !self.frames.gatePassed else { return }
+                admission.count(.helloTimeout)
+                channel.close(promise: nil)
+            }
+        }
+        let admission = self.admission
+        idleTask = context.eventLoop.assumeIsolated().scheduleTask(in: idleTimeout) { [weak self] in
+            if let admission, let self, !self.answered { admission.count(.frameTimeout) }
+            channel.close(promise: nil)
+        }
         context.fireChannelActive()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         idleTask?.cancel()
+        helloTask?.cancel()
+        if let admission {
+            if let ticket { admission.release(ticket) }
+            ticket = nil
+            if reserved > 0 { admission.unreserve(reserved); reserved = 0 }
+        }
         context.fireChannelInactive()
     }
 
@@ -76,13 +342,26 @@ final class FramedRequestHandler: ChannelInboundHandler, RemovableChannelHandler
         let body: [UInt8]
         switch frames.append(unwrapInboundIn(data)) {
         case .needMore: return
-        case .oversized:
-            answered = true
-            context.close(promise: nil)
+        case .passed(let length):
+            helloTask?.cancel()
+            if let admission {
+                if let ticket { admission.authenticated(ticket) }
+                guard admission.reserve(length) else { return refuse(context, nil) }
+                reserved = length
+                admission.countAccepted()
+            }
             return
-        case .frame(let b): body = b
+        case .refused(let why):
+            return refuse(context, why)
+        case .oversized:
+            return refuse(context, .oversized)
+        case .frame(let b):
+            body = b
+            if admission != nil && reserved == 0 { admission?.countAccepted() }
         }
         answered = true
+        helloTask?.cancel()
+        if reserved > 0, let admission { admission.unreserve(reserved); reserved = 0 }
         let channel = context.channel
         let peer = channel.remoteAddress
         let respond = self.respond
@@ -95,6 +374,12 @@ final class FramedRequestHandler: ChannelInboundHandler, RemovableChannelHandler
                 channel.close(promise: nil)
             }
         }
+    }
+
+    private func refuse(_ context: ChannelHandlerContext, _ why: TCPRefusal?) {
+        answered = true
+        if let why { admission?.count(why) }
+        context.close(promise: nil)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -110,15 +395,16 @@ final class FramedReplyCollector: ChannelInboundHandler {
     private var frames: FrameAccumulator
     private var done = false
 
-    init(maxFrame: Int, promise: EventLoopPromise<[UInt8]>) {
-        self.frames = FrameAccumulator(maxFrame: maxFrame)
+    init(maxFrame: Int, gate: FrameGate? = nil, promise: EventLoopPromise<[UInt8]>) {
+        self.frames = FrameAccumulator(maxFrame: maxFrame, gate: gate)
         self.promise = promise
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !done else { return }
         switch frames.append(unwrapInboundIn(data)) {
-        case .needMore: return
+        case .needMore, .passed: return
+        case .refused(let why): finish(.failure(FramedExchangeError.refusedReply(why)))
         case .oversized(let n): finish(.failure(FramedExchangeError.oversized(n)))
         case .frame(let body): finish(.success(body))
         }
@@ -146,20 +432,26 @@ enum FramedExchangeError: Error, CustomStringConvertible {
     case closedWithoutAnswer
     case oversized(Int)
     case timedOut
+    /// The reply's first bytes did not pass the gate (e.g. not sealed with our cluster key).
+    case refusedReply(TCPRefusal)
 
     var description: String {
         switch self {
         case .closedWithoutAnswer: return "closed the connection without answering"
         case .oversized(let n): return "sent a frame of \(n) bytes, over the limit"
         case .timedOut: return "did not answer in time"
+        case .refusedReply(let why): return "its answer was refused before it was read (\(why.rawValue); different cluster key?)"
         }
     }
 }
 
 /// One framed request/reply exchange over a fresh TCP connection, bounded by `timeout`.
+/// With `replyGate` (e.g. `FrameGate.hello(sealer:)`), the reply's first bytes must pass it
+/// before more than 4 KiB of it is buffered, so a peer without the key cannot make this node
+/// hold `maxFrame` bytes.
 func framedExchange(
     group: any EventLoopGroup, to address: SocketAddress, request: [UInt8],
-    maxFrame: Int, timeout: TimeAmount
+    maxFrame: Int, timeout: TimeAmount, replyGate: FrameGate? = nil
 ) async throws -> [UInt8] {
     let loop = group.next()
     let promise = loop.makePromise(of: [UInt8].self)
@@ -169,7 +461,7 @@ func framedExchange(
             .connectTimeout(timeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(FramedReplyCollector(maxFrame: maxFrame, promise: promise))
+                    try channel.pipeline.syncOperations.addHandler(FramedReplyCollector(maxFrame: maxFrame, gate: replyGate, promise: promise))
                 }
             }
             .connect(to: address).get()
