@@ -220,6 +220,7 @@ public enum Daemon {
             // Push-pull and IPAM frames: the sealed hello gates every byte beyond the first 50;
             // connection limits, timeouts and refusal counters live in `tcpAdmission`.
             let tcpAdmission = TCPAdmission()
+            await runtime.setTCPAdmission(tcpAdmission)
             let helloGate = tcpAdmission.helloGate(sealer: GossipSealer(clusterKey: clusterKey))
             let tcp = try await ServerBootstrap(group: group)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)

@@ -95,7 +95,7 @@ final class CLIContractTests: XCTestCase {
             (["--mtu", "100"], "--mtu"),
             (["--log-level", "loud"], "--log-level"),
             (["--profile", "slow"], "--profile"),
-            (["--reclaim-after", "never"], "--reclaim-after"),
+            (["--reclaim-after", "forever"], "--reclaim-after"),
             (["--tun-name", "a/b"], "--tun-name"),
             (["--subnet", "10.42.0.0/99"], "--subnet"),
             (["--name", ""], "--name must not be empty"),

@@ -97,6 +97,8 @@ struct NodeMetrics {
         ["short-packet", "unsupported-envelope-version", "unexpected-kind", "unauthenticated"]
         + Membership.DropReason.allCases.map(NodeMetrics.label)
         + ["unsendable", "malformed-ipam", "ipam-rejected", "ipam-unknown-peer", "tunnel-disabled", "tunnel-bad-member-key"]
+        + ["storage-error", "dns-records-malformed", "replayed", "replay-too-old", "frame-length-mismatch"]
+        + TCPRefusal.allCases.map(\.rawValue)
         + ([.unknownPeer, .unknownReceiverIndex, .badMAC1, .rateLimited, .handshakeFailed, .replayedInitiation,
             .initiationCollision, .noEndpoint, .sessionExpired, .counterExhausted, .authenticationFailed,
             .replayedPacket, .queueOverflow, .packetTooLarge, .sessionHandedOff, .badCookieReply] as [Tunnel.DropReason]).map { "tunnel-" + $0.name }
@@ -283,6 +285,14 @@ struct NodeMetrics {
 
     /// Adds the growth of an externally kept counter; a value lower than the last one means the
     /// source restarted from zero (a new session), so all of it is growth.
+    /// The TCP port's refusals (kept by `TCPAdmission` itself) as drop counters.
+    mutating func tcpRefusals(_ counts: [String: UInt64]) {
+        for (reason, value) in counts {
+            grow(Self.drops, [("reason", reason)], to: value)
+            dropCounts[reason] = value
+        }
+    }
+
     private mutating func grow(_ f: Family, _ labels: [(String, String)], to value: UInt64) {
         let key = Self.seriesKey(f, labels)
         let last = lastSeen[key] ?? 0
@@ -298,6 +308,7 @@ extension NodeRuntime {
     /// renders the registry.
     func refreshMetrics() {
         metrics.ipam(ipamInfo(), me: identity.keyPair.nodeID.hex)
+        if let tcpAdmission { metrics.tcpRefusals(tcpAdmission.refusalCounts) }
         metrics.peers(peers())
     }
 }

@@ -27,6 +27,11 @@ actor NodeRuntime {
     let identity: Identity
     let settings: Membership.Settings
     let sealer: GossipSealer
+    /// Membership datagrams: version 2, with this node's id and a replay counter (docs/protocol.md).
+    let datagramSealer: GossipEnvelope.DatagramSealer
+    let datagramOpener: GossipEnvelope.DatagramOpener
+    /// The TCP port's admission control (connection limits, hello gate), for its refusal counts.
+    var tcpAdmission: TCPAdmission?
     let logger: Logger
     let group: any EventLoopGroup
     let clock = ContinuousClock()
@@ -70,6 +75,8 @@ actor NodeRuntime {
         self.identity = identity
         self.settings = settings
         self.sealer = sealer
+        self.datagramSealer = GossipEnvelope.DatagramSealer(sender: identity.keyPair.nodeID, sealer: sealer, base: WallClock.nanoseconds())
+        self.datagramOpener = GossipEnvelope.DatagramOpener(sealer: sealer)
         self.logger = logger
         self.group = group
         let now = clock.now
@@ -121,10 +128,10 @@ actor NodeRuntime {
             onTunnelDatagram(bytes, from: from)
             return
         }
-        switch GossipEnvelope.open(bytes, expecting: .datagram, with: sealer) {
+        switch datagramOpener.open(bytes) {
         case .failure(let f):
             drop(f.reason.rawValue, from: from)
-        case .success(let plain):
+        case .success(let (_, plain)):
             metrics.membershipMessage(plain, direction: .in)
             perform(node.onGossip(plain, from: from, now: now))
         }
@@ -233,7 +240,10 @@ actor NodeRuntime {
 
     // MARK: - Queries
 
+    func setTCPAdmission(_ a: TCPAdmission) { tcpAdmission = a }
+
     func status() -> API.Status {
+        if let tcpAdmission { metrics.tcpRefusals(tcpAdmission.refusalCounts) }
         var counts: [String: Int] = [:]
         for s in Membership.MemberState.allCases { counts[s.description] = 0 }
         for (s, n) in node.memberCounts { counts[s.description] = n }
@@ -334,7 +344,7 @@ actor NodeRuntime {
             return
         }
         metrics.membershipMessage(plaintext, direction: .out)
-        let sealed = GossipEnvelope.seal(plaintext, kind: .datagram, with: sealer)
+        let sealed = datagramSealer.seal(plaintext)
         metrics.datagram(.out)
         dataPlane.send(sealed, to: to)
     }
@@ -355,7 +365,7 @@ actor NodeRuntime {
         do {
             reply = try await framedExchange(
                 group: group, to: address, request: request,
-                maxFrame: DaemonLimits.maxPushPullFrame, timeout: .seconds(5)
+                maxFrame: DaemonLimits.maxPushPullFrame, timeout: .seconds(5), replyGate: .hello(sealer: sealer)
             )
         } catch let e as FramedExchangeError {
             if case .closedWithoutAnswer = e {
@@ -400,5 +410,5 @@ actor NodeRuntime {
 /// Limits on what the daemon accepts from the network and the control socket.
 enum DaemonLimits {
     /// A full-state exchange carries every member (~130 bytes each) plus application state.
-    static let maxPushPullFrame = Membership.Settings.default.maxPushPullBytes + 64
+    static let maxPushPullFrame = Membership.Settings.default.maxPushPullBytes + 128
 }

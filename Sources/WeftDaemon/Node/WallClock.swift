@@ -16,6 +16,13 @@ enum WallClock {
 }
 
 extension WallClock {
+    /// Nanoseconds since 1970: the base of the replay counter of sealed datagrams.
+    static func nanoseconds() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return UInt64(max(0, ts.tv_sec)) &* 1_000_000_000 &+ UInt64(max(0, ts.tv_nsec))
+    }
+
     /// Wall-clock time for tunnel initiation timestamps (they must grow across restarts).
     static func tunnelTimestamp() -> Tunnel.Timestamp {
         var ts = timespec()
