@@ -170,7 +170,11 @@ public enum Daemon {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         var nodeSettings = options.profile.nodeSettings
         nodeSettings.dnsDomain = options.dnsDomain
-        let node = Node.Instance(membership: instance, ipam: ipam.instance, settings: nodeSettings, storage: store)
+        let records: [DNS.Records.Key: DNS.Records.Record]
+        if case .rejoinAfterLeave = path { records = [:] } else {
+            do { records = try store.loadRecords() } catch { throw startupError(error, options: options) }
+        }
+        let node = Node.Instance(membership: instance, ipam: ipam.instance, records: records, settings: nodeSettings, storage: store)
         let runtime = NodeRuntime(
             node: node, identity: identity, settings: settings,
             sealer: GossipSealer(clusterKey: clusterKey), logger: logger, group: group

@@ -32,6 +32,39 @@ extension NodeStore: NodeStorage {
                 try db.execute(sql: "DELETE FROM members WHERE id = ?", arguments: [Data(id.bytes)])
             }
             try NodeStore.applyIPAM(batch.ipam, in: db)
+            if !batch.dns.isEmpty {
+                let statement = try db.cachedStatement(sql: """
+                    INSERT INTO dns_record (owner, handle, version, deleted, name, address) VALUES (?, ?, ?, ?, ?, ?)
+                    ON CONFLICT(owner, handle) DO UPDATE SET version = excluded.version, deleted = excluded.deleted,
+                        name = excluded.name, address = excluded.address
+                    """)
+                for (k, r) in batch.dns {
+                    try statement.execute(arguments: [Data(k.owner.bytes), k.handle, Int64(bitPattern: r.version),
+                                                      r.deleted ? 1 : 0, r.name, Int64(r.address)])
+                }
+            }
+        }
+    }
+
+    /// Every stored name record. Rows that break the rules (a name that is not a DNS label, an
+    /// address out of range) are corruption.
+    public func loadRecords() throws(StoreError) -> [DNS.Records.Key: DNS.Records.Record] {
+        try read { db in
+            var out: [DNS.Records.Key: DNS.Records.Record] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT owner, handle, version, deleted, name, address FROM dns_record") {
+                let ownerBytes: Data = row["owner"]
+                let address: Int64 = row["address"]
+                let name: String = row["name"]
+                let deleted: Int64 = row["deleted"]
+                guard let owner = NodeID(bytes: Array(ownerBytes)), (0...Int64(UInt32.max)).contains(address),
+                      deleted == 1 || DNS.Name.labelProblem(name) == nil else {
+                    throw StoreError.corrupt(path: self.path, detail: "dns_record: a row is not a valid record")
+                }
+                let version: Int64 = row["version"]
+                out[DNS.Records.Key(owner: owner, handle: row["handle"])] =
+                    DNS.Records.Record(version: UInt64(bitPattern: version), name: name, address: UInt32(address), deleted: deleted == 1)
+            }
+            return out
         }
     }
 }

@@ -249,6 +249,7 @@ public final class NodeStore: Sendable {
             for table in try NodeStore.ipamTables(db) {
                 try db.execute(sql: "DELETE FROM \(table.quotedDatabaseIdentifier)")
             }
+            try db.execute(sql: "DELETE FROM dns_record")
             try db.execute(sql: "DELETE FROM meta WHERE key = ?", arguments: [MetaKey.leftAt])
         }
     }

@@ -108,6 +108,21 @@ enum Schema {
                 )
                 """)
         }),
+        ("v4-dns-records", { db in
+            // Name records (docs/dns.md): every node's container names, keyed by owner and
+            // allocation handle, with the owner's version (UInt64 bit pattern) and a tombstone flag.
+            try db.execute(sql: """
+                CREATE TABLE dns_record (
+                    owner   BLOB NOT NULL CHECK (length(owner) = 16),
+                    handle  TEXT NOT NULL,
+                    version INTEGER NOT NULL,
+                    deleted INTEGER NOT NULL CHECK (deleted IN (0, 1)),
+                    name    TEXT NOT NULL,
+                    address INTEGER NOT NULL,
+                    PRIMARY KEY (owner, handle)
+                ) WITHOUT ROWID
+                """)
+        }),
     ]
 
     static var version: Int { migrations.count }
