@@ -379,3 +379,34 @@ private final class LockedArray: @unchecked Sendable {
     func append(_ v: UInt64) { lock.lock(); storage.append(v); lock.unlock() }
     var values: [UInt64] { lock.lock(); defer { lock.unlock() }; return storage }
 }
+
+final class NodeStoreCommitTests: XCTestCase {
+    func testCommitIsOneTransactionAndRecordsRoundTrip() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("weft-commit-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try NodeStore(path: dir + "/weft.db")
+        let owner = NodeID(high: 7, low: 7)
+        var batch = Node.Batch()
+        batch.dns[DNS.Records.Key(owner: owner, handle: "c1")] = DNS.Records.Record(version: 3, name: "db", address: 0x0A2A_0005, deleted: false)
+        batch.dns[DNS.Records.Key(owner: owner, handle: "c2")] = DNS.Records.Record(version: 4, name: "", address: 0, deleted: true)
+        batch.incarnation = 9
+        try store.commit(batch)
+        XCTAssertEqual(try store.loadRecords(), batch.dns)
+        XCTAssertEqual(try store.currentIncarnation(), 9)
+        let reopened = try NodeStore(path: dir + "/weft.db")
+        XCTAssertEqual(try reopened.loadRecords().count, 2)
+        // A batch that fails half-way changes nothing: its last statement breaks the UNIQUE
+        // constraint on addresses, so the record and the incarnation before it are rolled back.
+        var first = Node.Batch()
+        first.ipam = [.allocation(handle: "h1", address: 0x0A2A_0009)]
+        try store.commit(first)
+        var bad = Node.Batch()
+        bad.dns[DNS.Records.Key(owner: owner, handle: "c3")] = DNS.Records.Record(version: 5, name: "web", address: 1, deleted: false)
+        bad.incarnation = 12
+        bad.ipam = [.allocation(handle: "h2", address: 0x0A2A_0009)]
+        XCTAssertThrowsError(try store.commit(bad))
+        XCTAssertEqual(try store.currentIncarnation(), 9, "nothing of the failed batch was kept")
+        XCTAssertNil(try store.loadRecords()[DNS.Records.Key(owner: owner, handle: "c3")])
+    }
+}
