@@ -8,26 +8,34 @@
  * "reclaim" a node that is perfectly alive — and then allocates from the range it took over.
  * Rule 5 on ownership loss, release (rule 8), reserved addresses (rule 1).
  *
- * Faults: every directed link can go down and up again independently (asymmetric partitions);
- * a message is lost when its link is down at delivery; any node can crash (volatile state and
- * its in-flight incoming messages are lost, durable state is kept) and restart.
+ * Faults: any message can be lost at any time (lose(s, d)): that includes every partition —
+ * any subset of directed links down for any time, asymmetric ones too — and full buffers; at
+ * most MAXFLIGHT messages are in flight in the whole network (a bound on the search, see the
+ * doc). Any node can crash (its volatile state and the messages in flight to it are lost, its
+ * durable state is kept) and restart.
  *
  * Safety (checked after every step, see check()):
  *   P1  no address is active (confirmed or conflict) at two nodes at once;
  *   P2  an acknowledged (confirmed) allocation is never dropped unless it was released.
  *
- * Broken-rule switches (each must produce a counterexample; model/run.sh checks that):
- *   BUG_NO_FENCE          rule 4: voters accept new addresses in ranges the writer does not own
- *   BUG_SKIP_PHASE1       rule 6: the heir commits the takeover without phase 1
+ * Broken-rule switches (model/run.sh checks that each broken variant has a counterexample):
  *   BUG_FEWER_ACKS        rule 2: confirm with Q-2 acks instead of Q-1
  *   BUG_KEEP_UNCONFIRMED  rule 5: an unconfirmed allocation becomes a conflict (kept), not dropped
  *   BUG_DROP_CONFIRMED    rule 5: a confirmed allocation is dropped, not kept as a conflict
  *   BUG_NO_RESERVE        rule 1: allocation ignores other nodes' stored holdings
- *   BUG_NO_HOLDINGS_CHECK together with BUG_HEIR_IGNORES_ACKS: the voter's "not in another
- *                         node's holdings" check and phase 2's use of the acked holdings
- *                         both off (either one alone is caught by the other: see the doc)
- * Bounds (override with -D): MAXALLOC allocations per node, MAXCRASH crashes, MAXFLIP link
- * changes, channel capacity CAP.
+ *   BUG_NO_HOLDINGS_CHECK rule 4: the voter does not check "in no other node's stored holdings"
+ *   BUG_NO_FENCE          rule 4: the voter does not check "in a range the owner owns"
+ *   BUG_SKIP_PHASE1       rule 6: the heir commits the takeover without phase 1
+ *   BUG_HEIR_IGNORES_ACKS rule 6: phase 2 reserves only the heir's own copy of d's holdings
+ *   BUG_ADOPT_GOSSIPED_TAKEOVER  the heir allocates from a range as soon as its ring names it
+ *                         the owner (its takeover entry came back by gossip or survived a crash
+ *                         in phase 1), without having completed phase 2
+ * The voter's holdings check (rule 4, second half) and the fence (rule 4 first half + rule 6)
+ * are two independent safety mechanisms: the fence/phase-1/phase-2 switches are caught only
+ * together with BUG_NO_HOLDINGS_CHECK, and `model/run.sh --all` shows each mechanism alone
+ * suffices in this model. See docs/ipam-model.md.
+ * Bounds (override with -D): MAXALLOC allocations per node, MAXCRASH crashes in a run, CAP
+ * messages per directed channel, MAXFLIGHT messages in flight overall.
  */
 
 #define N   3
