@@ -218,6 +218,8 @@ for l in open(sys.argv[1]):
     res=$(weft alloc --data-dir "$WORK/n$v" --json "$h" 2>&1 | sed -n 's/.*"address" : "\([0-9.]*\)".*/\1/p')
     if [[ $res == "$addr" ]]; then pass "$label minority: h$v still answers existing handle $h with $addr"
     else fail "$label minority: existing handle $h on h$v: got '${res:-error}', acknowledged $addr"; fi
+  else
+    fail "$label minority: none of h$v's acknowledged allocations is still an allocation on h$v (moved to conflicts while it was in the majority?)"
   fi
   read -r ok err <<<"$(alloc_many "$v" "$label-min-h$v" "$MINOR")"
   why=$(grep -m1 '^err ' "$WORK/outcomes.$label-min-h$v" | cut -c1-200)
