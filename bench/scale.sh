@@ -108,16 +108,21 @@ def states(d):
     except Exception: return None
 
 def wait_all(dirs, pred, timeout):
-    """poll every node until pred(states) holds for all; returns (seconds, how many hold)"""
-    t0 = time.time(); done = set()
-    while time.time() - t0 < timeout:
-        for d in dirs:
-            if d in done: continue
+    """one poller thread per node (every 0.5 s), so a slow answer from one node does not delay
+    the others' measurement; returns (time the last node got there or None, how many did,
+    per-node times)"""
+    t0 = time.time(); when = {}; lock = threading.Lock()
+    def poll(d):
+        while time.time() - t0 < timeout:
             st = states(d)
-            if st is not None and pred(st): done.add(d)
-        if len(done) == len(dirs): return time.time(), len(done)
-        time.sleep(0.1)
-    return None, len(done)
+            if st is not None and pred(st):
+                with lock: when[d] = time.time()
+                return
+            time.sleep(0.5)
+    ts = [threading.Thread(target=poll, args=(d,)) for d in dirs]
+    for t in ts: t.start()
+    for t in ts: t.join()
+    return (max(when.values()) if len(when) == len(dirs) else None), len(when), list(when.values())
 
 def pct(v, q):
     v = sorted(v)
@@ -126,12 +131,18 @@ def pct(v, q):
 cmd = sys.argv[1]
 if cmd == "converge":
     t0, want, timeout = float(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]); dirs = sys.argv[5:]
-    t, n = wait_all(dirs, lambda st: sum(1 for s in st.values() if s == "alive") >= want, timeout)
-    print(json.dumps({"seconds": None if t is None else round(t - t0, 2), "converged_nodes": n}))
+    t, n, each = wait_all(dirs, lambda st: sum(1 for s in st.values() if s == "alive") >= want, timeout)
+    each = [x - t0 for x in each]
+    print(json.dumps({"seconds": None if t is None else round(t - t0, 2), "converged_nodes": n,
+                      "per_node_median": round(pct(each, .5), 2) if each else None,
+                      "per_node_p90": round(pct(each, .9), 2) if each else None}))
 elif cmd == "dead":
     t0, victim, timeout = float(sys.argv[2]), sys.argv[3], float(sys.argv[4]); dirs = sys.argv[5:]
-    t, n = wait_all(dirs, lambda st: st.get(victim) == "dead", timeout)
-    print(json.dumps({"seconds": None if t is None else round(t - t0, 2), "nodes_seeing_dead": n}))
+    t, n, each = wait_all(dirs, lambda st: st.get(victim) == "dead", timeout)
+    each = [x - t0 for x in each]
+    print(json.dumps({"seconds": None if t is None else round(t - t0, 2), "nodes_seeing_dead": n,
+                      "per_node_median": round(pct(each, .5), 2) if each else None,
+                      "per_node_p90": round(pct(each, .9), 2) if each else None}))
 elif cmd == "id":
     print(call(sys.argv[2], {"op": "status"})["id"])
 elif cmd == "alloc":
@@ -224,6 +235,8 @@ r = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "nodes": int(no
      "binary": binary, "cores": int(cores),
      "converge_seconds_from_first_start": conv["seconds"], "converge_seconds_after_last_start": float(conv_last),
      "converged_nodes": conv["converged_nodes"],
+     "converge_per_node_median": conv.get("per_node_median"), "converge_per_node_p90": conv.get("per_node_p90"),
+     "dead_per_node_median": dead.get("per_node_median"), "dead_per_node_p90": dead.get("per_node_p90"),
      "idle": idle, "kill_to_all_dead_seconds": dead["seconds"], "nodes_seeing_dead": dead["nodes_seeing_dead"],
      "allocations": alloc, "after_allocations": after,
      "aims": {"converge_seconds": 10, "idle_cpu_percent_of_core": 0.5, "rss_mb": 40}}
@@ -236,10 +249,10 @@ r["meets"] = {
 }
 json.dump(r, open(out, "w"), indent=2); open(out, "a").write("\n")
 c, m = idle["cpu_percent_of_core"] or {}, (after["rss_mb"] or {})
-print(f"converge      {conv['seconds']} s from the first start ({r['converge_seconds_after_last_start']} s after the last), {conv['converged_nodes']}/{nodes} nodes")
+print(f"converge      {conv['seconds']} s from the first start ({r['converge_seconds_after_last_start']} s after the last), {conv['converged_nodes']}/{nodes} nodes; per node median {conv.get('per_node_median')} s, p90 {conv.get('per_node_p90')} s")
 print(f"idle CPU      median {c.get('median')} %, p90 {c.get('p90')} %, max {c.get('max')} % of a core per node (sum {idle['total_cpu_percent']} %)")
 print(f"RSS           idle median {(idle['rss_mb'] or {}).get('median')} MB; after allocations median {m.get('median')} MB, p90 {m.get('p90')} MB, max {m.get('max')} MB")
-print(f"kill -> dead  {dead['seconds']} s until {dead['nodes_seeing_dead']}/{int(nodes) - 1} nodes list it dead")
+print(f"kill -> dead  {dead['seconds']} s until {dead['nodes_seeing_dead']}/{int(nodes) - 1} nodes list it dead; per node median {dead.get('per_node_median')} s, p90 {dead.get('per_node_p90')} s")
 print(f"allocations   {alloc['acknowledged']}/{alloc['requested']} acknowledged, {alloc['distinct_addresses']} distinct, {alloc['failed']} failed, "
       f"{alloc['per_second']}/s, latency p50 {alloc['latency_ms']['p50']} ms p90 {alloc['latency_ms']['p90']} ms")
 print("meets aims    " + ", ".join(f"{k}={'yes' if v else 'NO'}" for k, v in r["meets"].items()))
