@@ -5,6 +5,9 @@
 # A script that prints "SKIP: reason" and exits 0 counts as skipped. A script that exits non-zero
 # without a summary line (e.g. it could not start) counts as 1 failed check. The environment is
 # passed through (CONTROL_ONLY=1, WEFT_BIN, KEEP=1, ...). Each script's full output goes to stdout.
+# That includes ipam-partition.sh (5 nodes in namespaces, partitions by iptables inside them) and
+# ipam-storm.sh (3 nodes killed and restarted under allocation load): they check the IPAM v2
+# oracle (docs/ipam-model.md) and fail on a build without IPAM v2 (the duplicate-address bug).
 #
 # Usage: tests/e2e/run-all.sh [--control-only]      (not root: prints "SKIP: not root", exits 0)
 # Exit: 0 when nothing failed, 1 otherwise. Last line: "N passed, M failed".
