@@ -856,7 +856,14 @@ extension IPAM {
             }
             if delta.isEmpty { return [] }
             var out: [Directive] = [.persist(.ringEntries(delta))]
-            out += reconcile(now: now)
+            // Own free hints change only if an own range changed (owner or boundaries).
+            let r = ring!
+            let touchesMine = delta.contains { e in
+                if e.owner == me { return true }
+                guard let i = r.index(ofToken: e.token) else { return true }
+                return i > 0 && r.entries[i - 1].owner == me
+            }
+            out += reconcile(now: now, recount: touchesMine)
             if serve { out += servePending(now: now) }
             return out
         }
@@ -865,7 +872,7 @@ extension IPAM {
         /// range we no longer own becomes a conflict (still held, so still reserved everywhere);
         /// an unconfirmed one is dropped and its handle waits for another address. Free hints of
         /// own entries are recomputed (and gossiped if they moved).
-        mutating func reconcile(now: Instant) -> [Directive] {
+        mutating func reconcile(now: Instant, recount: Bool = true) -> [Directive] {
             guard let ring else { return [] }
             var out: [Directive] = []
             let lost = allocations.filter { ring.owner(of: $0.value) != me }
@@ -883,6 +890,7 @@ extension IPAM {
                             .log(LogEvent(.warning, "ipam.allocation.conflict", ["handle": h, "address": IPAM.format(a), "owner": c.owner.short]))]
                 }
             }
+            guard recount || !out.isEmpty else { return out }
             var fixed: [Entry] = []
             var held: [Int: UInt32] = [:]
             func count(_ a: UInt32) { if !ring.subnet.isReserved(a), let i = self.ring!.index(containing: a) { held[i, default: 0] += 1 } }
