@@ -249,10 +249,9 @@ public struct IPAMHarness {
                     v[id] = nodes[id]!.ownHoldings
                     views.append(v)
                 }
+                if withRing.count == comp.count && withRing.allSatisfy({ nodes[$0]!.ring == r0 }) && views.allSatisfy({ $0 == views[0] }) { continue }
                 var regs: [NodeID: IPAM.Holdings] = [:]
                 for v in views { for (o, x) in v where regs[o].map({ x.beats($0) }) ?? true { regs[o] = x } }
-                let allAgree = withRing.count == comp.count && withRing.allSatisfy({ nodes[$0]!.ring == r0 }) && views.allSatisfy({ $0 == regs })
-                if allAgree { continue }
                 var joined = r0
                 for id in withRing.dropFirst() { _ = try? joined.merge(nodes[id]!.ring!) }
                 let registers = regs.sorted { $0.key < $1.key }.map { IPAM.OwnedHoldings(owner: $0.key, holdings: $0.value) }

@@ -27,8 +27,8 @@ public struct IPAMSimulator {
         public init(seed: UInt64) { self.seed = seed }
     }
 
-    public var maxNodes = 8
-    public var stepRange = 16...44
+    public var maxNodes = 7
+    public var stepRange = 10...28
     /// TEST ONLY: run every node with ``IPAM/Settings/unsafeSkipConfirmation`` (v1 behaviour),
     /// to show that the oracle catches what confirmation prevents.
     public var unsafeSkipConfirmation = false
@@ -72,7 +72,7 @@ public struct IPAMSimulator {
         }
         let first = newNode(&h, &rng)
         h.create(first, subnet: subnet)
-        let initial = Int.random(in: 1...5, using: &rng)
+        let initial = Int.random(in: 1...4, using: &rng)
         for _ in 0..<initial { _ = newNode(&h, &rng) }
         h.updateMembership(); h.sync()
         var handleCounter = 0

@@ -232,7 +232,7 @@ struct IPAMBench: ParsableCommand {
     }
 
     /// Through the real instances: n nodes each owning an equal range; every node starts 5
-    /// containers, then one tick. Counts the gossip bytes originated (each node's coalesced
+    /// containers, then one tick (one ring delta and one holdings register per node). Counts the gossip bytes originated (each node's coalesced
     /// delta), delivers them to everyone (full mesh, as an upper bound for fan-out), and checks
     /// that a second tick is quiet.
     func steadyState(n: Int) {
@@ -250,9 +250,12 @@ struct IPAMBench: ParsableCommand {
             entries.append(IPAM.Entry(token: UInt32(lo), owner: id, version: 1, free: free))
         }
         let ring = try! IPAM.Ring(cluster: cluster, subnet: subnet, entries: entries)
-        var h = IPAMHarness(settings: .default)
+        // Gossip only (no confirmation traffic, which `confirmation(n:)` measures): never.
+        var settings = IPAM.Settings.default
+        settings.reclaimAfter = nil
+        var h = IPAMHarness(settings: settings)
         for (k, id) in ids.enumerated() {
-            h.nodes[id] = IPAM.Instance(me: id, settings: .default, seed: UInt64(k),
+            h.nodes[id] = IPAM.Instance(me: id, settings: settings, seed: UInt64(k),
                                         restoring: .init(ring: ring, allocations: [:], conflicts: [:]))
             h.up.insert(id); h.group[id] = 0
         }

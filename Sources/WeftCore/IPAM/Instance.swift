@@ -57,6 +57,9 @@ extension IPAM {
 
         /// Every address this node holds (allocations, unconfirmed included, and conflicts).
         var holder: [UInt32: String] = [:]
+        /// `holder.keys` sorted, cached by `ownRegister()`, dropped by `bumpOwnHoldings` (every
+        /// change of `holder` bumps).
+        var ownSorted: [UInt32]? = nil
         /// How many other nodes' stored registers hold each address.
         var othersHeld: [UInt32: Int] = [:]
         /// Addresses a voter refused for a reason the ring does not show (another node holds
@@ -146,8 +149,10 @@ extension IPAM {
             return total
         }
 
-        /// This node's overlay address, if taken.
-        public var overlayAddress: UInt32? { allocations[Instance.overlayHandle] }
+        /// This node's overlay address, once taken and confirmed (nil while it waits for the voters).
+        public var overlayAddress: UInt32? {
+            unconfirmed[Instance.overlayHandle] == nil ? allocations[Instance.overlayHandle] : nil
+        }
 
         /// The full state (ring and every register known, this node's own included), encoded,
         /// for push-pull exchanges and answering joiners.
@@ -161,7 +166,13 @@ extension IPAM {
 
         /// This node's own register: its allocations (confirmed or not) and conflicts.
         public var ownHoldings: Holdings {
-            Holdings(version: ownHoldingsVersion, addresses: holder.keys.sorted(), open: !quorumMode && !hasLeft)
+            Holdings(version: ownHoldingsVersion, addresses: ownSorted ?? holder.keys.sorted(), open: !quorumMode && !hasLeft)
+        }
+
+        /// `ownHoldings`, sorting the own addresses at most once per change.
+        mutating func ownRegister() -> Holdings {
+            if ownSorted == nil { ownSorted = holder.keys.sorted() }
+            return ownHoldings
         }
 
         /// Every register known, own included, sorted by owner.
@@ -367,6 +378,7 @@ extension IPAM {
 
         /// The own register changed: a new version, persisted, gossiped on the next tick.
         mutating func bumpOwnHoldings(into out: inout [Directive]) {
+            ownSorted = nil
             ownHoldingsVersion += 1
             ownHoldingsDirty = true
             out.append(.persist(.ownHoldingsVersion(ownHoldingsVersion)))
@@ -443,7 +455,7 @@ extension IPAM {
                 if let i = ring.index(containing: a), tokens.insert(ring.entries[i].token).inserted { entries.append(ring.entries[i]) }
             }
             entries.sort { $0.token < $1.token }
-            let bytes = Message.holdingsWrite(cluster: ring.cluster, subnet: ring.subnet, owner: me, holdings: ownHoldings,
+            let bytes = Message.holdingsWrite(cluster: ring.cluster, subnet: ring.subnet, owner: me, holdings: ownRegister(),
                                               pending: pendingAddresses, entries: entries).encoded()
             return waitingOn.sorted().map { .send(bytes, to: $0) }
         }
@@ -472,14 +484,30 @@ extension IPAM {
         // MARK: Registers
 
         /// Stores another node's register (no version check), keeping `othersHeld` in step.
-        mutating func setRegister(_ owner: NodeID, _ h: Holdings) {
-            if let old = holdings[owner] {
-                for a in old.addresses {
+        /// Returns true when an added or removed address lies in a range this node owns (its
+        /// free hints must then be recomputed). Walks the two sorted lists once.
+        @discardableResult
+        mutating func setRegister(_ owner: NodeID, _ h: Holdings) -> Bool {
+            let old = holdings[owner]?.addresses ?? []
+            holdings[owner] = h
+            var touchesMine = false
+            func mine(_ a: UInt32) -> Bool { ring?.owner(of: a) == me }
+            var i = 0, j = 0
+            let new = h.addresses
+            while i < old.count || j < new.count {
+                if j == new.count || (i < old.count && old[i] < new[j]) {
+                    let a = old[i]; i += 1
                     if let n = othersHeld[a], n > 1 { othersHeld[a] = n - 1 } else { othersHeld[a] = nil }
+                    if !touchesMine && mine(a) { touchesMine = true }
+                } else if i == old.count || new[j] < old[i] {
+                    let a = new[j]; j += 1
+                    othersHeld[a, default: 0] += 1
+                    if !touchesMine && mine(a) { touchesMine = true }
+                } else {
+                    i += 1; j += 1
                 }
             }
-            holdings[owner] = h
-            for a in h.addresses { othersHeld[a, default: 0] += 1 }
+            return touchesMine
         }
 
         /// Merges remote registers: higher version wins; a register of this node newer than its
@@ -489,7 +517,7 @@ extension IPAM {
             var changed = false
             for reg in regs {
                 if reg.owner == me {
-                    if reg.holdings.version >= ownHoldingsVersion && reg.holdings != ownHoldings {
+                    if reg.holdings.version >= ownHoldingsVersion && reg.holdings != ownRegister() {
                         ownHoldingsVersion = reg.holdings.version
                         bumpOwnHoldings(into: &out)
                         writeNeeded = !unconfirmed.isEmpty
@@ -498,9 +526,8 @@ extension IPAM {
                     continue
                 }
                 if let old = holdings[reg.owner], !reg.holdings.beats(old) { continue }
-                setRegister(reg.owner, reg.holdings)
+                if setRegister(reg.owner, reg.holdings) { changed = true }
                 out.append(.persist(.holdings(owner: reg.owner, reg.holdings)))
-                changed = true
             }
             if changed { out += reconcile(now: now) }
             return out
@@ -785,9 +812,9 @@ extension IPAM {
                 return out
             }
             if ownerHas == nil || h.beats(ownerHas!) {
-                setRegister(owner, h)
+                let touchesMine = setRegister(owner, h)
                 out.append(.persist(.holdings(owner: owner, h)))
-                out += reconcile(now: now)
+                if touchesMine { out += reconcile(now: now) }
             }
             let stored = holdings[owner]!
             if pendingAddresses.allSatisfy({ stored.contains($0) }) {
@@ -829,7 +856,14 @@ extension IPAM {
             }
             if delta.isEmpty { return [] }
             var out: [Directive] = [.persist(.ringEntries(delta))]
-            out += reconcile(now: now)
+            // Own free hints change only if an own range changed (owner or boundaries).
+            let r = ring!
+            let touchesMine = delta.contains { e in
+                if e.owner == me { return true }
+                guard let i = r.index(ofToken: e.token) else { return true }
+                return i > 0 && r.entries[i - 1].owner == me
+            }
+            out += reconcile(now: now, recount: touchesMine)
             if serve { out += servePending(now: now) }
             return out
         }
@@ -838,10 +872,11 @@ extension IPAM {
         /// range we no longer own becomes a conflict (still held, so still reserved everywhere);
         /// an unconfirmed one is dropped and its handle waits for another address. Free hints of
         /// own entries are recomputed (and gossiped if they moved).
-        mutating func reconcile(now: Instant) -> [Directive] {
+        mutating func reconcile(now: Instant, recount: Bool = true) -> [Directive] {
             guard let ring else { return [] }
             var out: [Directive] = []
-            for (h, a) in allocations.sorted(by: { $0.value < $1.value }) {
+            let lost = allocations.filter { ring.owner(of: $0.value) != me }
+            for (h, a) in lost.sorted(by: { $0.value < $1.value }) {
                 let owner = ring.owner(of: a)
                 if owner != me {
                     if unconfirmed[h] != nil {
@@ -855,9 +890,14 @@ extension IPAM {
                             .log(LogEvent(.warning, "ipam.allocation.conflict", ["handle": h, "address": IPAM.format(a), "owner": c.owner.short]))]
                 }
             }
+            guard recount || !out.isEmpty else { return out }
             var fixed: [Entry] = []
             var held: [Int: UInt32] = [:]
-            for a in reservedSorted() where !ring.subnet.isReserved(a) { if let i = self.ring!.index(containing: a) { held[i, default: 0] += 1 } }
+            func count(_ a: UInt32) { if !ring.subnet.isReserved(a), let i = self.ring!.index(containing: a) { held[i, default: 0] += 1 } }
+            // Each reserved address once: own holdings, then others' and refused ones not already counted.
+            for a in holder.keys where !settings.debugHandOutConflicts || allocations[holder[a]!] == a { count(a) }
+            for a in othersHeld.keys where holder[a] == nil { count(a) }
+            for a in blocked.keys where holder[a] == nil && othersHeld[a] == nil { count(a) }
             for i in self.ring!.entries.indices where self.ring!.entries[i].owner == me {
                 let r = self.ring!
                 let n = usableIgnoringHolds(UInt64(r.entries[i].token), r.end(ofEntryAt: i))
@@ -968,7 +1008,7 @@ extension IPAM {
             }
             if ownHoldingsDirty || !dirtyRegisters.isEmpty {
                 var regs = dirtyRegisters.compactMap { n in holdings[n].map { OwnedHoldings(owner: n, holdings: $0) } }
-                if ownHoldingsDirty { regs.append(OwnedHoldings(owner: me, holdings: ownHoldings)) }
+                if ownHoldingsDirty { regs.append(OwnedHoldings(owner: me, holdings: ownRegister())) }
                 regs.sort { $0.owner < $1.owner }
                 ownHoldingsDirty = false
                 dirtyRegisters.removeAll()
