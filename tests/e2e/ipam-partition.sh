@@ -26,8 +26,9 @@
 #
 # Usage: tests/e2e/ipam-partition.sh [--no-asym] [--clean] [-h]
 # Environment: WEFT_BIN, KEEP=1, RECLAIM_AFTER (10s), CUT_SECONDS (35: how long each cut lasts
-#   at least), PRE (5), MAJ (40), MINOR (5), SUBNET (10.42.0.0/24: small, so the majority soon
-#   hands out the space it took over), E2E_TIMEOUT (watchdog, 600 s), WEFT_LOG_LEVEL (info).
+#   at least), PRE (5), MAJ (40), MINOR (5), SUBNET (10.42.0.0/23: small, so the majority soon
+#   hands out the space it took over, yet large enough for both rounds of MAJ: 5 + 2 x 4 x 40 +
+#   reserved addresses), E2E_TIMEOUT (watchdog, 600 s), WEFT_LOG_LEVEL (info).
 # Needs root; otherwise prints "SKIP: ..." and exits 0. Ends with "N passed, M failed".
 set -uo pipefail
 
@@ -73,7 +74,7 @@ CUT_SECONDS=${CUT_SECONDS:-35}
 PRE=${PRE:-5}
 MAJ=${MAJ:-40}
 MINOR=${MINOR:-5}
-SUBNET=${SUBNET:-10.42.0.0/24}
+SUBNET=${SUBNET:-10.42.0.0/23}
 LOG_LEVEL=${WEFT_LOG_LEVEL:-info}
 PORT=7946
 SW=${LAB_PREFIX}sw

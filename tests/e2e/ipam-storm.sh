@@ -184,8 +184,10 @@ down=$(grep -ciE 'connection closed|no weft node is running|no socket|no such fi
 waited=$(grep -viE 'connection closed|no weft node is running|no socket|no such file|connection refused|reset|broken pipe|timed out|rc=124|rc=137' "$WORK/errors" |
   grep -ciE 'no peer granted|not-ready|not ready|partitioned|starting|leaving')
 other=$(grep -viE 'connection closed|no weft node is running|no socket|no such file|connection refused|reset|broken pipe|timed out|rc=124|rc=137|no peer granted|not-ready|not ready|partitioned|starting|leaving|exhausted' "$WORK/errors" | head -n 3)
-if ((acked >= total / 2 && acked >= 50)) && [[ -z $other ]]; then
-  pass "storm: $acked of $total allocations acknowledged; failed: $down while a node was down, $waited waiting for space or quorum"
+exhausted=$(grep -ciE 'exhausted' "$WORK/errors")
+# Half acknowledged, unless the subnet filled up (then every refusal past that point is exhausted).
+if ((acked >= 50)) && ((acked >= total / 2 || exhausted > 0)) && [[ -z $other ]]; then
+  pass "storm: $acked of $total allocations acknowledged; failed: $down while a node was down, $waited waiting for space or quorum, $exhausted with the subnet full"
 else
   fail "storm: $acked of $total acknowledged; failed: $down node down, $waited waiting; other: ${other:-none}"
 fi
