@@ -324,3 +324,28 @@ final class NodeDNSTests: XCTestCase {
         XCTAssertNil(node.ipam.allocations["x"])
     }
 }
+
+final class NodeReservedRouteTests: XCTestCase {
+    /// A node whose range was taken over while it was away keeps its containers reachable:
+    /// every other node routes their addresses (reserved) to it, not to the new owner.
+    func testReturningNodesConflictsRouteToIt() throws {
+        let sim = NodeSimulator(seed: 51)
+        for _ in 0..<3 { sim.addHost(); sim.run(for: .milliseconds(500)) }
+        sim.run(for: .seconds(5))
+        let a = try XCTUnwrap(sim.allocateWaiting(2, "kept"))
+        sim.split([[2], [0, 1]])
+        sim.run(for: (sim.ipamSettings.reclaimAfter ?? .seconds(20)) * 2)
+        sim.heal()
+        sim.run(for: .seconds(15))
+        let node2 = sim.hosts[2].id
+        XCTAssertEqual(sim.hosts[2].node!.ipam.conflicts["kept"], a, "the returning node's allocation is a conflict")
+        for h in [0, 1] {
+            let routes = sim.hosts[h].node!.routes
+            let r = routes.first { $0.start <= a && a <= $0.end }
+            XCTAssertEqual(r?.peer, node2, "host \(h) routes \(IPAM.format(a)) to the node whose container holds it: \(routes)")
+            // The table stays sorted and without overlaps.
+            for (x, y) in zip(routes, routes.dropFirst()) { XCTAssertLessThan(x.end, y.start) }
+        }
+        XCTAssertNoThrow(try sim.checkSafety())
+    }
+}

@@ -564,17 +564,35 @@ extension Node {
         }
 
         /// The data plane's routes: every range owned by another node, adjacent ranges of one
-        /// owner merged.
+        /// owner merged; and every address another node's containers still hold inside a range
+        /// that is not theirs (a returning node's conflicts, reserved after a takeover) routes
+        /// to its holder as a /32, so those containers stay reachable (docs/ipam.md, rule 10).
         mutating func updateRoutes(_ w: inout Work) {
             guard let ring = ipam.ring else { return }
+            let reserved = ipam.reservedRoutes()
+            let sortedReserved = reserved.keys.sorted()
             var table: [Route] = []
-            for (i, e) in ring.entries.enumerated() where e.owner != me {
-                let end = UInt32(ring.end(ofEntryAt: i) - 1)
-                if let last = table.last, last.peer == e.owner, UInt64(last.end) + 1 == UInt64(e.token) {
+            func add(_ start: UInt32, _ end: UInt32, _ peer: NodeID) {
+                guard peer != me, start <= end else { return }
+                if let last = table.last, last.peer == peer, UInt64(last.end) + 1 == UInt64(start) {
                     table[table.count - 1].end = end
                 } else {
-                    table.append(Route(start: e.token, end: end, peer: e.owner))
+                    table.append(Route(start: start, end: end, peer: peer))
                 }
+            }
+            var k = 0
+            for (i, e) in ring.entries.enumerated() {
+                let endX = ring.end(ofEntryAt: i)  // exclusive, UInt64: no overflow at the top
+                var from = UInt64(e.token)
+                while k < sortedReserved.count, UInt64(sortedReserved[k]) < from { k += 1 }
+                while k < sortedReserved.count, UInt64(sortedReserved[k]) < endX {
+                    let a = sortedReserved[k]
+                    if UInt64(a) > from { add(UInt32(from), a - 1, e.owner) }
+                    add(a, a, reserved[a]!)
+                    from = UInt64(a) + 1
+                    k += 1
+                }
+                if from < endX { add(UInt32(from), UInt32(endX - 1), e.owner) }
             }
             guard table != routes else { return }
             routes = table
