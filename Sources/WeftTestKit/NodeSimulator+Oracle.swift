@@ -57,7 +57,9 @@ extension NodeSimulator {
             let memory = node.ipam.snapshot
             let storedAllocations = stored?.allocations ?? [:], storedConflicts = stored?.conflicts ?? [:]
             if storedAllocations != memory.allocations || storedConflicts != memory.conflicts || stored?.ring?.entries != memory.ring?.entries {
-                throw Violation(what: "\(context): host \(host.index) memory and storage differ (memory \(memory.allocations.count) allocations, storage \(storedAllocations.count))")
+                let ringDiff = Set((memory.ring?.entries ?? []).map { "\(IPAM.format($0.token)) \($0.owner.short) v\($0.version) free \($0.free)" })
+                    .symmetricDifference(Set((stored?.ring?.entries ?? []).map { "\(IPAM.format($0.token)) \($0.owner.short) v\($0.version) free \($0.free)" }))
+                throw Violation(what: "\(context): host \(host.index) memory and storage differ (allocations \(memory.allocations.count) vs \(storedAllocations.count), conflicts \(memory.conflicts.count) vs \(storedConflicts.count), ring entries differing: \(ringDiff.sorted()))")
             }
         }
     }

@@ -349,3 +349,13 @@ final class NodeReservedRouteTests: XCTestCase {
         XCTAssertNoThrow(try sim.checkSafety())
     }
 }
+
+final class NodeSimulationReplay: XCTestCase {
+    /// NODE_SIM_REPLAY=<seed> runs one schedule and prints its failure in full.
+    func testReplayOneSeed() throws {
+        guard let s = ProcessInfo.processInfo.environment["NODE_SIM_REPLAY"].flatMap(UInt64.init) else {
+            throw XCTSkip("set NODE_SIM_REPLAY=<seed> to replay one whole-node schedule")
+        }
+        XCTAssertNoThrow(try NodeSimulator.runSchedule(seed: s))
+    }
+}

@@ -211,6 +211,13 @@ extension IPAM {
             return out
         }
 
+        /// A register retired by `reclaim(force: true)`: empty, at a version of at least the
+        /// takeover stride (an owner's own versions grow by one per change and never get there).
+        func isRetired(_ node: NodeID) -> Bool {
+            guard let h = holdings[node] else { return false }
+            return h.addresses.isEmpty && h.version >= Instance.takeoverStride && !live.contains(node)
+        }
+
         /// True when `address` may not be handed out or donated here: this node holds it (an
         /// allocation or a conflict), another node's register holds it, or a voter refused it.
         func isReserved(_ address: UInt32) -> Bool {
@@ -327,14 +334,22 @@ extension IPAM {
         /// to another owner (a conflict already reported), the conflict is dropped and a fresh
         /// address is taken, so a returning node can get back onto the overlay.
         public mutating func claimOverlayAddress(now: Instant) throws(AllocationError) -> (outcome: AllocationOutcome, directives: [Directive]) {
+            // All or nothing: when no new address can be had (partitioned, no space), the old
+            // conflict stays as it was — memory must not run ahead of what the directives persist.
+            let saved = self
             var out: [Directive] = []
             if let old = conflicts.removeValue(forKey: Instance.overlayHandle) {
                 holder[old] = nil
                 out.append(.persist(.release(handle: Instance.overlayHandle)))
                 bumpOwnHoldings(into: &out)
             }
-            let r = try allocateValidated(handle: Instance.overlayHandle, now: now)
-            return (r.outcome, out + r.directives)
+            do {
+                let r = try allocateValidated(handle: Instance.overlayHandle, now: now)
+                return (r.outcome, out + r.directives)
+            } catch {
+                self = saved
+                throw error
+            }
         }
 
         /// Releases `handle`'s address (or forgets its conflict, which frees the address for the
@@ -924,7 +939,10 @@ extension IPAM {
             self.deadSince = deadSince
             self.left = left.subtracting([me])
             let wasQuorum = quorumMode
-            voterSet = self.live.union(deadSince.keys).subtracting(self.left).union([me])
+            // A dead member whose register was retired by a forced reclaim (the operator said the
+            // host is gone for good) no longer counts: lost databases would otherwise grow the
+            // voter set until no majority is left.
+            voterSet = self.live.union(deadSince.keys.filter { !isRetired($0) }).subtracting(self.left).union([me])
             reachableSet = self.live.union([me])
             var out: [Directive] = []
             // The register says whether this node confirms its allocations: republish on change.
@@ -1075,14 +1093,19 @@ extension IPAM {
             let holds = !(holdings[node]?.addresses.isEmpty ?? true)
             guard ring.owners.contains(node) || (force && holds) else { throw .ownsNothing(node) }
             if !force && (holdings[node] ?? .empty).open { throw .holdingsUnknown(node) }
-            if quorumMode {
+            // Forced: the operator says the host is gone with its containers, so there is no owner
+            // left to fence: no quorum is needed (that is what lets a cluster that lost several
+            // databases recover), and the takeover completes at once.
+            if quorumMode && !force {
                 let r = reachableVoters.count
                 guard r >= quorum else { throw .partitioned(reachable: r, voters: voters.count) }
+            }
+            if quorumMode {
                 if var t = takeovers[node] {
                     guard force && !t.force else { throw .inProgress(node) }
                     t.force = true
                     takeovers[node] = t
-                    return []
+                    return completeTakeover(node, now: now)
                 }
             }
             return startTakeover(node, force: force, now: now, reason: force ? "manual, forced" : "manual")
@@ -1097,7 +1120,7 @@ extension IPAM {
                 entries.append(Entry(token: e.token, owner: me, version: e.version &+ Instance.takeoverStride, free: 0))
             }
             takeovers[dead] = Takeover(entries: entries, startedAt: now, acks: [:], force: force, reason: reason)
-            if !quorumMode { return completeTakeover(dead, now: now) }
+            if !quorumMode || force { return completeTakeover(dead, now: now) }
             let bytes = Message.takeover(cluster: ring.cluster, subnet: ring.subnet, dead: dead, entries: entries).encoded()
             var out: [Directive] = [.log(LogEvent(.info, "ipam.reclaim.fencing", ["node": dead.short, "ranges": "\(entries.count)", "reason": reason]))]
             for v in reachableVoters.subtracting([me]).sorted() { out.append(.send(bytes, to: v)) }
