@@ -1,4 +1,7 @@
 import ArgumentParser
+#if canImport(Glibc)
+import Glibc
+#endif
 import WeftCore
 import WeftTestKit
 
@@ -104,5 +107,8 @@ struct NodeBench: ParsableCommand {
         return "\(r)"
     }
 
-    func emit(_ s: String) { print(s) }
+    func emit(_ s: String) {
+        print(s)
+        fflush(stdout)
+    }
 }
