@@ -30,9 +30,10 @@ extension NodeSimulator {
     /// end (heal, restart every crashed host, wait out reclaim) the convergence oracle.
     /// Throws the first violation, with the seed and the steps taken.
     @discardableResult
-    public static func runSchedule(seed: UInt64, options: ScheduleOptions = ScheduleOptions()) throws(Violation) -> ScheduleStats {
+    public static func runSchedule(seed: UInt64, options: ScheduleOptions = ScheduleOptions(),
+                                   ipam: IPAM.Settings = NodeSimulator.ipamSettings) throws(Violation) -> ScheduleStats {
         var rng = DeterministicRNG(seed: seed ^ 0x5EED_0F_5CED)
-        let sim = NodeSimulator(seed: seed)
+        let sim = NodeSimulator(seed: seed, ipam: ipam)
         var stats = ScheduleStats()
         var log: [String] = []
         func note(_ s: String) {

@@ -359,3 +359,20 @@ final class NodeSimulationReplay: XCTestCase {
         XCTAssertNoThrow(try NodeSimulator.runSchedule(seed: s))
     }
 }
+
+/// The whole-node oracle catches the duplicate-address bug of issue 8 when its fix is switched
+/// off (the allocator's test-only `unsafeSkipConfirmation`: allocation without a quorum, as
+/// before IPAM v2). Handing out conflicts again (`debugHandOutConflicts`) is caught by the
+/// IPAM-level simulator and `IPAMQuorumTests`; in whole nodes the voters' holdings check
+/// still stops it (600 schedules found no duplicate), so it has no whole-node test here.
+final class NodeOracleCatchesBugsTests: XCTestCase {
+    func testAllocatingWithoutConfirmationIsCaught() {
+        var failures = 0
+        for seed in 1...UInt64(400) where failures == 0 {
+            var ipam = NodeSimulator.ipamSettings
+            ipam.unsafeSkipConfirmation = true
+            do { try NodeSimulator.runSchedule(seed: seed, ipam: ipam) } catch { failures += 1 }
+        }
+        XCTAssertGreaterThan(failures, 0, "without confirmation some schedule must break the oracle")
+    }
+}
