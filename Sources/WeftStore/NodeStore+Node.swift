@@ -13,21 +13,10 @@ extension NodeStore: NodeStorage {
                 try db.execute(sql: "UPDATE local_node SET incarnation = MAX(incarnation, ?) WHERE id = 1",
                                arguments: [Int64(bitPattern: inc)])
             }
-            if !batch.members.isEmpty {
-                let statement = try db.cachedStatement(sql: """
-                    INSERT INTO members (id, name, address, public_key, incarnation, state, updated_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?)
-                    ON CONFLICT(id) DO UPDATE SET
-                        name = excluded.name, address = excluded.address, public_key = excluded.public_key,
-                        incarnation = excluded.incarnation, state = excluded.state, updated_at = excluded.updated_at
-                    """)
-                for m in batch.members {
-                    try statement.execute(arguments: [
-                        Data(m.id.bytes), m.name, m.address.description, Data(m.publicKey),
-                        Int64(bitPattern: m.incarnation), Int64(m.state.rawValue), now,
-                    ])
-                }
-            }
+            try NodeStore.upsertMembers(batch.members.map {
+                StoredMember(id: $0.id, name: $0.name, address: $0.address.description, publicKey: $0.publicKey,
+                             incarnation: $0.incarnation, state: $0.state, updatedAt: now)
+            }, in: db)
             for id in batch.forgotten {
                 try db.execute(sql: "DELETE FROM members WHERE id = ?", arguments: [Data(id.bytes)])
             }

@@ -159,20 +159,23 @@ public final class NodeStore: Sendable {
     /// Inserts or replaces all of `ms` in one transaction: all or nothing.
     public func upsertMembers(_ ms: [StoredMember]) throws(StoreError) {
         if ms.isEmpty { return }
-        try write { db in
-            let statement = try db.cachedStatement(sql: """
-                INSERT INTO members (id, name, address, public_key, incarnation, state, updated_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT(id) DO UPDATE SET
-                    name = excluded.name, address = excluded.address, public_key = excluded.public_key,
-                    incarnation = excluded.incarnation, state = excluded.state, updated_at = excluded.updated_at
-                """)
-            for m in ms {
-                try statement.execute(arguments: [
-                    Data(m.id.bytes), m.name, m.address, Data(m.publicKey),
-                    Int64(bitPattern: m.incarnation), Int64(m.state.rawValue), m.updatedAt,
-                ])
-            }
+        try write { db in try NodeStore.upsertMembers(ms, in: db) }
+    }
+
+    /// The statements of `upsertMembers`, inside the caller's transaction (also used by `commit`).
+    static func upsertMembers(_ ms: [StoredMember], in db: Database) throws {
+        let statement = try db.cachedStatement(sql: """
+            INSERT INTO members (id, name, address, public_key, incarnation, state, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT(id) DO UPDATE SET
+                name = excluded.name, address = excluded.address, public_key = excluded.public_key,
+                incarnation = excluded.incarnation, state = excluded.state, updated_at = excluded.updated_at
+            """)
+        for m in ms {
+            try statement.execute(arguments: [
+                Data(m.id.bytes), m.name, m.address, Data(m.publicKey),
+                Int64(bitPattern: m.incarnation), Int64(m.state.rawValue), m.updatedAt,
+            ])
         }
     }
 
