@@ -29,6 +29,7 @@ extension NodeSimulator {
     /// - a running node's memory equals what its storage would restore (nothing ran ahead of
     ///   the disk, nothing was left out of a commit).
     public func checkSafety() throws(Violation) {
+        if let livelock { throw Violation(what: livelock) }
         var byAddress: [UInt32: (NodeID, String)] = [:]
         for (node, handle, address) in activeHoldings() {
             if let other = byAddress[address], other != (node, handle) {

@@ -142,7 +142,9 @@ extension NodeSimulator {
             if gone.isEmpty { break }
             // Ghosts (lost databases) and hosts that left: their containers are gone for sure.
             let leftIDs = Set(sim.hosts.filter(\.hasLeft).map(\.id))
-            for o in gone where sim.ghosts[o] != nil || leftIDs.contains(o) {
+            // A range the first forced reclaim did not know of (a donation it had not seen yet)
+            // is forced again here.
+            for o in gone where sim.lostIdentities.contains(o) || leftIDs.contains(o) {
                 if let i = sim.hosts.indices.first(where: { sim.hosts[$0].node != nil }) {
                     note("final reclaim --force \(o.short) ok=\(sim.reclaim(i, o, force: true))")
                 }

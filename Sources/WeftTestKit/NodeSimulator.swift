@@ -55,6 +55,8 @@ public final class NodeSimulator {
     /// Identities whose database was lost: their last durable allocations (still used by
     /// running containers), until a forced reclaim declares them gone.
     public private(set) var ghosts: [NodeID: [String: UInt32]] = [:]
+    /// Every identity whose database was lost (ghost or already force-reclaimed).
+    public private(set) var lostIdentities: Set<NodeID> = []
     /// Allocations waiting for a `.allocated` effect: (host identity, handle).
     var waiting: [String: NodeID] = [:]
     var events = SimEventQueue<Event>()
@@ -64,6 +66,8 @@ public final class NodeSimulator {
     /// Everything the nodes logged at warning or above, for failure reports.
     public private(set) var trace: [String] = []
     public private(set) var eventsProcessed = 0
+    /// Set when the simulation stopped on a busy loop.
+    public private(set) var livelock: String?
     /// Sees every effect of every host, in order (tests).
     public var observer: ((Int, Node.Effect) -> Void)?
     /// Hosts whose node stopped itself (refused): taken down after the current input.
@@ -192,6 +196,7 @@ public final class NodeSimulator {
         let host = hosts[i]
         crash(i)
         ghosts[host.id] = host.storage.heldAddresses
+        lostIdentities.insert(host.id)
         for (h, a) in acked where a.node == host.id { acked[h] = nil }
         host.storage = MemoryStorage()
         host.id = freshIdentity()
@@ -305,11 +310,16 @@ public final class NodeSimulator {
     // MARK: - Running
 
     public func run(until deadline: Instant) {
-        while let t = events.nextTime, t <= deadline {
+        var sameInstant = 0
+        while livelock == nil, let t = events.nextTime, t <= deadline {
             let (time, event) = events.pop()!
+            sameInstant = time > now ? 0 : sameInstant + 1
             now = max(now, time)
             eventsProcessed += 1
             dispatch(event)
+            // A node that keeps asking to be woken at the same instant is a busy loop in the
+            // daemon: stop and report it (checkSafety throws).
+            if sameInstant > 100_000 { livelock = "\(context): more than 100,000 events at one instant (a node's nextWakeup does not advance)" }
         }
         now = max(now, deadline)
     }

@@ -64,7 +64,9 @@ extension Node {
         public var nextWakeup: Instant {
             var w = membership.nextWakeup
             if ipam.ring != nil || !ipam.pending.isEmpty { w = min(w, lastIPAMTick + settings.ipamTick) }
-            if let s = nextSeedRetry, !joined { w = min(w, s) }
+            // Seeds are retried only while running (a node that left or was refused must not
+            // ask to be woken for a retry it will never make: that was a busy loop).
+            if let s = nextSeedRetry, !joined, !seeds.isEmpty, phase == .running { w = min(w, s) }
             return w
         }
 
