@@ -48,7 +48,10 @@ final class ScheduleResults: @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         count += 1; events += s.events; allocations += s.allocations; simulated += s.simulated
     }
-    func fail(_ f: String) { lock.lock(); failures.append(f); lock.unlock() }
+    func fail(_ f: String) {
+        lock.lock(); failures.append(f); lock.unlock()
+        print("node simulation failure: \(f.prefix(400))")
+    }
 }
 
 /// The broken promises from issue 8, each as a scenario on whole nodes.
