@@ -7,16 +7,19 @@ extension NodeSimulator {
         public var description: String { what }
     }
 
-    /// The allocations each identity holds right now: in memory for a running node, on "disk"
-    /// for a crashed one, and the last durable state of ghosts (containers still running).
+    /// The addresses containers may be using right now, per identity: confirmed allocations and
+    /// conflicts — in memory for a running node, on "disk" for a crashed one, the last durable
+    /// state of ghosts. An unconfirmed allocation is not in use yet (its caller is still waiting
+    /// for the answer); it may overlap until a majority refuses it, and it is counted from the
+    /// moment it is confirmed (docs/ipam-model.md, finding 3).
     public func activeHoldings() -> [(node: NodeID, handle: String, address: UInt32)] {
         var out: [(NodeID, String, UInt32)] = []
         for host in hosts where !host.hasLeft {
             if let node = host.node {
-                for (h, a) in node.ipam.allocations { out.append((host.id, h, a)) }
+                for (h, a) in node.ipam.confirmedAllocations { out.append((host.id, h, a)) }
                 for (h, a) in node.ipam.conflicts { out.append((host.id, h, a)) }
             } else {
-                for (h, a) in host.storage.heldAddresses { out.append((host.id, h, a)) }
+                for (h, a) in host.storage.allocations where !a.unconfirmed || a.conflicted { out.append((host.id, h, a.address)) }
             }
         }
         for (id, held) in ghosts { for (h, a) in held { out.append((id, h, a)) } }

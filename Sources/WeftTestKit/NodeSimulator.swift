@@ -195,7 +195,7 @@ public final class NodeSimulator {
     public func loseDatabase(_ i: Int) {
         let host = hosts[i]
         crash(i)
-        ghosts[host.id] = host.storage.heldAddresses
+        ghosts[host.id] = host.storage.allocations.filter { !$0.value.unconfirmed || $0.value.conflicted }.mapValues(\.address)
         lostIdentities.insert(host.id)
         for (h, a) in acked where a.node == host.id { acked[h] = nil }
         host.storage = MemoryStorage()
