@@ -14,6 +14,9 @@ final class DNSService: Sendable {
     let upstreamTimeout: TimeInterval
     /// Queries by outcome, for `weft status` and metrics.
     let counts = NIOLockedValueBox<[String: UInt64]>([:])
+    /// Forwards waiting for an upstream now, and the most at once (beyond: SERVFAIL at once).
+    private let inFlight = NIOLockedValueBox<Int>(0)
+    static let maxForwards = 64
 
     init(upstreams: [Endpoint], upstreamTimeout: TimeInterval = 2) {
         self.upstreams = upstreams
@@ -39,6 +42,18 @@ final class DNSService: Sendable {
     /// Forwards `bytes` to each upstream in turn (UDP, blocking with a timeout, on a thread of
     /// its own); the first answer with the query's id wins. None: SERVFAIL.
     func forward(_ bytes: [UInt8], query: DNS.Query) async -> [UInt8] {
+        // Each forward blocks a thread for up to the timeout: bound them, so a flood of
+        // outside names from a container cannot make the node start threads without end.
+        let admitted = inFlight.withLockedValue { n -> Bool in
+            guard n < DNSService.maxForwards else { return false }
+            n += 1
+            return true
+        }
+        guard admitted else {
+            count("forward-busy")
+            return DNS.response(to: query, code: .servFail, authoritative: false)
+        }
+        defer { inFlight.withLockedValue { $0 -= 1 } }
         let upstreams = self.upstreams, timeout = upstreamTimeout
         let reply: [UInt8]? = await withCheckedContinuation { c in
             Thread.detachNewThread {
