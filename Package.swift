@@ -69,7 +69,8 @@ let package = Package(
         .target(name: "WeftCNI", dependencies: ["WeftAPI", "CWeftCNIShim"]),
         .executableTarget(name: "weft-cni", dependencies: ["WeftCNI"]),
         // Deterministic simulation support (tests and benchmarks only).
-        .target(name: "WeftTestKit", dependencies: ["WeftCore"], swiftSettings: optimizedInDebug),
+        // Twins: storage, the packet plane (the interpreter's seams, docs/node.md), simulators.
+        .target(name: "WeftTestKit", dependencies: ["WeftCore", "WeftDataPlane"], swiftSettings: optimizedInDebug),
         .executableTarget(
             name: "weft-bench",
             dependencies: [
@@ -85,7 +86,7 @@ let package = Package(
         .testTarget(
             name: "WeftDaemonTests",
             dependencies: [
-                "WeftDaemon", "WeftCore", "WeftCrypto",
+                "WeftDaemon", "WeftCore", "WeftCrypto", "WeftTestKit", "WeftDataPlane",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]

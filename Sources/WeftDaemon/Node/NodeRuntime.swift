@@ -38,8 +38,9 @@ actor NodeRuntime {
     let origin: ContinuousClock.Instant
     let startedAt: ContinuousClock.Instant
 
-    /// The UDP socket (gossip + tunnels) and, unless --no-tun, the TUN device.
-    var dataPlane: DataPlane?
+    /// The UDP socket (gossip + tunnels) and, unless --no-tun, the TUN device: `DataPlane`,
+    /// or its twin in tests (the `PacketPlane` seam).
+    var dataPlane: (any PacketPlane)?
     /// Encrypted tunnels to other members; nil with --no-tun (no TUN, so nothing to carry).
     var tunnel: Tunnel.Instance<SodiumTunnelSuite>?
     /// MTU of the TUN device (underlay MTU minus the exact encapsulation overhead, or --mtu).
@@ -89,7 +90,7 @@ actor NodeRuntime {
 
     /// Wires the data plane and tunnels, then starts the node: its start-up state is committed
     /// (or the start fails), tunnel peers and routes are programmed, seeds are contacted.
-    func start(dataPlane: DataPlane, tunnel: Tunnel.Instance<SodiumTunnelSuite>?, tunMTU: Int,
+    func start(dataPlane: any PacketPlane, tunnel: Tunnel.Instance<SodiumTunnelSuite>?, tunMTU: Int,
                seeds: [Endpoint], ipamStartup: [IPAM.Directive], dns: DNSService?, dnsListen: NodeOptions.DNSListen,
                onRefused: @escaping @Sendable (String) -> Void) throws(Node.StorageFailure) {
         self.dataPlane = dataPlane
