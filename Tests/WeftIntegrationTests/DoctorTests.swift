@@ -102,6 +102,10 @@ final class DoctorTests: XCTestCase {
         XCTAssertEqual(text.status, 0, text.stdout + text.stderr)
         XCTAssertTrue(text.stdout.contains("member a ("), text.stdout)
         XCTAssertTrue(text.stdout.contains(" 0 fail"), text.stdout)
+        // `weft peers` on a --no-tun node says so (not a guess between two causes).
+        let peers = try runWeft(["peers", "--data-dir", all[0].dataDir])
+        XCTAssertEqual(peers.status, 0)
+        XCTAssertEqual(peers.stdout, "no tunnels: this node runs with --no-tun (control plane only, nothing to carry)\n")
     }
 
     func testBlockedUDPAndStoppedMemberFailWithTheRightHint() throws {

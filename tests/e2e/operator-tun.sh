@@ -20,6 +20,7 @@
 #   mtu        with the switch port to h2 at MTU 1400 (the bridge drops larger frames, as a
 #              path with a smaller MTU would), doctor on h1 fails mtu for h2 with the hint to
 #              lower --mtu, and exits 1
+#   peers      after h2's `weft leave`, h1's `weft peers` says there is no other live member
 #
 # Usage: tests/e2e/operator-tun.sh [--clean] [-h]
 # Environment: WEFT_BIN, KEEP=1, E2E_TIMEOUT (180 s), WEFT_NO_INSTALL=1. Needs root.
@@ -140,6 +141,12 @@ fi
 small=$(jq -r '.checks[] | select(.check == "udp-out") | .status' "$WORK/doctor2.json")
 if [[ $small == ok ]]; then pass "mtu: small datagrams still pass (udp-out ok)"; else fail "mtu: udp-out $small"; fi
 ip -n "$SW" link set p2 mtu 1500
+
+# The peer leaves: `weft peers` on h1 says why there is no tunnel (not "no members yet, or --no-tun").
+weft leave --data-dir "$WORK/n2" >/dev/null 2>&1
+no_tunnel() { weft peers --data-dir "$WORK/n1" 2>/dev/null | grep -q "no other live member (1 left)"; }
+if wait_until 50 0.2 no_tunnel; then pass "peers: after h2 left, h1 says: $(weft peers --data-dir "$WORK/n1")"
+else fail "peers: after h2 left, h1 says: $(weft peers --data-dir "$WORK/n1" 2>&1)"; fi
 
 say "total $(lab_elapsed)s"
 summary_line
