@@ -177,8 +177,9 @@ extension NodeRuntime {
         return Endpoint(address: ip, port: port)
     }
 
-    /// Size of the full-size probe: the largest tunnel datagram (TUN MTU + 32), 0 without TUN.
-    var bigProbeSize: Int { tunnel == nil ? 0 : tunMTU + 32 }
+    /// Size of the full-size probe: the largest tunnel datagram (TUN MTU + data header and tag,
+    /// 32 bytes), 0 without TUN.
+    var bigProbeSize: Int { tunnel == nil ? 0 : tunMTU + Tunnel.dataOverhead }
 
     /// The small and (with a TUN) the full-size probe to `to`, from the node's UDP socket.
     func sendProbes(nonce: UInt64, to: Endpoint) {
