@@ -143,6 +143,14 @@ final class DoctorTests: XCTestCase {
         XCTAssertEqual(text.status, 1)
         XCTAssertTrue(text.stdout.contains("fail  udp-out"), text.stdout)
         XCTAssertTrue(text.stdout.contains("-> allow UDP port \(c.port)"), text.stdout)
+
+        // Once a has found b dead, the member line itself fails and says what to do.
+        XCTAssertTrue(eventually(timeout: 40) { a.members()?.first { $0.name == "b" }?.state == "dead" }, "a never saw b dead")
+        let (r3, report3) = try doctor(a, try cniDirs())
+        XCTAssertEqual(r3.status, 1)
+        let state = try XCTUnwrap(find(report3, "b", "member-state").first)
+        XCTAssertEqual(state.status, "fail", "\(state)")
+        XCTAssertTrue(state.hint.contains("start it again") && state.hint.contains("weft ipam reclaim b"), state.hint)
     }
 
     func testWrongKeyNodeIsAKeyMismatch() throws {

@@ -287,7 +287,10 @@ extension NodeRuntime {
         } else {
             out.append(nodeCheck("membership", "ok", "\(alive) of \(others) other members alive"))
         }
-        for w in s.warnings { out.append(nodeCheck("membership", "warn", w, "see docs/operations.md, Failure modes")) }
+        // The node's own warnings (seeds, IPAM, storage); conflicts get their own ipam line below.
+        for w in s.warnings where !w.contains("in conflict") {
+            out.append(nodeCheck("warning", "warn", w, "the warning says what to check; docs/operations.md, Failure modes, has more"))
+        }
         // Cluster key mismatches.
         var keyLines = 0
         for (source, f) in operatorState.unauthenticated.sorted(by: { $0.key < $1.key }) {
