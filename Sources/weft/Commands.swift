@@ -279,8 +279,8 @@ struct Peers: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show the encrypted tunnels to other nodes: state, last handshake, traffic, drops.",
         discussion: """
-            OVERLAY is the peer's own overlay address as the peer reported it (asked over TCP and
-            cached per incarnation; '-' until it has answered). ROUTES are the overlay address
+            OVERLAY is the peer's own overlay address as the peer reported it (asked over TCP and \
+            cached per incarnation; '-' until it has answered). ROUTES are the overlay address \
             ranges this node sends through the peer's tunnel.
 
             Examples:

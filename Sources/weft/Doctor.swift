@@ -6,12 +6,12 @@ struct Doctor: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Check this node and the path to every member; say what to do about each problem.",
         discussion: """
-            The node probes each member itself: UDP and TCP both ways, a full-size (TUN MTU)
-            datagram, the clock, the tunnel handshake. It also reports datagrams that failed to
-            open with the cluster key (by source), IPAM conflicts and shortages; this command adds
+            The node probes each member itself: UDP and TCP both ways, a full-size (TUN MTU) \
+            datagram, the clock, the tunnel handshake. It also reports datagrams that failed to \
+            open with the cluster key (by source), IPAM conflicts and shortages; this command adds \
             whether the CNI plugin and a conflist naming it are installed on this host.
 
-            Each line is ok, warn or fail with what to do. Exit 0 when nothing failed (warnings
+            Each line is ok, warn or fail with what to do. Exit 0 when nothing failed (warnings \
             included), 1 when any check failed; --json prints the whole report either way.
 
             Examples:
