@@ -20,6 +20,9 @@
 #   mtu        with the switch port to h2 at MTU 1400 (the bridge drops larger frames, as a
 #              path with a smaller MTU would), doctor on h1 fails mtu for h2 with the hint to
 #              lower --mtu, and exits 1
+#   page       the status page in headless Chromium (in h1's namespace) shows a tunnel row per
+#              `weft peers --json` peer, with its overlay address, path and state; screenshot
+#              kept in .build/test-artifacts/status-page-tun.png (skipped without chromium)
 #   peers      after h2's `weft leave`, h1's `weft peers` says there is no other live member
 #
 # Usage: tests/e2e/operator-tun.sh [--clean] [-h]
@@ -85,6 +88,7 @@ CNI=(--cni-bin-dir "$WORK/cni-bin" --cni-conf-dir "$WORK/cni-conf")
 
 for i in 1 2; do
   args=(start --data-dir "$WORK/n$i" --listen "${UNDER[i]}:$PORT" --name "op-h$i" --profile fast)
+  ((i == 1)) && args+=(--metrics-listen 127.0.0.1:9946)
   ((i > 1)) && args+=(--seed "${UNDER[1]}:$PORT" --cluster-key-file "$WORK/n1/cluster.key")
   bg_ns "${NS[i]}" "$WORK/n$i.log" "$WEFT_BIN" "${args[@]}"
   NODE_PID[i]=$LAST_PID
@@ -127,6 +131,33 @@ mtu=$(jq -r '.checks[] | select(.check == "mtu") | .message' "$WORK/doctor.json"
 if grep -q "got through both ways" <<<"$mtu"; then pass "doctor: mtu: $mtu"; else fail "doctor: mtu: $mtu"; fi
 tun=$(jq -r '.checks[] | select(.check == "tunnel") | .message' "$WORK/doctor.json")
 if grep -q "^established" <<<"$tun"; then pass "doctor: tunnel: $tun"; else fail "doctor: tunnel: $tun"; fi
+
+# The status page with real tunnels, in headless Chromium inside h1's namespace (whose only
+# networks are its loopback and the lab underlay): the tunnel rows are `weft peers --json`'s.
+CHROMIUM=$(command -v chromium || command -v chromium-browser || true)
+if [[ -n $CHROMIUM ]]; then
+  mkdir -p "$WORK/chromium"
+  copts=(--headless --no-sandbox --disable-gpu "--user-data-dir=$WORK/chromium" --no-first-run --disable-background-networking
+         --disable-component-update --disable-sync --disable-extensions "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"
+         --proxy-server=http://127.0.0.1:9 --proxy-bypass-list=127.0.0.1 --virtual-time-budget=5000 --window-size=1280,1000)
+  run_ns "${NS[1]}" 60 "$CHROMIUM" "${copts[@]}" --dump-dom http://127.0.0.1:9946/ >"$WORK/page.html" 2>"$WORK/chromium.log"
+  peers_json=$(weft peers --data-dir "$WORK/n1" --json)
+  want=$(jq -r '.[].id' <<<"$peers_json" | sort | tr '\n' ' ')
+  got=$(grep -o '<tr class="peer" data-id="[0-9a-f]*"' "$WORK/page.html" | sed 's/.*data-id="//; s/"//' | sort | tr '\n' ' ')
+  row=$(grep -o '<tr class="peer"[^>]*>.*</tr>' "$WORK/page.html" | head -1)
+  ep=$(jq -r '.[0].endpoint' <<<"$peers_json")
+  if [[ -n $want && $got == "$want" ]] && grep -q "$O2" <<<"$row" && grep -q "$ep" <<<"$row" && grep -q 'established' <<<"$row"; then
+    pass "page: tunnel rows = weft peers ($got), with overlay $O2, path $ep, established"
+  else
+    fail "page: tunnel rows '$got', want '$want'; row: ${row:0:300}"
+  fi
+  ART=${WEFT_TEST_ARTIFACTS:-$ROOT/.build/test-artifacts}
+  mkdir -p "$ART"
+  run_ns "${NS[1]}" 60 "$CHROMIUM" "${copts[@]}" "--screenshot=$ART/status-page-tun.png" http://127.0.0.1:9946/ >>"$WORK/chromium.log" 2>&1
+  if [[ -s $ART/status-page-tun.png ]]; then pass "page: screenshot $ART/status-page-tun.png"; else fail "page: no screenshot ($(tail -n 3 "$WORK/chromium.log"))"; fi
+else
+  say "page: chromium not installed, the status page with tunnels is not checked (bootstrap/setup installs it)"
+fi
 
 # A path with a smaller MTU: the switch drops frames over 1400 bytes towards h2.
 ip -n "$SW" link set p2 mtu 1400
