@@ -102,6 +102,12 @@ final class DoctorTests: XCTestCase {
         XCTAssertEqual(text.status, 0, text.stdout + text.stderr)
         XCTAssertTrue(text.stdout.contains("member a ("), text.stdout)
         XCTAssertTrue(text.stdout.contains(" 0 fail"), text.stdout)
+        // Every drop counter is in `weft status`: control plane, TCP admission, DNS, data plane.
+        let status = try XCTUnwrap(all[0].status())
+        for k in ["unauthenticated", "tcp-unauthenticated", "dns-dropped", "dns-upstream-failed"] { XCTAssertNotNil(status.drops[k], "drops has \(k)") }
+        XCTAssertEqual(status.dataPlaneDrops?["not-ipv4"], 0, "dataPlaneDrops has every data-plane reason")
+        let human = try runWeft(["status", "--data-dir", all[0].dataDir])
+        XCTAssertTrue(human.stdout.contains("\ndata drops "), human.stdout)
         // `weft peers` on a --no-tun node says so (not a guess between two causes).
         let peers = try runWeft(["peers", "--data-dir", all[0].dataDir])
         XCTAssertEqual(peers.status, 0)

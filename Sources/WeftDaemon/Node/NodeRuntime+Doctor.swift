@@ -479,12 +479,21 @@ extension NodeRuntime {
 
 extension NodeRuntime {
     /// `weft status`: the node's status with the data plane's drops added, so every drop counter
-    /// (control plane, TCP admission, data plane) is in one answer.
+    /// (control plane, TCP admission, DNS, data plane) is in one answer.
     func fullStatus() -> API.Status {
         var s = status()
         s.dataPlaneDrops = dataPlane?.counters().drops ?? [:]
+        // The resolver's queries that got no answer from it (docs/dns.md), when DNS is on.
+        if let dns {
+            let c = dns.counts.withLockedValue { $0 }
+            for k in Self.dnsDropKeys { s.drops["dns-" + k] = c[k] ?? 0 }
+        }
         return s
     }
+
+    /// DNSService's counts that are drops: malformed or refused queries, forwards refused while
+    /// too many wait, forwards no upstream answered.
+    static let dnsDropKeys = ["dropped", "forward-busy", "upstream-failed"]
 
     /// `GET /status.json`.
     func statusPageJSON() async -> [UInt8] {
