@@ -38,6 +38,8 @@ extension API {
         case alloc, release, ipam, reclaim
         case peers
         case dns, dnsAdd = "dns-add", dnsRemove = "dns-remove"
+        /// `weft doctor`: reachability, handshakes, MTU, clock, keys, IPAM (API.DoctorReport).
+        case doctor
     }
 
     public struct Request: Codable, Sendable, Equatable {
@@ -140,6 +142,8 @@ extension API {
         public var dnsDomain: String?
         /// Name records this node knows (all nodes' containers).
         public var dnsRecords: Int?
+        /// Packets the data plane dropped, by reason (`drops` are the control plane's).
+        public var dataPlaneDrops: [String: UInt64]?
 
         public init(
             id: String, name: String, address: String, cluster: String, incarnation: UInt64,
@@ -277,6 +281,8 @@ extension API {
         public var name: String
         /// Where this node sends the peer's tunnel packets (`host:port`), if known.
         public var endpoint: String?
+        /// The peer's own overlay address, as the peer reported it (nil until it has answered).
+        public var overlayAddress: String?
         /// `idle`, `handshaking`, `established`, `rekeying` or `failing`.
         public var state: String
         /// More about the state, e.g. "attempt 3: no response".

@@ -234,7 +234,8 @@ public enum Daemon {
                         try channel.pipeline.syncOperations.addHandler(FramedRequestHandler(
                             maxFrame: DaemonLimits.maxPushPullFrame + GossipEnvelope.helloLength, admission: tcpAdmission, gate: helloGate
                         ) { bytes, peer in
-                            await runtime.onTCPRequest(bytes, from: Endpoint(peer))
+                            if NodeRuntime.isOperatorFrame(bytes) { return await runtime.onOperatorFrame(bytes, from: Endpoint(peer)) }
+                            return await runtime.onTCPRequest(bytes, from: Endpoint(peer))
                         })
                     }
                 }
@@ -278,7 +279,8 @@ public enum Daemon {
                     .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                     .childChannelInitializer { channel in
                         channel.eventLoop.makeCompletedFuture {
-                            try channel.pipeline.syncOperations.addHandler(MetricsHTTPHandler(registry: registry, refresh: { await runtime.refreshMetrics() }))
+                            try channel.pipeline.syncOperations.addHandler(MetricsHTTPHandler(registry: registry, refresh: { await runtime.refreshMetrics() },
+                                                                                             statusJSON: { await runtime.statusPageJSON() }))
                         }
                     }
                     .bind(to: metricsAddress.socketAddress()).get()

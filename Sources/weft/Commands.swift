@@ -32,6 +32,9 @@ struct Status: ParsableCommand {
         }
         let drops = s.drops.filter { $0.value > 0 }.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
         rows.append(["drops", drops.isEmpty ? "none" : drops])
+        // The data plane's own drops (no-session: handed to the handshake queue, not lost).
+        let dp = (s.dataPlaneDrops ?? [:]).filter { $0.value > 0 }.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        rows.append(["data drops", dp.isEmpty ? "none" : dp])
         for w in s.warnings { rows.append(["warning", w]) }
         let width = rows.map { displayWidth($0[0]) }.max() ?? 0
         for r in rows { print(pad(r[0], to: width) + "  " + r[1]) }
@@ -276,7 +279,9 @@ struct Peers: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show the encrypted tunnels to other nodes: state, last handshake, traffic, drops.",
         discussion: """
-            ROUTES are the overlay address ranges this node sends through the peer's tunnel.
+            OVERLAY is the peer's own overlay address as the peer reported it (asked over TCP and \
+            cached per incarnation; '-' until it has answered). ROUTES are the overlay address \
+            ranges this node sends through the peer's tunnel.
 
             Examples:
               weft peers
@@ -289,15 +294,30 @@ struct Peers: ParsableCommand {
         let list = try node.call(API.Request(op: .peers), as: [API.PeerInfo].self)
         if node.json { return try printJSON(list) }
         if list.isEmpty {
-            print("no tunnels (no other members yet, or the node runs with --no-tun)")
+            print(try noTunnelsReason())
             return
         }
-        printTable(["NAME", "ID", "ENDPOINT", "ROUTES", "STATE", "HANDSHAKE", "RX", "TX", "DROPS"], list.map { p in
+        printTable(["NAME", "ID", "OVERLAY", "ENDPOINT", "ROUTES", "STATE", "HANDSHAKE", "RX", "TX", "DROPS"], list.map { p in
             let drops = p.drops.values.reduce(0, +)
             let routes = (p.ranges ?? []).isEmpty ? "-" : (p.ranges ?? []).joined(separator: ",")
-            return [p.name, String(p.id.prefix(12)), p.endpoint ?? "-", routes, p.detail.isEmpty ? p.state : "\(p.state) (\(p.detail))",
+            return [p.name, String(p.id.prefix(12)), p.overlayAddress ?? "-", p.endpoint ?? "-", routes, p.detail.isEmpty ? p.state : "\(p.state) (\(p.detail))",
                     p.lastHandshake.map { formatSeconds($0) + " ago" } ?? "never", formatBytes(p.rxBytes), formatBytes(p.txBytes), String(drops)]
         })
+    }
+}
+
+extension Peers {
+    /// Why there is no tunnel, from the node's own status: --no-tun, alone, or which members are not live.
+    func noTunnelsReason() throws -> String {
+        let s = try node.call(API.Request(op: .status), as: API.Status.self)
+        if s.tunName == nil { return "no tunnels: this node runs with --no-tun (control plane only, nothing to carry)" }
+        let others = s.members.values.reduce(0, +) - 1
+        if others <= 0 { return "no tunnels: this node is the only member; start another host with --seed \(s.address)" }
+        let notLive = ["dead", "left"].compactMap { k in (s.members[k] ?? 0) > 0 ? "\(s.members[k]!) \(k)" : nil }
+        if (s.members["alive"] ?? 1) - 1 + (s.members["suspect"] ?? 0) == 0 {
+            return "no tunnels: no other live member (\(notLive.joined(separator: ", "))); `weft members` lists them"
+        }
+        return "no tunnels yet: \(plural(others, "other member")) known but none has a tunnel peer yet (their keys arrive by gossip); try again in a few seconds"
     }
 }
 

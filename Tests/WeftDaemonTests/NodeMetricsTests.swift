@@ -63,6 +63,12 @@ final class NodeMetricsTests: XCTestCase {
         m.drop(membership: .notForMe)
         XCTAssertEqual(value(NodeMetrics.exposition(), #"weft_dropped_packets_total{reason="not-for-me"}"#), before + 1)
         XCTAssertEqual(m.dropCounts["not-for-me"], 1)
+        // The node's effects carry membership reasons by raw name: counted under the kebab-case label.
+        m.drop(reason: "staleAck")
+        XCTAssertEqual(m.dropCounts["stale-ack"], 1)
+        XCTAssertNil(m.dropCounts["staleAck"])
+        XCTAssertNotNil(value(NodeMetrics.exposition(), #"weft_dropped_packets_total{reason="stale-ack"}"#))
+        XCTAssertFalse(NodeMetrics.exposition().contains("staleAck"))
         m.message(.ping, direction: .out)
         m.datagram(.out)
         XCTAssertEqual(m.messageCounts["ping-out"], 1)

@@ -25,7 +25,7 @@ struct ControlService: Sendable {
         }
         switch request.op {
         case .status:
-            return encode(await runtime.status())
+            return encode(await runtime.fullStatus())
         case .members:
             return encode(await runtime.members())
         case .join:
@@ -63,7 +63,9 @@ struct ControlService: Sendable {
         case .ipam:
             return encode(await runtime.ipamInfo())
         case .peers:
-            return encode(Self.withRanges(await runtime.peers(), await runtime.ipamInfo()))
+            return encode(await runtime.withOverlayAddresses(Self.withRanges(await runtime.peers(), await runtime.ipamInfo()), ask: true))
+        case .doctor:
+            return encode(await runtime.doctor())
         case .dns:
             return encode(await runtime.dnsRecords())
         case .dnsAdd, .dnsRemove:

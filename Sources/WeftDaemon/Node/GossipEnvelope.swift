@@ -34,7 +34,8 @@ import WeftCrypto
 ///     \______________________ body: AD = bytes 0..<46 ____________________________________________/
 ///
 /// Kinds: 1 membership datagram, 2 push-pull request, 3 push-pull reply, 16 IPAM message
-/// (plaintext = sender NodeID (16) || IPAM message). Kinds 4–15 belong to the tunnel (same
+/// (plaintext = sender NodeID (16) || IPAM message), 17/18 operator request/reply (TCP), 19
+/// operator probe (a version-1 datagram). Kinds 4–15 belong to the tunnel (same
 /// UDP port, version byte 1, their own cryptography). Numbers are never reused.
 enum GossipEnvelope {
     /// Version of the datagram envelope sent by `seal(_:kind: .datagram, with:)`. The tunnel's
@@ -50,8 +51,13 @@ enum GossipEnvelope {
         /// A point-to-point IPAM message (TCP frame): sender NodeID (16 bytes) || IPAM message.
         /// Kinds 4–15 belong to the tunnel; application kinds start at 16.
         case ipam = 16
+        /// `weft doctor` and `weft peers` (NodeRuntime+Doctor.swift): a TCP request, its reply,
+        /// and a UDP probe datagram (version 1, like kind 1).
+        case operatorRequest = 17
+        case operatorReply = 18
+        case operatorProbe = 19
 
-        var isFramed: Bool { self != .datagram }
+        var isFramed: Bool { self != .datagram && self != .operatorProbe }
     }
 
     static let headerLength = 2

@@ -98,6 +98,7 @@ struct NodeMetrics {
         + Membership.DropReason.allCases.map(NodeMetrics.label)
         + ["unsendable", "malformed-ipam", "ipam-rejected", "ipam-unknown-peer", "tunnel-disabled", "tunnel-bad-member-key"]
         + ["storage-error", "dns-records-malformed", "replayed", "replay-too-old", "frame-length-mismatch"]
+        + ["malformed-probe"]  // `weft doctor`'s probes and operator frames (NodeRuntime+Doctor.swift)
         + TCPRefusal.allCases.map(\.rawValue)
         + ([.unknownPeer, .unknownReceiverIndex, .badMAC1, .rateLimited, .handshakeFailed, .replayedInitiation,
             .initiationCollision, .noEndpoint, .sessionExpired, .counterExhausted, .authenticationFailed,
@@ -164,7 +165,9 @@ struct NodeMetrics {
         counter(Self.datagrams, [("direction", direction.rawValue)]).increment()
     }
 
-    mutating func drop(reason: String) {
+    mutating func drop(reason raw: String) {
+        // The node passes membership reasons as their raw names (`staleAck`): one kebab-case label.
+        let reason = raw.contains(where: \.isUppercase) ? Self.kebab(raw) : raw
         dropCounts[reason, default: 0] &+= 1
         counter(Self.drops, [("reason", reason)]).increment()
     }
@@ -173,9 +176,12 @@ struct NodeMetrics {
     mutating func drop(membership reason: Membership.DropReason) { drop(reason: Self.label(reason)) }
 
     /// `staleAck` → `stale-ack`.
-    static func label(_ reason: Membership.DropReason) -> String {
+    static func label(_ reason: Membership.DropReason) -> String { kebab(reason.rawValue) }
+
+    /// `staleAck` → `stale-ack`.
+    static func kebab(_ name: String) -> String {
         var out = ""
-        for ch in reason.rawValue {
+        for ch in name {
             if ch.isUppercase { out += "-" + ch.lowercased() } else { out.append(ch) }
         }
         return out

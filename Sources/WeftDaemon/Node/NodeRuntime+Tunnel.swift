@@ -100,6 +100,9 @@ extension NodeRuntime {
     /// Gives the TUN device the node's overlay address once both exist.
     func configureOverlayIfNeeded() {
         guard let dataPlane, dataPlane.tunName != nil, let (address, prefixLength) = pendingOverlay, address != tunAddress else { return }
+        if let name = dataPlane.tunName, let problem = Overlay.disableIPv6(device: name) {
+            logger.warning("cannot turn IPv6 off on the TUN device", metadata: ["event": "tun-ipv6-error", "device": .string(name), "error": .string(problem)])
+        }
         do {
             try dataPlane.configureTUN(address: address, prefixLength: prefixLength, mtu: tunMTU)
             tunAddress = address

@@ -52,6 +52,8 @@ actor NodeRuntime {
     var lastDataPlaneReport: Instant = .zero
     /// Every Prometheus family and the counts `weft status` shows (NodeMetrics.swift).
     var metrics = NodeMetrics()
+    /// Probes, failed-to-open sources and peers' self-reports for `weft doctor` (NodeRuntime+Doctor.swift).
+    var operatorState = OperatorState()
 
     var plannedWake: Instant?
     var sleeper: Task<Void, Never>?
@@ -127,6 +129,10 @@ actor NodeRuntime {
         metrics.datagram(.in)
         if bytes.count >= 2, bytes[0] == GossipEnvelope.version, (4...7).contains(bytes[1]) {
             onTunnelDatagram(bytes, from: from)
+            return
+        }
+        if bytes.count >= 2, bytes[0] == GossipEnvelope.version, bytes[1] == GossipEnvelope.Kind.operatorProbe.rawValue {
+            onOperatorProbe(bytes, from: from)
             return
         }
         switch datagramOpener.open(bytes) {
@@ -327,7 +333,7 @@ actor NodeRuntime {
     }
 
     func log(_ l: Node.Log) {
-        var md: Logger.Metadata = ["event": .string(l.event)]
+        var md: Logger.Metadata = ["event": .string(LogEvents.name(l.event))]
         for (k, v) in l.fields { md[k] = .string(v) }
         let level: Logger.Level = switch l.level {
         case .debug: .debug
@@ -404,6 +410,7 @@ actor NodeRuntime {
 
     func drop(_ reason: String, from: Endpoint?) {
         metrics.drop(reason: reason)
+        operatorState.dropped(reason, from: from, at: now)
         logger.debug("dropped packet", metadata: ["event": "drop", "reason": .string(reason), "from": .string(from?.description ?? "?")])
     }
 }

@@ -53,3 +53,19 @@ enum Overlay {
         return nil
     }
 }
+
+extension Overlay {
+    /// Keeps IPv6 off the TUN device: the overlay is IPv4 only, and with IPv6 on, the kernel gives
+    /// the device a link-local address and sends router and neighbour solicitations into it the
+    /// moment it comes up; the data plane could only drop them (`not-ipv4`), which would look like
+    /// a problem in `weft status`. Writes `/proc/sys/net/ipv6/conf/<device>/disable_ipv6` before
+    /// the device is brought up. Nil on success (or when the host has no IPv6), else why not.
+    static func disableIPv6(device: String) -> String? {
+        let path = "/proc/sys/net/ipv6/conf/\(device)/disable_ipv6"
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        guard let h = FileHandle(forWritingAtPath: path) else { return "cannot open \(path)" }
+        defer { try? h.close() }
+        do { try h.write(contentsOf: Data("1\n".utf8)) } catch { return "cannot write \(path): \(error)" }
+        return nil
+    }
+}

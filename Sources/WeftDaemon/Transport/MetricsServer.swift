@@ -2,10 +2,11 @@ import NIOCore
 import NIOPosix
 import Prometheus
 
-/// A minimal HTTP/1.1 responder for Prometheus scrapes: `GET /metrics` (or `/`) answers with
-/// the registry's text exposition format after `refresh` has brought the scrape-time families
-/// up to date; `HEAD` answers the same headers without a body; anything else is 404 (405 for
-/// other methods). One request per connection, then close. Not a general web server.
+/// A minimal HTTP/1.1 responder for Prometheus scrapes and the status page: `GET /metrics`
+/// answers with the registry's text exposition format after `refresh` has brought the
+/// scrape-time families up to date; `GET /` is the status page (StatusPage.swift) and
+/// `GET /status.json` its data; `HEAD` answers the same headers without a body; anything else is
+/// 404 (405 for other methods). One request per connection, then close. Not a general web server.
 final class MetricsHTTPHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -14,12 +15,15 @@ final class MetricsHTTPHandler: ChannelInboundHandler {
 
     private let registry: PrometheusCollectorRegistry
     private let refresh: @Sendable () async -> Void
+    private let statusJSON: @Sendable () async -> [UInt8]
     private var request: [UInt8] = []
     private var answered = false
 
-    init(registry: PrometheusCollectorRegistry, refresh: @escaping @Sendable () async -> Void = {}) {
+    init(registry: PrometheusCollectorRegistry, refresh: @escaping @Sendable () async -> Void = {},
+         statusJSON: @escaping @Sendable () async -> [UInt8] = { Array("{}".utf8) }) {
         self.registry = registry
         self.refresh = refresh
+        self.statusJSON = statusJSON
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -35,12 +39,26 @@ final class MetricsHTTPHandler: ChannelInboundHandler {
         let method = parts.first.map(String.init) ?? ""
         let path = parts.count > 1 ? String(parts[1]) : ""
         let channel = context.channel
-        guard path == "/metrics" || path == "/" || path.hasPrefix("/metrics?") else {
-            Self.respond(channel, status: "404 Not Found", type: "text/plain", body: Array("not found: scrape /metrics\n".utf8), head: method == "HEAD")
+        let route = path.split(separator: "?", maxSplits: 1).first.map(String.init) ?? path
+        guard route == "/metrics" || route == "/" || route == "/status.json" else {
+            Self.respond(channel, status: "404 Not Found", type: "text/plain", body: Array("not found: scrape /metrics; the status page is /\n".utf8), head: method == "HEAD")
             return
         }
         guard method == "GET" || method == "HEAD" else {
-            Self.respond(channel, status: "405 Method Not Allowed", type: "text/plain", body: Array("use GET /metrics\n".utf8), head: false, allow: true)
+            Self.respond(channel, status: "405 Method Not Allowed", type: "text/plain", body: Array("use GET \(route)\n".utf8), head: false, allow: true)
+            return
+        }
+        if route == "/" {
+            Self.respond(channel, status: "200 OK", type: StatusPageHTML.contentType, body: Array(StatusPageHTML.document.utf8), head: method == "HEAD")
+            return
+        }
+        if route == "/status.json" {
+            let statusJSON = self.statusJSON
+            let head = method == "HEAD"
+            channel.eventLoop.makeFutureWithTask { await statusJSON() }.whenComplete { result in
+                let body = (try? result.get()) ?? Array("{}".utf8)
+                MetricsHTTPHandler.respond(channel, status: "200 OK", type: "application/json", body: body, head: head)
+            }
             return
         }
         let registry = self.registry
