@@ -209,7 +209,7 @@ cmp -s "$CONFLIST" "$W/a/etc-cni/net.d/10-weft.conflist" && [ "$(nsenter -t "$CT
 t=$(date +%s%N)
 "$top/tests/e2e/lib/oci-busybox.sh" "$W/busybox-oci.tar" "$CIMG" >"$W/oci.log" 2>&1 \
   && ctra image import "$W/busybox-oci.tar" >>"$W/oci.log" 2>&1 \
-  && ctra images ls -q | grep -qx "$CIMG" \
+  && grep -qx "$CIMG" <<<"$(ctra images ls -q)" \
   && ok "OCI image built by hand and imported with ctr image import ($(ms $t) ms)" \
   || { bad "image: $(tail -3 "$W/oci.log")"; finish; }
 
@@ -244,7 +244,7 @@ if [[ $C1CIDR =~ ^10\.42\.[0-9]+\.[0-9]+/16$ ]] && [ "$(held cni:weft:default-C1
 else bad "C1: eth0 '$C1CIDR', node A holds '$(held cni:weft:default-C1:eth0)' ($(tail -2 "$W/run-C1.log"))"; finish; fi
 cmtu=$(ctra task exec --exec-id mtu1 C1 cat /sys/class/net/eth0/mtu 2>/dev/null)
 [ "$cmtu" = "$TUN_MTU" ] && ok "C1's eth0 MTU $cmtu = weft0's" || bad "C1's eth0 MTU '$cmtu', weft0 '$TUN_MTU'"
-ctra task exec --exec-id rt1 C1 ip route 2>/dev/null | grep -q '^default dev eth0' \
+grep -q '^default dev eth0' <<<"$(ctra task exec --exec-id rt1 C1 ip route 2>/dev/null)" \
   && ok "C1 has 'default dev eth0' (defaultRoute: true)" || bad "C1 routes: $(ctra task exec --exec-id rt2 C1 ip route 2>&1 | tr '\n' ';')"
 C1VETH=$(hostveth "$C1")
 [[ $C1VETH == wft* ]] && ok "host a routes $C1/32 to C1's host veth $C1VETH" || bad "no /32 route for $C1 on host a: '$C1VETH'"
