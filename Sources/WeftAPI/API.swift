@@ -38,6 +38,8 @@ extension API {
         case alloc, release, ipam, reclaim
         case peers
         case dns, dnsAdd = "dns-add", dnsRemove = "dns-remove"
+        /// Release the addresses of attachments that are certainly gone (Attachments.swift).
+        case gc
     }
 
     public struct Request: Codable, Sendable, Equatable {
@@ -53,6 +55,8 @@ extension API {
         public var name: String?
         /// `reclaim`: also drop the member's reserved addresses (`weft ipam reclaim --force`).
         public var force: Bool?
+        /// `gc`: only report what would be released.
+        public var dryRun: Bool?
 
         public init(op: Operation, addresses: [String]? = nil, handle: String? = nil, node: String? = nil, name: String? = nil) {
             self.v = API.version

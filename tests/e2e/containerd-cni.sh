@@ -130,7 +130,7 @@ for h in a b; do
   mkdir -p "$W/$h"/{node,net.d,root,run,tmp}
 done
 nsenter --net=/run/netns/${NS[a]} "$WEFT_BIN" start --data-dir "$W/a/node" --listen ${UNDER[a]}:$PORT \
-  --name host-a --profile fast >"$W/a/node.log" 2>&1 &
+  --name host-a --profile fast --gc-after ${GC_AFTER:-10s} >"$W/a/node.log" 2>&1 &
 NODE_PID[a]=$!
 for _ in $(seq 150); do [ -s "$W/a/node/cluster.key" ] && weft a status >/dev/null 2>&1 && break; sleep 0.1; done
 [ -s "$W/a/node/cluster.key" ] || { bad "node A did not start: $(tail -5 "$W/a/node.log")"; finish; }
@@ -270,6 +270,8 @@ for _ in $(seq 200); do kill -0 $C1_RUN 2>/dev/null || break; sleep 0.1; done
 wait $C1_RUN 2>/dev/null; BG_PIDS=""
 if [ -z "$(held cni:weft:default-C1:eth0)" ] && ! ip -n ${NS[a]} link show "$C1VETH" >/dev/null 2>&1 && [ -z "$(hostveth "$C1")" ]; then
   ok "task killed -> ctr's DEL released $C1 and removed $C1VETH and the /32 route ($(ms $t) ms)"
+  [ -z "$(jq -r 'select(.handle == "cni:weft:default-C1:eth0") | .handle' "$W/a/node/attachments/"*.json 2>/dev/null)" ] \
+    && ok "... and the DEL removed C1's attachment record" || bad "C1's attachment record is still there after DEL"
 else bad "after C1 exited: node holds '$(held cni:weft:default-C1:eth0)', veth $C1VETH $(ip -n ${NS[a]} -o link show "$C1VETH" 2>/dev/null | wc -l), route '$(hostveth "$C1")'"; fi
 ctra containers ls -q | grep -qx C1 && bad "container C1 still listed after ctr run --rm" || ok "ctr run --rm removed container C1"
 
@@ -285,19 +287,45 @@ v11=$(held cni:weft:default-V11:eth0)
 cp "$CONFLIST" "$W/a/etc-cni/net.d/10-weft.conflist"
 CTR_TIMEOUT=10 ctra task delete -f V11 >/dev/null 2>&1; CTR_TIMEOUT=10 ctra containers rm V11 >/dev/null 2>&1
 
-# ---- ctr run -d + task delete: no DEL at all (a leak path; docs/cni.md) --------------------
-ctra run -d --cni "$CIMG" D1 sleep 300 >"$W/run-D1.log" 2>&1 </dev/null
-for _ in $(seq 50); do task_running D1 && break; sleep 0.1; done
-D1=$(held cni:weft:default-D1:eth0)
-[ -n "$D1" ] && ok "ctr run -d --cni D1 got $D1" || bad "ctr run -d --cni D1: $(tail -2 "$W/run-D1.log")"
+# ---- ctr run -d + task delete: no DEL at all; the node's reconciliation and `weft gc` -------
+record_of() { jq -r --arg h "$1" 'select(.handle == $h) | .hostInterface' "$W/a/node/attachments/"*.json 2>/dev/null; }
+for c in L1 D1; do ctra run -d --cni "$CIMG" $c sleep 300 >"$W/run-$c.log" 2>&1 </dev/null; done
+for _ in $(seq 50); do task_running D1 && task_running L1 && break; sleep 0.1; done
+D1=$(held cni:weft:default-D1:eth0); L1=$(held cni:weft:default-L1:eth0)
+[ -n "$D1" ] && [ -n "$L1" ] && ok "ctr run -d --cni: D1 got $D1, L1 got $L1" || bad "ctr run -d --cni D1/L1: $(tail -2 "$W/run-D1.log") $(tail -2 "$W/run-L1.log")"
+[ "$(record_of cni:weft:default-D1:eth0)" = "$(hostveth "$D1")" ] && [ -n "$(hostveth "$D1")" ] \
+  && ok "weft-cni left an attachment record for D1 (host interface $(hostveth "$D1"), netns, inodes) in the data dir" \
+  || bad "no attachment record for D1: $(ls "$W/a/node/attachments" 2>&1 | head -3)"
 ctra task kill -s KILL D1 >/dev/null 2>&1
 for _ in $(seq 50); do task_running D1 || break; sleep 0.1; done
 ctra task delete D1 >/dev/null 2>&1; ctra containers rm D1 >/dev/null 2>&1
-D1VETH=$(hostveth "$D1")
-if [ -n "$(held cni:weft:default-D1:eth0)" ]; then
-  say "note - ctr task delete sent no DEL: $D1 stays held for cni:weft:default-D1:eth0, host veth '${D1VETH:-gone}' (leak path: docs/cni.md)"
-else say "note - after ctr task delete the address of D1 was released (this ctr sends DEL here)"; fi
 ctra containers ls -q | grep -qx D1 && bad "container D1 still listed" || ok "D1's task and container deleted"
+if [ -n "$(held cni:weft:default-D1:eth0)" ]; then
+  say "note - ctr task delete sent no DEL: $D1 stays held for cni:weft:default-D1:eth0, host veth gone with the namespace"
+else say "note - after ctr task delete the address of D1 was released already (this ctr sent DEL)"; fi
+gc=$(weft a gc --dry-run --json 2>&1)
+if jq -e '.dryRun and ([.released[].handle] == ["cni:weft:default-D1:eth0"]) and ([.kept[] | select(.handle == "cni:weft:default-L1:eth0") | .reason | startswith("live")] == [true])' <<<"$gc" >/dev/null 2>&1 \
+   && [ "$(held cni:weft:default-D1:eth0)" = "$D1" ]; then
+  ok "weft gc --dry-run: would release only D1 ($(jq -r '.released[0].reason' <<<"$gc")), keeps live L1, releases nothing"
+else bad "weft gc --dry-run: $gc"; fi
+gc=$(weft a gc --json 2>&1)
+if jq -e '([.released[].handle] == ["cni:weft:default-D1:eth0"]) and (.dryRun | not)' <<<"$gc" >/dev/null 2>&1 && [ -z "$(held cni:weft:default-D1:eth0)" ] \
+   && [ "$(held cni:weft:default-L1:eth0)" = "$L1" ] && [ -z "$(record_of cni:weft:default-D1:eth0)" ]; then
+  ok "weft gc released D1's $D1 and its record; L1 ($L1) still held"
+else bad "weft gc: $gc; D1 held '$(held cni:weft:default-D1:eth0)', L1 held '$(held cni:weft:default-L1:eth0)'"; fi
+grep -q 'event=attachment-released.*handle=cni:weft:default-D1:eth0' "$W/a/node.log" && ok "node A logged attachment-released for D1" \
+  || bad "no attachment-released log line for D1: $(grep attachment "$W/a/node.log" | tail -2)"
+# L1 leaks the same way; the node releases it by itself after --gc-after (10 s here)
+t=$(date +%s%N)
+ctra task kill -s KILL L1 >/dev/null 2>&1
+for _ in $(seq 50); do task_running L1 || break; sleep 0.1; done
+ctra task delete L1 >/dev/null 2>&1; ctra containers rm L1 >/dev/null 2>&1
+for _ in $(seq 400); do [ -z "$(held cni:weft:default-L1:eth0)" ] && break; sleep 0.1; done   # ≤ 40 s
+if [ -z "$(held cni:weft:default-L1:eth0)" ] && grep -q 'event=attachment-released.*handle=cni:weft:default-L1:eth0' "$W/a/node.log" \
+   && grep 'handle=cni:weft:default-L1:eth0' "$W/a/node.log" | grep -q 'by=node'; then
+  ok "the node released L1's $L1 on its own $(( $(ms $t) / 1000 )) s after the task was deleted without DEL (--gc-after ${GC_AFTER:-10s}), logged"
+else bad "L1 still held after $(( $(ms $t) / 1000 )) s: '$(held cni:weft:default-L1:eth0)'; $(grep attachment "$W/a/node.log" | tail -2)"; fi
+[ -z "$(ls "$W/a/node/attachments" 2>/dev/null)" ] && ok "no attachment record is left in the data dir" || bad "records left: $(ls "$W/a/node/attachments")"
 
 errs=$(grep -c 'level=error' "$W/a/containerd.log")
 say "containerd logged $errs error line(s)"
