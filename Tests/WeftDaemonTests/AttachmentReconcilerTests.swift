@@ -49,7 +49,7 @@ final class AttachmentReconcilerTests: XCTestCase {
         XCTAssertTrue(path.hasPrefix(dir + "/attachments/") && path.hasSuffix(".json"))
         XCTAssertEqual(API.attachmentPath(dataDir: dir, handle: r.handle), path, "stable name")
         XCTAssertNotEqual(API.attachmentPath(dataDir: dir, handle: r.handle + "x"), path)
-        FileManager.default.createFile(atPath: dir + "/attachments/garbage.json", contents: Data("{not json".utf8))
+        XCTAssertTrue(FileManager.default.createFile(atPath: dir + "/attachments/garbage.json", contents: Data("{not json".utf8)))
         let (records, bad) = API.readAttachments(dataDir: dir)
         XCTAssertEqual(records, [r])
         XCTAssertEqual(bad, [dir + "/attachments/garbage.json"])
