@@ -103,8 +103,8 @@ chk "read-only root file systems" '[.spec.template.spec.initContainers[], .spec.
 chk "every volumeMount names a volume" '([.spec.template.spec.volumes[].name]) as $v | [.spec.template.spec.initContainers[], .spec.template.spec.containers[] | .volumeMounts[].name | IN($v[])] | all'
 dd=$(jq -r '.plugins[0].dataDir' "$top/deploy/cni/10-weft.conflist")
 chk "data hostPath = mount = conflist dataDir ($dd)" "(.spec.template.spec.volumes[] | select(.name == \"data\") | .hostPath.path == \"$dd\") and (.spec.template.spec.containers[0].volumeMounts[] | select(.name == \"data\") | .mountPath == \"$dd\")"
-chk "hostPaths /opt/cni/bin and /etc/cni/net.d for the init container, /dev/net/tun as CharDevice" \
-  '([.spec.template.spec.volumes[] | select(.hostPath) | "\(.hostPath.path)=\(.hostPath.type)"] | sort) == ["/dev/net/tun=CharDevice","/etc/cni/net.d=DirectoryOrCreate","/opt/cni/bin=DirectoryOrCreate","/var/lib/weft=DirectoryOrCreate"]'
+chk "hostPaths /opt/cni/bin and /etc/cni/net.d for the init container, /dev/net/tun as CharDevice, /var/run/netns" \
+  '([.spec.template.spec.volumes[] | select(.hostPath) | "\(.hostPath.path)=\(.hostPath.type)"] | sort) == ["/dev/net/tun=CharDevice","/etc/cni/net.d=DirectoryOrCreate","/opt/cni/bin=DirectoryOrCreate","/var/lib/weft=DirectoryOrCreate","/var/run/netns=DirectoryOrCreate"]'
 chk "the key comes from Secret weft-cluster-key at the path the entrypoint reads" \
   '(.spec.template.spec.volumes[] | select(.name == "cluster-key") | .secret.secretName == "weft-cluster-key") and ([.spec.template.spec.containers[0].env[] | select(.name == "WEFT_CLUSTER_KEY_FILE") | .value] == ["/etc/weft/key/cluster.key"])'
 chk "env from the ConfigMap weft-config, node IP and name from the downward API" \
