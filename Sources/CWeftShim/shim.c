@@ -392,6 +392,17 @@ out:
 }
 
 int weft_enable_ip_forward(void) {
+    /* Already on (set by the host, a systemd ExecStartPre, kubelet's prerequisites): no write,
+       so a node whose /proc/sys is read-only (a non-privileged container, ProtectKernelTunables)
+       still starts. */
+    int rfd = open("/proc/sys/net/ipv4/ip_forward", O_RDONLY | O_CLOEXEC);
+    if (rfd >= 0) {
+        char c = 0;
+        ssize_t r;
+        do { r = read(rfd, &c, 1); } while (r < 0 && errno == EINTR);
+        close(rfd);
+        if (r == 1 && c == '1') return 0;
+    }
     int fd = open("/proc/sys/net/ipv4/ip_forward", O_WRONLY | O_CLOEXEC);
     if (fd < 0) return -errno;
     ssize_t n;

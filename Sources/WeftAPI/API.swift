@@ -40,6 +40,8 @@ extension API {
         case dns, dnsAdd = "dns-add", dnsRemove = "dns-remove"
         /// `weft doctor`: reachability, handshakes, MTU, clock, keys, IPAM (API.DoctorReport).
         case doctor
+        /// Release the addresses of attachments that are certainly gone (Attachments.swift).
+        case gc
     }
 
     public struct Request: Codable, Sendable, Equatable {
@@ -55,6 +57,8 @@ extension API {
         public var name: String?
         /// `reclaim`: also drop the member's reserved addresses (`weft ipam reclaim --force`).
         public var force: Bool?
+        /// `gc`: only report what would be released.
+        public var dryRun: Bool?
 
         public init(op: Operation, addresses: [String]? = nil, handle: String? = nil, node: String? = nil, name: String? = nil) {
             self.v = API.version

@@ -12,14 +12,17 @@ public struct Plugin: Sendable {
     public var network: any NetworkOps
     /// The node client for a config's `dataDir`.
     public var client: @Sendable (String) -> any NodeClient
+    /// Attachment records for the node's own clean-up (AttachmentRecorder.swift).
+    public var recorder: AttachmentRecorder
 
-    public init(network: any NetworkOps, client: @escaping @Sendable (String) -> any NodeClient) {
+    public init(network: any NetworkOps, client: @escaping @Sendable (String) -> any NodeClient, recorder: AttachmentRecorder = .none) {
         self.network = network
         self.client = client
+        self.recorder = recorder
     }
 
     /// The real plugin: rtnetlink and the node's control socket.
-    public static var live: Plugin { Plugin(network: LinuxNetwork(), client: { ControlNodeClient(dataDir: $0) }) }
+    public static var live: Plugin { Plugin(network: LinuxNetwork(), client: { ControlNodeClient(dataDir: $0) }, recorder: .files) }
 
     public struct Output: Equatable, Sendable {
         /// Printed on stdout (a result, a version object, an error, or nothing).
@@ -53,7 +56,7 @@ public struct Plugin: Sendable {
             let node = client(config.dataDir)
             var stdout = ""
             switch env.command {
-            case .add: stdout = try add(env, config, node).text
+            case .add: stdout = try add(env, config, node, warnings: &warnings).text
             case .del: try del(env, config, node, warnings: &warnings)
             case .check: try check(env, config, node)
             case .gc: try gc(config, node, warnings: &warnings)
@@ -77,7 +80,7 @@ public struct Plugin: Sendable {
 
     // MARK: - ADD
 
-    func add(_ env: CNIEnvironment, _ config: PluginConfig, _ node: any NodeClient) throws(CNIError) -> JSON {
+    func add(_ env: CNIEnvironment, _ config: PluginConfig, _ node: any NodeClient, warnings: inout [String]) throws(CNIError) -> JSON {
         try requireNetworkName(config)
         let handle = Naming.handle(network: config.name, containerID: env.containerID, ifname: env.ifname)
         let hostName = Naming.hostInterface(containerID: env.containerID, ifname: env.ifname)
@@ -146,6 +149,7 @@ public struct Plugin: Sendable {
             // resolv.conf has no port: only a resolver on port 53 can be handed to containers.
             dns = .object([("nameservers", .array([.string(String(host))])), ("search", .array([.string(domain)]))])
         }
+        if let w = recorder.record(config.dataDir, handle, allocation.address, hostName, env.netns) { warnings.append(w) }
         return Self.result(
             version: config.cniVersion, prev: config.prevResult, host: (hostName, hostLink), container: (env.ifname, containerLink),
             netns: env.netns, address: address, routes: [subnet] + (config.defaultRoute ? [.defaultRoute] : []), dns: dns)
@@ -214,10 +218,11 @@ public struct Plugin: Sendable {
         do { try network.deleteHostLink(hostName) } catch { linkError = error }
         do {
             try node.release(handle: handle)
+            recorder.forget(config.dataDir, handle)
         } catch {
             switch error {
             case .remote(let body) where body.code == .notFound:
-                break  // released already (DEL twice) or never allocated
+                recorder.forget(config.dataDir, handle)  // released already (DEL twice) or never allocated
             case .noNode:
                 warnings.append("weft-cni: no weft node is running for \(config.dataDir); the address of \(handle) stays allocated until DEL or GC runs again with the node up")
             default:
@@ -307,9 +312,11 @@ public struct Plugin: Sendable {
             let hostName = Naming.hostInterface(containerID: parsed.containerID, ifname: parsed.ifname)
             do { try network.deleteHostLink(hostName) } catch { failures.append(error.description) }
             do { try node.release(handle: stale.handle) } catch {
-                if case .remote(let b) = error, b.code == .notFound { continue }
+                if case .remote(let b) = error, b.code == .notFound { recorder.forget(config.dataDir, stale.handle); continue }
                 failures.append("releasing \(stale.handle): \(error)")
+                continue
             }
+            recorder.forget(config.dataDir, stale.handle)
         }
         if !failures.isEmpty {
             throw CNIError(.nodeError, "GC could not clean up \(failures.count) stale resource(s)", details: failures.joined(separator: "; "))

@@ -247,10 +247,12 @@ public enum Daemon {
             throw StartupError(describeBindError(error, address: options.listen.description, flag: "--listen"))
         }
 
+        let attachments = AttachmentReconciler(dataDir: dataDir, grace: options.attachmentGCAfter, logger: logger)
         let control = ControlService(
             runtime: runtime,
             resolver: { text in Result { try resolveEndpoint(text) }.mapError { $0 as? StartupError ?? StartupError("\($0)") } },
-            onLeave: { shutdown.continuation.yield(.left) }
+            onLeave: { shutdown.continuation.yield(.left) },
+            attachments: attachments
         )
         let socketPath = API.socketPath(dataDir: dataDir)
         do {
@@ -361,6 +363,7 @@ public enum Daemon {
                 return nil
             }
             tasks.addTask { await runtime.runTimers(); return nil }
+            tasks.addTask { await attachments.run(runtime: runtime); return nil }
             tasks.addTask {
                 for await e in shutdown.stream { return e }
                 return .signal(SIGTERM)

@@ -76,6 +76,9 @@ struct Start: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Take over a dead member's address space after this long (e.g. 24h, 30m, 90s), or 'never'.", valueName: "duration"))
     var reclaimAfter: String = "24h"
 
+    @Option(name: .long, help: ArgumentHelp("Release the address of a container whose host veth and network namespace have been gone this long (a runtime that skipped DEL), or 'never'.", valueName: "duration"))
+    var gcAfter: String = "2m"
+
     @Option(name: .long, help: ArgumentHelp("Membership timing: default (real networks) or fast (many nodes on one machine, tests).", valueName: "profile"))
     var profile: String = "default"
 
@@ -93,6 +96,9 @@ struct Start: AsyncParsableCommand {
             throw ValidationError("give either --cluster-key or --cluster-key-file, not both")
         }
         if let problem = InputCheck.dataDir(API.resolveDataDir(dataDir), hint: "choose another --data-dir") { throw ValidationError(problem) }
+        if gcAfter != "never", parseDuration(gcAfter) == nil {
+            throw ValidationError("--gc-after must be a positive duration like 2m, 30s or 1h, or 'never' (got '\(gcAfter)')")
+        }
         if Endpoint(listen) == nil {
             throw ValidationError("--listen '\(listen)' is not an address: write IP:PORT, e.g. 192.168.1.10:7946 or [::1]:7946")
         }
@@ -162,6 +168,7 @@ struct Start: AsyncParsableCommand {
         options.dnsListen = dnsListen == "overlay" ? .overlay : dnsListen == "off" ? .off : .address(Endpoint(dnsListen)!)
         options.dnsUpstreams = dnsUpstream.compactMap { Endpoint($0) }
         options.dnsDomain = DNS.Name(dnsDomain)!
+        options.attachmentGCAfter = gcAfter == "never" ? nil : parseDuration(gcAfter)
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)

@@ -86,7 +86,8 @@ int weft_tun_open(const char *name, char *name_out, const char **failed_call);
  * SIOCSIFMTU, SIOCSIFFLAGS), in the calling thread's network namespace. Idempotent.
  * Returns 0 or -errno; *failed_call names the ioctl. */
 int weft_tun_configure(const char *name, uint32_t addr_host_order, int prefix_len, int mtu, const char **failed_call);
-/* Writes "1" to /proc/sys/net/ipv4/ip_forward (the calling thread's namespace). 0 or -errno. */
+/* Writes "1" to /proc/sys/net/ipv4/ip_forward (the calling thread's namespace) unless it reads 1
+   already (so a read-only /proc/sys is fine then). 0 or -errno. */
 int weft_enable_ip_forward(void);
 /* read() one packet, non-blocking: bytes, 0 when none waiting (EAGAIN), or -errno. */
 int weft_tun_read(int fd, void *buf, size_t cap);

@@ -9,6 +9,8 @@ struct ControlService: Sendable {
     let resolver: @Sendable (String) -> Result<Endpoint, StartupError>
     /// Called after a `leave` has been answered: the daemon shuts down.
     let onLeave: @Sendable () -> Void
+    /// `gc`: the attachment reconciliation (nil: `gc` answers not-ready).
+    var attachments: AttachmentReconciler? = nil
 
     func handle(_ bytes: [UInt8]) async -> [UInt8] {
         let request: API.Request
@@ -73,6 +75,9 @@ struct ControlService: Sendable {
             let address = request.addresses?.first
             if request.op == .dnsAdd, address == nil { return encodeError(.badRequest, "dns add needs an ADDRESS") }
             return encode(await runtime.dnsChange(add: request.op == .dnsAdd, name: name, address: address))
+        case .gc:
+            guard let attachments else { return encodeError(.notReady, "attachment reconciliation is not running yet: try again shortly") }
+            return encode(await attachments.reconcile(runtime: runtime, dryRun: request.dryRun ?? false, automatic: false))
         case .reclaim:
             guard let node = request.node, !node.isEmpty else { return encodeError(.badRequest, "reclaim needs a node (id, id prefix or name)") }
             return encode(await runtime.reclaim(node, force: request.force ?? false))

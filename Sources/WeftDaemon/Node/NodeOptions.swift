@@ -66,6 +66,9 @@ public struct NodeOptions: Sendable {
     public var dnsUpstreams: [Endpoint] = []
     /// The cluster's domain (`--dns-domain`).
     public var dnsDomain: DNS.Name = Node.Settings.default.dnsDomain
+    /// How long an attachment must look gone (host veth and container namespace) before the node
+    /// releases its address on its own (`--gc-after`); nil: never (AttachmentReconciler.swift).
+    public var attachmentGCAfter: Duration? = .seconds(120)
 
     public enum DNSListen: Equatable, Sendable {
         /// Port 53 of this node's overlay address, once the TUN device has it (none with --no-tun).
