@@ -285,6 +285,40 @@ xping dA1 dB1; xping dB1 dA1
 dallocs a | jq -e --arg ip "${CIP[dA1]:-x}" 'to_entries | any(.value == $ip)' >/dev/null && ok "dA1's ${CIP[dA1]} still held after the restart" || bad "dA1 address lost: $(dallocs a)"
 drun dA3
 
+# ---- Docker restarts: clean stop, then SIGKILL; no leaked address, no stale veth -------------------
+docker_side_clean() { # docker_side_clean HOST: no docker: allocation and no wfd/wfp veth on HOST
+  [ "$(dallocs $1 | jq 'length')" = 0 ] && [ "$(ip -n ${NS[$1]} -o link show 2>/dev/null | grep -c ': wf[dp]')" = 0 ]
+}
+restart_dockerd_b() { # restart_dockerd_b TERM|KILL
+  local c; c=$(pgrep -P "${DOCKERD[b]}" 2>/dev/null | head -1)
+  if [ "$1" = KILL ]; then kill -KILL "$c" 2>/dev/null; fi
+  dockerd_stop "${DOCKERD[b]}"; unset 'DOCKERD[b]'
+  local t; t=$(date +%s%N)
+  if dockerd_start ${NS[b]} "$W/b/dockerd" "$W/b/plugin.sock"; then DOCKERD[b]=$DOCKERD_PID; say "dockerd b restarted ($(ms $t) ms)"
+  else DOCKERD[b]=$DOCKERD_PID; bad "dockerd b restart: $(tail -3 "$W/b/dockerd/dockerd.log")"; fi
+}
+b1ip=${CIP[dB1]:-none}
+restart_dockerd_b TERM
+for _ in $(seq 50); do docker_side_clean b && break; sleep 0.2; done
+docker_side_clean b && ok "dockerd b stopped cleanly and restarted: dB1's $b1ip released, no wfd/wfp veth left" \
+  || bad "after a clean dockerd restart on b: allocations $(dallocs b), veths $(ip -n ${NS[b]} -o link show | grep -c ': wf[dp]')"
+if d b start dB1 >/dev/null 2>&1; then
+  CIP[dB1]=$(d b inspect -f '{{.NetworkSettings.Networks.weft.IPAddress}}' dB1 2>/dev/null)
+  xping dA1 dB1
+else bad "docker start dB1 after the dockerd restart"; fi
+b1ip=${CIP[dB1]:-none}
+restart_dockerd_b KILL
+# dockerd cleans up the sandboxes of containers that died with it when it starts again.
+for _ in $(seq 75); do docker_side_clean b && break; sleep 0.2; done
+docker_side_clean b && ok "dockerd b SIGKILLed (containers died with it) and restarted: $b1ip released, no wfd/wfp veth left" \
+  || bad "after dockerd SIGKILL + restart on b: allocations $(dallocs b), veths $(ip -n ${NS[b]} -o link show | grep -o 'wf[dp][0-9a-f]*' | tr '\n' ' ')"
+for _ in $(seq 50); do has_name a db1 "$b1ip" || break; sleep 0.1; done
+has_name a db1 "$b1ip" && bad "db1 ($b1ip) is still in node a's DNS" || ok "dB1's name went with its address"
+if d b start dB1 >/dev/null 2>&1; then
+  CIP[dB1]=$(d b inspect -f '{{.NetworkSettings.Networks.weft.IPAddress}}' dB1 2>/dev/null)
+  xping dA1 dB1
+else bad "docker start dB1 after the SIGKILL restart"; fi
+
 # ---- nothing leaks ---------------------------------------------------------------------------------
 for h in a b; do d $h rm -f $(d $h ps -aq) >/dev/null 2>&1; done
 sleep 0.5

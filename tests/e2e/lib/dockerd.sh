@@ -22,6 +22,7 @@ dk() { local d=$1; shift; DOCKER_API_VERSION=1.41 timeout "${DK_TIMEOUT:-90}" "$
 dockerd_start() {
   local ns=$1 dir=$2 plugin=${3:-}
   mkdir -p "$dir"/{data,exec,etc}
+  rm -f "$dir/dockerd.pid"   # left by a killed dockerd; it would name PID 1, which is the new dockerd itself
   echo '{}' >"$dir/etc/daemon.json"
   # No bridge and no iptables by default; DOCKERD_BRIDGE=1 (bench/docker-run.sh) keeps Docker's
   # default bridge network, whose docker0 and iptables rules then live inside NETNS only.
@@ -57,12 +58,23 @@ dockerd_stop() {
   local p=$1 i c
   [ -n "$p" ] || return 0
   c=$(pgrep -P "$p" 2>/dev/null | head -1)   # dockerd itself (PID 1 of its namespace): a clean stop first
+  local pidns=""; [ -n "$c" ] && pidns=$(readlink "/proc/$c/ns/pid" 2>/dev/null)
   [ -n "$c" ] && kill -TERM "$c" 2>/dev/null
   for ((i = 0; i < 150; i++)); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
   kill -TERM "$p" 2>/dev/null
   for ((i = 0; i < 200; i++)); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
   kill -KILL "$p" 2>/dev/null
   wait "$p" 2>/dev/null
+  # The kernel kills the rest of that PID namespace (containerd, shims) asynchronously: wait until
+  # none is left, or a restarted containerd finds its database still locked.
+  if [ -n "$pidns" ]; then
+    for ((i = 0; i < 100; i++)); do
+      local left=0 f
+      for f in /proc/[0-9]*/ns/pid; do [ "$(readlink "$f" 2>/dev/null)" = "$pidns" ] && { left=1; break; }; done
+      [ $left = 0 ] && break
+      sleep 0.1
+    done
+  fi
   return 0
 }
 
