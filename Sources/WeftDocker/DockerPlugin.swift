@@ -32,6 +32,15 @@ public final class DockerPlugin: Sendable {
     /// Attempts and pause of the naming step (dockerd shows the endpoint once the container runs).
     let nameAttempts: Int
     let namePause: Double
+    /// The handles this process allocated and has not released, by address. Naming re-issues
+    /// `alloc` for a handle, which would re-create it if it had been released meanwhile (a
+    /// `docker run --rm` container can be gone before dockerd shows its name): a release and a
+    /// naming step therefore run under this lock, and naming only touches handles still here.
+    private let state = State()
+    private final class State: @unchecked Sendable {
+        let lock = NSLock()
+        var handleByAddress: [String: String] = [:]
+    }
 
     public init(node: any NodeClient, network: any NetworkOps, names: (any ContainerNameSource)?,
                 nameAttempts: Int = 40, namePause: Double = 0.25,
@@ -250,6 +259,7 @@ public final class DockerPlugin: Sendable {
             _ = try? node.release(handle: handle)
             throw Failure("the weft node answered with an unusable allocation \(allocation.address)/\(allocation.prefixLength)")
         }
+        state.lock.withLock { state.handleByAddress[ip.description] = handle }
         log("allocated \(ip)/\(allocation.prefixLength) handle \(handle)")
         return .object([("Address", .string("\(ip)/\(allocation.prefixLength)")), ("Data", .object([]))])
     }
@@ -258,6 +268,9 @@ public final class DockerPlugin: Sendable {
         guard let text = r["Address"]?.stringValue, let ip = IPv4(text.split(separator: "/").first.map(String.init) ?? "") else {
             throw Failure("ReleaseAddress: the request has no IPv4 Address", status: 400)
         }
+        state.lock.lock()
+        defer { state.lock.unlock() }
+        state.handleByAddress[ip.description] = nil
         let info: API.IPAMInfo
         do { info = try node.ipam() } catch { throw Self.nodeFailure(error, "releasing \(ip)") }
         // Only this plugin's handles: the gateway (the node's own address) and anything else stay.
@@ -278,15 +291,24 @@ public final class DockerPlugin: Sendable {
     /// with a name keeps the address and adds the record, which then goes with the release.
     func nameLater(endpointID: String, address: String) {
         guard let names else { return }
+        // The handle now, so a later container that gets this address (after a release) is never
+        // named by this step. After a plugin restart the node's list says which handle it is.
+        var known = state.lock.withLock { state.handleByAddress[address] }
+        if known == nil, let found = try? node.ipam().allocations.first(where: { $0.handle.hasPrefix(Self.handlePrefix) && $0.address == address })?.handle {
+            state.lock.withLock { if state.handleByAddress[address] == nil { state.handleByAddress[address] = found } }
+            known = found
+        }
+        guard let handle = known else { log("naming: \(address) is not allocated by this plugin"); return }
         background { [self] in
             for attempt in 0..<nameAttempts {
                 if attempt > 0 { Thread.sleep(forTimeInterval: namePause) }
+                if state.lock.withLock({ state.handleByAddress[address] != handle }) { return }  // released meanwhile
                 guard let raw = names.containerName(endpointID: endpointID) else { continue }
                 guard let label = Self.dnsLabel(raw) else { log("container \(raw) has no usable DNS name"); return }
+                state.lock.lock()
+                defer { state.lock.unlock() }
+                guard state.handleByAddress[address] == handle else { return }
                 do {
-                    guard let handle = try node.ipam().allocations.first(where: { $0.handle.hasPrefix(Self.handlePrefix) && $0.address == address })?.handle else {
-                        log("naming \(label): \(address) is no longer allocated"); return
-                    }
                     _ = try node.alloc(handle: handle, name: label)
                     log("named \(address) \(label)")
                 } catch {

@@ -9,7 +9,6 @@ final class FakeNode: NodeClient, @unchecked Sendable {
     let lock = NSLock()
     var held: [String: String] = [:]
     var names: [String: String] = [:]
-    var next = 2
     var down = false
     var calls: [String] = []
 
@@ -25,7 +24,10 @@ final class FakeNode: NodeClient, @unchecked Sendable {
         calls.append("alloc \(handle) \(name ?? "-")")
         if let name { names[handle] = name }
         if let a = held[handle] { return API.Allocation(handle: handle, address: a, prefixLength: 16, subnet: "10.42.0.0/16") }
-        let a = "10.42.1.\(next)"; next += 1
+        // The lowest free address, as a released address is soon handed out again.
+        var n = 2
+        while held.values.contains("10.42.1.\(n)") { n += 1 }
+        let a = "10.42.1.\(n)"
         held[handle] = a
         return API.Allocation(handle: handle, address: a, prefixLength: 16, subnet: "10.42.0.0/16")
     }
@@ -165,6 +167,24 @@ final class DockerPluginTests: XCTestCase {
         XCTAssertEqual(call(p, "IpamDriver.ReleaseAddress", #"{"PoolID":"weft-v4","Address":"10.42.0.1"}"#).0, 200)
         XCTAssertFalse(node.calls.contains("release weft:self"))
         XCTAssertEqual(call(p, "NetworkDriver.DeleteEndpoint", #"{"NetworkID":"n","EndpointID":"e1"}"#).0, 200, "DeleteEndpoint is idempotent")
+    }
+
+    /// A `docker run --rm` container can be released before dockerd shows its name: the late
+    /// naming step must not re-create the released handle (it would leak the address).
+    func testLateNamingNeverRecreatesAReleasedAddress() throws {
+        final class Deferred: @unchecked Sendable { var work: [@Sendable () -> Void] = [] }
+        let node = FakeNode(), kernel = FakeKernel(), later = Deferred()
+        let p = DockerPlugin(node: node, network: kernel, names: FixedNames(map: ["e1": "short"]), nameAttempts: 1, namePause: 0,
+                             background: { later.work.append($0) })
+        let cidr = try XCTUnwrap(call(p, "IpamDriver.RequestAddress", #"{"PoolID":"weft-v4","Options":null}"#).1["Address"]?.stringValue)
+        XCTAssertEqual(call(p, "NetworkDriver.CreateEndpoint", #"{"EndpointID":"e1","Interface":{"Address":"\#(cidr)"}}"#).0, 200)
+        XCTAssertEqual(call(p, "NetworkDriver.DeleteEndpoint", #"{"EndpointID":"e1"}"#).0, 200)
+        XCTAssertEqual(call(p, "IpamDriver.ReleaseAddress", #"{"PoolID":"weft-v4","Address":"10.42.1.2"}"#).0, 200)
+        // The address goes to the next container before the first one's naming step runs.
+        XCTAssertEqual(call(p, "IpamDriver.RequestAddress", #"{"PoolID":"weft-v4","Options":{}}"#).1["Address"]?.stringValue, "10.42.1.2/16")
+        for w in later.work { w() }
+        XCTAssertFalse(node.calls.contains { $0.hasSuffix(" short") }, "named a released or foreign handle: \(node.calls)")
+        XCTAssertEqual(node.held.count, 1, "only the second container's address is held")
     }
 
     func testNodeDownIsAClearError() {
