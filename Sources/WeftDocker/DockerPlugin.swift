@@ -40,6 +40,9 @@ public final class DockerPlugin: Sendable {
     private final class State: @unchecked Sendable {
         let lock = NSLock()
         var handleByAddress: [String: String] = [:]
+        /// Releases Docker asked for while the node was down: (address, handle if known).
+        var pendingReleases: [(address: String, handle: String?)] = []
+        var retrying = false
     }
 
     public init(node: any NodeClient, network: any NetworkOps, names: (any ContainerNameSource)?,
@@ -270,9 +273,26 @@ public final class DockerPlugin: Sendable {
         }
         state.lock.lock()
         defer { state.lock.unlock() }
-        state.handleByAddress[ip.description] = nil
+        let known = state.handleByAddress.removeValue(forKey: ip.description)
         let info: API.IPAMInfo
-        do { info = try node.ipam() } catch { throw Self.nodeFailure(error, "releasing \(ip)") }
+        do { info = try node.ipam() } catch {
+            switch error {
+            case .noNode, .timeout:
+                // `docker rm` goes on whatever we answer; rather than leave the address held, the
+                // plugin releases it itself once the node is back.
+                state.pendingReleases.append((ip.description, known))
+                log("the weft node is down: the release of \(ip) is deferred until it answers again")
+                if !state.retrying {
+                    state.retrying = true
+                    background { [self] in
+                        while !retryPendingReleases() { Thread.sleep(forTimeInterval: 1) }
+                    }
+                }
+                return .object([])
+            default:
+                throw Self.nodeFailure(error, "releasing \(ip)")
+            }
+        }
         // Only this plugin's handles: the gateway (the node's own address) and anything else stay.
         for a in info.allocations where a.handle.hasPrefix(Self.handlePrefix) && a.address == ip.description {
             do { try node.release(handle: a.handle) } catch {
@@ -282,6 +302,35 @@ public final class DockerPlugin: Sendable {
             log("released \(ip) handle \(a.handle)")
         }
         return .object([])
+    }
+
+    /// Tries the deferred releases; true when none is left (then the retry loop ends). An entry
+    /// with a known handle releases exactly that handle; one without (the plugin restarted in
+    /// between) releases the `docker:` handle holding the address: while the node was down nobody
+    /// could be given that address, since the node still held it.
+    public func retryPendingReleases() -> Bool {
+        state.lock.lock()
+        defer { state.lock.unlock() }
+        var left: [(address: String, handle: String?)] = []
+        for p in state.pendingReleases {
+            do {
+                if let h = p.handle {
+                    do { try node.release(handle: h) } catch {
+                        guard case .remote(let b) = error, b.code == .notFound else { throw error }
+                    }
+                } else {
+                    for a in try node.ipam().allocations where a.handle.hasPrefix(Self.handlePrefix) && a.address == p.address {
+                        try node.release(handle: a.handle)
+                    }
+                }
+                log("released \(p.address) (deferred while the node was down)")
+            } catch {
+                left.append(p)
+            }
+        }
+        state.pendingReleases = left
+        if left.isEmpty { state.retrying = false }
+        return left.isEmpty
     }
 
     // MARK: - Helpers

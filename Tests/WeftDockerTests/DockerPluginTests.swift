@@ -187,6 +187,24 @@ final class DockerPluginTests: XCTestCase {
         XCTAssertEqual(node.held.count, 1, "only the second container's address is held")
     }
 
+    /// `docker rm` while the node is down: Docker is told yes, and the plugin releases the
+    /// address itself once the node answers again.
+    func testReleaseWhileTheNodeIsDownIsDeferred() throws {
+        final class Deferred: @unchecked Sendable { var work: [@Sendable () -> Void] = [] }
+        let node = FakeNode(), later = Deferred()
+        let p = DockerPlugin(node: node, network: FakeKernel(), names: nil, background: { later.work.append($0) })
+        _ = call(p, "IpamDriver.RequestAddress", #"{"PoolID":"weft-v4","Options":{}}"#)
+        XCTAssertEqual(node.held.count, 1)
+        node.down = true
+        XCTAssertEqual(call(p, "IpamDriver.ReleaseAddress", #"{"PoolID":"weft-v4","Address":"10.42.1.2"}"#).0, 200)
+        XCTAssertEqual(later.work.count, 1, "one retry loop started")
+        XCTAssertFalse(p.retryPendingReleases(), "still down")
+        XCTAssertEqual(node.held.count, 1)
+        node.down = false
+        XCTAssertTrue(p.retryPendingReleases())
+        XCTAssertTrue(node.held.isEmpty, "released once the node is back: \(node.held)")
+    }
+
     func testNodeDownIsAClearError() {
         let node = FakeNode(); node.down = true
         let p = makePlugin(node, FakeKernel())

@@ -277,9 +277,14 @@ out=$(d a run --rm --network weft $IMG true 2>&1); rc=$?
 [ $rc != 0 ] && grep -q 'no weft node is running' <<<"$out" && ok "node a stopped: docker run fails clearly: $(grep -m1 'no weft node is running' <<<"$out" | cut -c1-220)" \
   || bad "docker run with node a stopped: rc=$rc $(tr '\n' ' ' <<<"$out")"
 kill -0 ${PLUGIN_PID[a]} 2>/dev/null && ok "plugin a survives its node stopping" || bad "plugin a died with its node"
+a2ip=${CIP[dA2]:-none}
+d a rm -f dA2 >"$W/rm-dA2.log" 2>&1 && ok "docker rm dA2 with node a stopped succeeds" || bad "docker rm dA2 with the node down: $(cat "$W/rm-dA2.log")"
 start_node a
 for _ in $(seq 200); do members_ok && break; sleep 0.1; done
 members_ok && ok "node a restarted and rejoined" || bad "node a did not come back: $(tail -3 "$W/a/node.log")"
+for _ in $(seq 50); do dallocs a | jq -e --arg ip "$a2ip" 'to_entries | any(.value == $ip)' >/dev/null || break; sleep 0.2; done
+dallocs a | jq -e --arg ip "$a2ip" 'to_entries | any(.value == $ip)' >/dev/null \
+  && bad "dA2's $a2ip is still held after node a came back: $(dallocs a)" || ok "the plugin released dA2's $a2ip itself once node a answered again"
 for _ in $(seq 50); do d a exec dA1 ping -c 1 -W 1 ${CIP[dB1]:-0.0.0.0} >/dev/null 2>&1 && break; sleep 0.2; done
 xping dA1 dB1; xping dB1 dA1
 dallocs a | jq -e --arg ip "${CIP[dA1]:-x}" 'to_entries | any(.value == $ip)' >/dev/null && ok "dA1's ${CIP[dA1]} still held after the restart" || bad "dA1 address lost: $(dallocs a)"
