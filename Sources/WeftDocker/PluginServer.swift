@@ -36,6 +36,7 @@ public final class PluginServer: @unchecked Sendable {
     private let lock = NSLock()
     private var active = 0
     private var listenFD: Int32 = -1
+    private var stopped = false
 
     public init(socketPath: String, plugin: DockerPlugin, log: @escaping @Sendable (String) -> Void) {
         self.socketPath = socketPath; self.plugin = plugin; self.log = log
@@ -67,13 +68,14 @@ public final class PluginServer: @unchecked Sendable {
         chmod(socketPath, 0o660)
         guard listen(fd, 64) == 0 else { close(fd); throw StartError(description: "listen(): \(String(cString: strerror(errno)))") }
         listenFD = fd
-        Thread.detachNewThread { [self] in acceptLoop() }
+        Thread.detachNewThread { [self] in acceptLoop(fd) }
     }
 
     /// Removes the socket file (on shutdown).
     public func stop() {
         unlink(socketPath)
-        if listenFD >= 0 { shutdown(listenFD, Int32(SHUT_RDWR)); close(listenFD); listenFD = -1 }
+        let fd: Int32 = lock.withLock { defer { stopped = true }; return stopped ? -1 : listenFD }
+        if fd >= 0 { shutdown(fd, Int32(SHUT_RDWR)); close(fd) }
     }
 
     static func address(_ path: String) -> sockaddr_un {
@@ -94,12 +96,12 @@ public final class PluginServer: @unchecked Sendable {
         return withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } } == 0
     }
 
-    private func acceptLoop() {
+    private func acceptLoop(_ listenFD: Int32) {
         while true {
             let fd = accept(listenFD, nil, nil)
             if fd < 0 {
                 if errno == EINTR || errno == ECONNABORTED { continue }
-                if listenFD < 0 { return }
+                if lock.withLock({ stopped }) { return }
                 log("accept failed: \(String(cString: strerror(errno)))")
                 usleep(100_000)
                 continue
