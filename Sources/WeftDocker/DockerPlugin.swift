@@ -19,9 +19,6 @@ public final class DockerPlugin: Sendable {
     /// overlaps nothing Docker checks, and the real prefix comes with each address.
     public static let poolV4 = "0.0.0.0/0"
     public static let poolID = "weft-v4"
-    /// How long RequestAddress waits for the node. Docker's plugin client gives up after 30 s;
-    /// the node may wait up to ~30 s for space from a peer.
-    public static let allocTimeoutNote = "Docker's plugin call timed out"
 
     let node: any NodeClient
     let network: any NetworkOps
