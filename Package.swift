@@ -58,7 +58,7 @@ let package = Package(
         .executableTarget(
             name: "weft",
             dependencies: [
-                "WeftDaemon", "WeftAPI", "WeftCore", "WeftCrypto",
+                "WeftDaemon", "WeftAPI", "WeftCore", "WeftCrypto", "WeftDocker",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -68,6 +68,9 @@ let package = Package(
         .target(name: "CWeftCNIShim"),
         .target(name: "WeftCNI", dependencies: ["WeftAPI", "CWeftCNIShim"]),
         .executableTarget(name: "weft-cni", dependencies: ["WeftCNI"]),
+        // Docker's remote network and IPAM plugin (`weft docker-plugin`, docs/docker.md): the
+        // HTTP/JSON handling and the calls, on top of weft-cni's node client and kernel calls.
+        .target(name: "WeftDocker", dependencies: ["WeftAPI", "WeftCNI"]),
         // Deterministic simulation support (tests and benchmarks only).
         // Twins: storage, the packet plane (the interpreter's seams, docs/node.md), simulators.
         .target(name: "WeftTestKit", dependencies: ["WeftCore", "WeftDataPlane"], swiftSettings: optimizedInDebug),
@@ -92,6 +95,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "WeftCNITests", dependencies: ["WeftCNI", "WeftAPI"]),
+        .testTarget(name: "WeftDockerTests", dependencies: ["WeftDocker", "WeftCNI", "WeftAPI"]),
         .testTarget(name: "WeftIntegrationTests", dependencies: ["WeftAPI", "WeftCore"]),
     ],
     swiftLanguageModes: [.v6]

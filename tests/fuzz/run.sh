@@ -44,6 +44,11 @@ build_target() {  # target → $OUT/<target>
             [ -f "$OUT/obj/libWeftAPI.a" ] || build_module WeftAPI $(find Sources/WeftAPI -name '*.swift' | sort) || return 1
             swiftc "${FLAGS[@]}" -module-name FuzzCNI -I "$OUT/obj" -L "$OUT/obj" -lWeftAPI fuzz/cni_config.swift \
                 Sources/WeftCNI/CNIRequest.swift Sources/WeftCNI/CNIError.swift Sources/WeftCNI/JSON.swift Sources/WeftCNI/Naming.swift -o "$OUT/$t" ;;
+        docker_plugin)
+            [ -f "$OUT/obj/libWeftAPI.a" ] || build_module WeftAPI $(find Sources/WeftAPI -name '*.swift' | sort) || return 1
+            swiftc "${FLAGS[@]}" -module-name WeftCNI -I "$OUT/obj" -L "$OUT/obj" -lWeftAPI fuzz/docker_plugin.swift \
+                Sources/WeftDocker/HTTP.swift Sources/WeftDocker/DockerPlugin.swift Sources/WeftCNI/JSON.swift \
+                Sources/WeftCNI/NetworkOps.swift Sources/WeftCNI/NodeClient.swift Sources/WeftCNI/CNIError.swift -o "$OUT/$t" ;;
         tunnel_instance)
             swiftc "${FLAGS[@]}" -module-name "Fuzz_$t" -I "$OUT/obj" "fuzz/$t.swift" Tests/WeftCoreTests/TunnelFakeSuite.swift \
                 -L "$OUT/obj" -lWeftCore -o "$OUT/$t" ;;
