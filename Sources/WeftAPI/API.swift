@@ -140,13 +140,17 @@ extension API {
         public var dnsDomain: String?
         /// Name records this node knows (all nodes' containers).
         public var dnsRecords: Int?
+        /// The data plane: `encrypted`, `vxlan (unencrypted)` or `none (--no-tun)`; nil from older nodes.
+        public var dataPlane: String?
 
         public init(
             id: String, name: String, address: String, cluster: String, incarnation: UInt64,
             version: String, uptimeSeconds: Double, members: [String: Int], drops: [String: UInt64],
             messages: [String: UInt64], joined: Bool, warnings: [String], overlayAddress: String? = nil,
-            overlayMTU: Int? = nil, tunName: String? = nil, dnsAddress: String? = nil, dnsDomain: String? = nil, dnsRecords: Int? = nil
+            overlayMTU: Int? = nil, tunName: String? = nil, dnsAddress: String? = nil, dnsDomain: String? = nil, dnsRecords: Int? = nil,
+            dataPlane: String? = nil
         ) {
+            self.dataPlane = dataPlane
             self.overlayMTU = overlayMTU
             self.tunName = tunName
             self.dnsAddress = dnsAddress
