@@ -14,7 +14,8 @@ protocol KernelForwarding: AnyObject, Sendable {
     var mtu: Int { get }
     var deviceName: String { get }
     /// Every effect of one input, in order; reconciles the kernel when the desired state changed.
-    func take(_ effects: [Node.Effect])
+    /// Returns the overlay address when it was just configured on the device (DNS listens there).
+    func take(_ effects: [Node.Effect]) -> UInt32?
     /// Reconciles again (repairs drift: someone deleted a route) and returns the device's counters.
     func resync() -> Netlink.LinkCounters?
     /// `weft peers` rows: each live member's VTEP and the device's counters.
@@ -48,7 +49,8 @@ final class VXLANForwarder: KernelForwarding, @unchecked Sendable {
         ])
     }
 
-    func take(_ effects: [Node.Effect]) {
+    func take(_ effects: [Node.Effect]) -> UInt32? {
+        var configured: UInt32?
         var changed = false
         var overlayChanged = false
         for e in effects {
@@ -60,6 +62,7 @@ final class VXLANForwarder: KernelForwarding, @unchecked Sendable {
         if overlayChanged, let o = desired.overlay {
             do {
                 try kernel.setAddress(o.address, prefixLength: o.prefixLength)
+                configured = o.address
                 logger.notice("VXLAN overlay address set", metadata: [
                     "event": "tun-up", "device": .string(deviceName), "address": .string("\(IPAM.format(o.address))/\(o.prefixLength)"),
                     "mtu": .stringConvertible(mtu),
@@ -69,6 +72,7 @@ final class VXLANForwarder: KernelForwarding, @unchecked Sendable {
             }
         }
         if changed { reconcile() }
+        return configured
     }
 
     func resync() -> Netlink.LinkCounters? {
@@ -122,6 +126,12 @@ final class VXLANForwarder: KernelForwarding, @unchecked Sendable {
 }
 
 extension NodeRuntime {
+    /// The seam's one call from `perform`: hands the effects over; DNS follows the overlay address.
+    func forwardToKernel(_ effects: [Node.Effect]) {
+        guard let k = kernelForwarding, let address = k.take(effects) else { return }
+        Task { await self.startOverlayDNS(address: address) }
+    }
+
     func setKernelForwarding(_ k: any KernelForwarding) {
         kernelForwarding = k
         metrics.dataPlaneMode(k.label)

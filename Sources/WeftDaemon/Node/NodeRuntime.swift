@@ -291,7 +291,7 @@ actor NodeRuntime {
 
     /// Carries out the node's effects in order.
     func perform(_ effects: [Node.Effect]) {
-        kernelForwarding?.take(effects)
+        forwardToKernel(effects)
         for e in effects {
             switch e {
             case .sendGossip(let bytes, let to):
