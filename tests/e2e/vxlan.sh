@@ -260,7 +260,7 @@ stop_pid "${NODE_PID[2]}"
 gone() { local i; for i in 1 3; do
   bridge -n "${NS[i]}" fdb show dev $DEV | grep -q "^$mac2 " && return 1
   ip -n "${NS[i]}" neigh show dev $DEV nud permanent | grep -q "$mac2" && return 1
-done; }
+done; return 0; }
 if wait_until 120 0.25 gone; then pass "leave: h2's FDB entry ($mac2) and neighbour (its routes) are gone on h1 and h3"
 else fail "leave: h2 is $mac2; $(for i in 1 3; do echo "h$i fdb: $(bridge -n "${NS[i]}" fdb show dev $DEV | tr '\n' ' ') neigh: $(ip -n "${NS[i]}" neigh show dev $DEV | tr '\n' ' ')"; done)"; fi
 check_kernel "leave: kernel" 1 3
