@@ -325,6 +325,8 @@ public enum Daemon {
                 throw StartupError("cannot set up the VXLAN device \(options.tunName) (\(error)): run as root (CAP_NET_ADMIN), and check that UDP port \(vx.port) is free (--vxlan-port) and the kernel has the vxlan module")
             }
             await runtime.setKernelForwarding(kernelForwarding!)
+        } else {
+            await runtime.setDataPlaneMode(options.dataPlaneLabel)
         }
 
         // Every socket is bound: the point of no return. Only now is an existing database

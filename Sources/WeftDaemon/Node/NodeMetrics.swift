@@ -124,6 +124,7 @@ struct NodeMetrics {
     private(set) var messageCounts: [String: UInt64] = [:]
     private var counters: [String: Counter] = [:]
     private var gauges: [String: Gauge] = [:]
+    private var dataPlaneSeries: String?
     private let rtt: DurationHistogram
     /// Last values seen of counters kept elsewhere (data plane, tunnels), to export their growth.
     private var lastSeen: [String: UInt64] = [:]
@@ -150,6 +151,11 @@ struct NodeMetrics {
         for scope in ["node", "cluster"] { for state in ["free", "used"] { _ = gauge(Self.ipamAddresses, [("scope", scope), ("state", state)]) } }
         for s in ["held", "pending", "conflict"] { _ = gauge(Self.ipamAllocations, [("state", s)]) }
         gauge(Self.buildInfo, [("version", version)]).set(to: 1)
+        dataPlaneMode("encrypted")
+        for d in Direction.allCases {
+            touch(Self.vxlanBytes, [("direction", d.rawValue)])
+            touch(Self.vxlanPackets, [("direction", d.rawValue)])
+        }
         gauge(Self.startTime, []).set(Date().timeIntervalSince1970)
     }
 
@@ -195,8 +201,15 @@ struct NodeMetrics {
 
     func probeRTT(_ rtt: Duration) { self.rtt.record(rtt) }
 
-    /// Which data plane runs (one series at 1).
-    mutating func dataPlaneMode(_ mode: String) { gauge(Self.dataPlaneInfo, [("mode", mode)]).set(to: 1) }
+    /// Which data plane runs: exactly one series, at 1 (a previous mode's series is removed).
+    mutating func dataPlaneMode(_ mode: String) {
+        if let old = dataPlaneSeries, old != mode {
+            let key = Self.seriesKey(Self.dataPlaneInfo, [("mode", old)])
+            if let g = gauges.removeValue(forKey: key) { registry.unregisterGauge(g) }
+        }
+        dataPlaneSeries = mode
+        gauge(Self.dataPlaneInfo, [("mode", mode)]).set(to: 1)
+    }
 
     /// The kernel VXLAN device's counters (their growth since the last call is added).
     mutating func vxlanDevice(rxBytes: UInt64, txBytes: UInt64, rxPackets: UInt64, txPackets: UInt64) {

@@ -137,6 +137,9 @@ extension NodeRuntime {
         metrics.dataPlaneMode(k.label)
     }
 
+    /// `weft_data_plane_info{mode}` for the data planes without a kernel seam (encrypted, none).
+    func setDataPlaneMode(_ label: String) { metrics.dataPlaneMode(label) }
+
     /// About once a second, beside the data-plane report: repair drift, count the device.
     func resyncKernelForwarding(now t: Instant) {
         guard let k = kernelForwarding, t - lastKernelResync >= .seconds(1) else { return }
