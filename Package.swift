@@ -41,12 +41,15 @@ let package = Package(
         ),
         // The packet path: UDP socket (gossip + tunnel), TUN device, encrypt/decrypt threads.
         .target(name: "WeftDataPlane", dependencies: ["WeftCore", "WeftCrypto", "CWeftShim"]),
+        // The kernel VXLAN data plane: rtnetlink codec and socket, the device and its
+        // forwarding entries (docs/vxlan.md).
+        .target(name: "WeftKernelNet", dependencies: ["WeftCore"]),
         // Control-socket protocol and client: Foundation + libc only, so the CNI plugin stays small.
         .target(name: "WeftAPI"),
         .target(
             name: "WeftDaemon",
             dependencies: [
-                "WeftCore", "WeftCrypto", "WeftStore", "WeftAPI", "WeftDataPlane",
+                "WeftCore", "WeftCrypto", "WeftStore", "WeftAPI", "WeftDataPlane", "WeftKernelNet",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -94,6 +97,7 @@ let package = Package(
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]
         ),
+        .testTarget(name: "WeftKernelNetTests", dependencies: ["WeftKernelNet", "WeftCore"]),
         .testTarget(name: "WeftCNITests", dependencies: ["WeftCNI", "WeftAPI"]),
         .testTarget(name: "WeftDockerTests", dependencies: ["WeftDocker", "WeftCNI", "WeftAPI"]),
         .testTarget(name: "WeftIntegrationTests", dependencies: ["WeftAPI", "WeftCore"]),

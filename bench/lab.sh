@@ -4,6 +4,8 @@
 #
 #   underlay       no tunnel (veth + bridge): the ceiling
 #   weft           this project (WEFT_BIN; default .build/release/weft, else .build/debug/weft)
+#   vxlan          hand-made kernel VXLAN (ip link add type vxlan, unencrypted): weft-vxlan's ceiling
+#   weft-vxlan     weft --data-plane vxlan --accept-unencrypted (the kernel's VXLAN, programmed by weft)
 #   wireguard-go   userspace WireGuard (Debian wireguard-go + wireguard-tools)
 #   nebula         Slack Nebula, default cipher AES-256-GCM (Debian nebula)
 #
@@ -30,7 +32,7 @@ ROOT=$(cd "$HERE/.." && pwd)
 # shellcheck source=../tests/e2e/lib/netns.sh
 source "$ROOT/tests/e2e/lib/netns.sh"
 PROG=lab.sh
-ALL_IMPLS="underlay weft wireguard-go nebula"
+ALL_IMPLS="underlay weft vxlan weft-vxlan wireguard-go nebula"
 PEERS="wireguard-go nebula"
 
 SECONDS_PER=10 RUNS=3 ONLY="" JSON_OUT="" PINGS=20 INSTALL=0
@@ -166,16 +168,16 @@ record() { # record key value ... (one TSV line of key=value)
 impl_underlay_up() { TARGET=$U2 DEV=eth0 NOTES="veth + bridge, no tunnel, no encryption"; DAEMONS=(); }
 impl_underlay_down() { :; }
 
-impl_weft_up() {
-  local bin d=$WORK/weft-r$RUN i a="" a1="" k
+weft_up_with() { # weft_up_with EXTRA_START_ARGS...
+  local bin d=$WORK/$IMPL-r$RUN i a="" a1="" k
   bin=$(find_weft_bin "$ROOT")
   [[ -x $bin ]] || { REASON="not available (no weft binary at $bin: swift build -c release --product weft)"; return 1; }
   mkdir -p "$d"; chmod 700 "$d"
-  bg_ns "$H1" "$d/h1.log" "$bin" start --data-dir "$d/n1" --listen $U1:7946 --name lab-h1 --log-level warning
+  bg_ns "$H1" "$d/h1.log" "$bin" start --data-dir "$d/n1" --listen $U1:7946 --name lab-h1 --log-level warning "$@"
   DAEMONS=("$LAST_PID")
   for ((k = 0; k < 100; k++)); do [[ -s $d/n1/cluster.key ]] && break; kill -0 "${DAEMONS[0]}" 2>/dev/null || break; sleep 0.1; done
   [[ -s $d/n1/cluster.key ]] || { REASON="not available (first node did not start: $(tail -n 2 "$d/h1.log" | tr '\n' ' '))"; return 1; }
-  bg_ns "$H2" "$d/h2.log" "$bin" start --data-dir "$d/n2" --listen $U2:7946 --name lab-h2 --log-level warning \
+  bg_ns "$H2" "$d/h2.log" "$bin" start --data-dir "$d/n2" --listen $U2:7946 --name lab-h2 --log-level warning "$@" \
     --seed $U1:7946 --cluster-key-file "$d/n1/cluster.key"
   DAEMONS+=("$LAST_PID")
   sleep 0.5
@@ -190,9 +192,26 @@ impl_weft_up() {
   done
   [[ $a == 10.42.* ]] && ip -n "$H2" link show weft0 >/dev/null 2>&1 \
     || { REASON="not available (no weft0 with an overlay address within 20 s: $(tail -n 2 "$d/h2.log" | tr '\n' ' '))"; return 1; }
-  TARGET=$a DEV=weft0 NOTES="weft $("$bin" --version 2>/dev/null | head -1) ($(basename "$(dirname "$bin")") build)"
+  TARGET=$a DEV=weft0 NOTES="${*:+$* }weft $("$bin" --version 2>/dev/null | head -1) ($(basename "$(dirname "$bin")") build)"
 }
+impl_weft_up() { weft_up_with; }
 impl_weft_down() { :; }
+impl_weft_vxlan_up() { weft_up_with --data-plane vxlan --accept-unencrypted; }
+impl_weft_vxlan_down() { :; }
+
+impl_vxlan_up() { # the kernel's VXLAN by hand, as an operator would: one peer each, no learning
+  local i ns local remote oa
+  ip link help vxlan >/dev/null 2>&1 || true
+  for i in 1 2; do
+    if ((i == 1)); then ns=$H1 local=$U1 remote=$U2 oa=$O1; else ns=$H2 local=$U2 remote=$U1 oa=$O2; fi
+    ip -n "$ns" link add "vxl$TAG" type vxlan id 4243 dstport 4789 local "$local" remote "$remote" nolearning 2>>"$WORK/vxlan.log" \
+      || { REASON="not available (ip link add type vxlan failed: $(tail -n 1 "$WORK/vxlan.log"))"; return 1; }
+    ip -n "$ns" link set "vxl$TAG" mtu 1450 up
+    ip -n "$ns" addr add "$oa/24" dev "vxl$TAG"
+  done
+  TARGET=$O2 DEV=vxl$TAG NOTES="ip link add type vxlan id 4243 dstport 4789 local/remote, nolearning; no daemon, no encryption"; DAEMONS=()
+}
+impl_vxlan_down() { ip -n "$H1" link del "vxl$TAG" 2>/dev/null; ip -n "$H2" link del "vxl$TAG" 2>/dev/null; :; }
 
 impl_wireguard_go_up() {
   local d=$WORK/wg-r$RUN i ns dev peer ep oa op
@@ -381,6 +400,14 @@ for label, r in ratios.items():
         print(f"weft / best peer, {label}: n/a ({r.get('why')}); best peer {r['best_peer'] or '-'} = {f(r['best_peer_value'], '{:.2f}')}")
 if w.get("status") != "ok":
     print(f"weft: {w.get('reason', 'not selected')}")
+# weft-vxlan against its ceiling, the hand-made kernel VXLAN of the same run.
+wv, hv = out.get("weft-vxlan", {}), out.get("vxlan", {})
+if wv.get("status") == "ok" and hv.get("status") == "ok":
+    for key, label in (("tcp1_mbps", "tcp1_throughput"), ("tcp4_mbps", "tcp4_throughput"), ("rtt_ms", "rtt")):
+        a, b = wv["median"].get(key), hv["median"].get(key)
+        if a is not None and b:
+            ratios["weft_vxlan_vs_vxlan_" + label] = {"weft-vxlan": a, "vxlan": b, "ratio": a / b}
+            print(f"weft-vxlan / hand-made vxlan, {label}: {a / b:.2f} ({a:.3f} vs {b:.3f})")
 meta = {"command": cmd, "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "kernel": platform.release(),
         "cpus": os.cpu_count(), "seconds_per_iperf3_run": int(secs), "runs": int(runs), "pings": int(pings),
         "loadavg_start": os.environ.get("LAB_LOAD_START", "").split(), "loadavg_end": open("/proc/loadavg").read().split()[:3]}

@@ -148,13 +148,17 @@ extension API {
         public var dnsRecords: Int?
         /// Packets the data plane dropped, by reason (`drops` are the control plane's).
         public var dataPlaneDrops: [String: UInt64]?
+        /// The data plane: `encrypted`, `vxlan (unencrypted)` or `none (--no-tun)`; nil from older nodes.
+        public var dataPlane: String?
 
         public init(
             id: String, name: String, address: String, cluster: String, incarnation: UInt64,
             version: String, uptimeSeconds: Double, members: [String: Int], drops: [String: UInt64],
             messages: [String: UInt64], joined: Bool, warnings: [String], overlayAddress: String? = nil,
-            overlayMTU: Int? = nil, tunName: String? = nil, dnsAddress: String? = nil, dnsDomain: String? = nil, dnsRecords: Int? = nil
+            overlayMTU: Int? = nil, tunName: String? = nil, dnsAddress: String? = nil, dnsDomain: String? = nil, dnsRecords: Int? = nil,
+            dataPlane: String? = nil
         ) {
+            self.dataPlane = dataPlane
             self.overlayMTU = overlayMTU
             self.tunName = tunName
             self.dnsAddress = dnsAddress

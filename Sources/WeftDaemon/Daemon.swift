@@ -9,6 +9,7 @@ import WeftAPI
 import WeftCore
 import WeftCrypto
 import WeftDataPlane
+import WeftKernelNet
 import WeftStore
 
 /// The composition root: the only place that builds sockets, the store and crypto, wires them
@@ -170,6 +171,10 @@ public enum Daemon {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         var nodeSettings = options.profile.nodeSettings
         nodeSettings.dnsDomain = options.dnsDomain
+        if options.vxlan != nil { nodeSettings.dataPlane = "vxlan" }
+        if options.vxlan != nil, !advertise.address.isV4 {
+            throw StartupError("--data-plane vxlan needs an IPv4 underlay, but this node's address is \(advertise): give an IPv4 --listen/--advertise, or use the encrypted data plane")
+        }
         let records: [DNS.Records.Key: DNS.Records.Record]
         if case .rejoinAfterLeave = path { records = [:] } else {
             do { records = try store.loadRecords() } catch { throw startupError(error, options: options) }
@@ -197,7 +202,7 @@ public enum Daemon {
         let (events, eventSink) = AsyncStream.makeStream(of: DataPlaneBridge.Event.self, bufferingPolicy: .bufferingNewest(4096))
         let dataPlane: DataPlane
         do {
-            let tun = options.noTun ? nil : TUNConfig(name: options.tunName, mtu: options.mtu ?? 1420)
+            let tun = options.noTun || options.vxlan != nil ? nil : TUNConfig(name: options.tunName, mtu: options.mtu ?? 1420)
             dataPlane = try DataPlane(config: DataPlaneConfig(listen: options.listen, tun: tun))
         } catch {
             await closeAll()
@@ -205,7 +210,7 @@ public enum Daemon {
         }
         let tunMTU = options.mtu ?? Overlay.defaultMTU(for: advertise)
         var tunnel: Tunnel.Instance<SodiumTunnelSuite>?
-        if !options.noTun {
+        if !options.noTun && options.vxlan == nil {
             guard let staticKey = SodiumTunnelSuite.staticKeyPair(identity: keyPair) else {
                 dataPlane.stop()
                 await closeAll()
@@ -306,6 +311,28 @@ public enum Daemon {
             }
         }
 
+        // --data-plane vxlan: the kernel's device, created before the point of no return so a
+        // failure (not root, port taken) leaves the data dir as it was.
+        var kernelForwarding: VXLANForwarder?
+        if let vx = options.vxlan, case .v4(let local) = advertise.address {
+            let underlay = Overlay.interfaceMTU(holding: advertise.address) ?? 1500
+            let config = KernelVXLAN.Config(
+                name: options.tunName, vni: vx.vni, port: vx.port, local: local,
+                mtu: options.mtu ?? underlay - VXLAN.overheadIPv4, mac: VXLAN.mac(for: keyPair.nodeID)
+            )
+            do {
+                kernelForwarding = try VXLANForwarder(config: config, logger: logger)
+            } catch {
+                dataPlane.stop()
+                await closeAll()
+                try? FileManager.default.removeItem(atPath: socketPath)
+                throw StartupError("cannot set up the VXLAN device \(options.tunName) (\(error)): run as root (CAP_NET_ADMIN), and check that UDP port \(vx.port) is free (--vxlan-port) and the kernel has the vxlan module")
+            }
+            await runtime.setKernelForwarding(kernelForwarding!)
+        } else {
+            await runtime.setDataPlaneMode(options.dataPlaneLabel)
+        }
+
         // Every socket is bound: the point of no return. Only now is an existing database
         // changed beyond its incarnation (cluster id, name, the reset of a node that left).
         do {
@@ -313,6 +340,7 @@ public enum Daemon {
             if evidence.clusterID == nil { try store.setMeta(NodeStore.MetaKey.clusterID, clusterKey.clusterID) }
             try store.setMeta(NodeStore.MetaKey.nodeName, name)
         } catch {
+            kernelForwarding?.stop()
             dataPlane.stop()
             await closeAll()
             try? FileManager.default.removeItem(atPath: socketPath)
@@ -336,6 +364,7 @@ public enum Daemon {
                 }
             )
         } catch {
+            kernelForwarding?.stop()
             dataPlane.stop()
             await closeAll()
             try? FileManager.default.removeItem(atPath: socketPath)

@@ -72,6 +72,8 @@ public final class NodeSimulator {
     public var observer: ((Int, Node.Effect) -> Void)?
     /// Hosts whose node stopped itself (refused): taken down after the current input.
     var refusedHosts: Set<Int> = []
+    /// Hosts started on another data plane than `nodeSettings.dataPlane` (mixed-mode tests).
+    public var dataPlaneOf: [Int: String] = [:]
 
     public init(seed: UInt64, membership: Membership.Settings = NodeSimulator.membershipSettings,
                 ipam: IPAM.Settings = NodeSimulator.ipamSettings, node: Node.Settings = NodeSimulator.nodeSettings,
@@ -161,7 +163,9 @@ public final class NodeSimulator {
             ipam = IPAM.Instance(me: host.id, settings: ipamSettings, seed: rng.next())
             if seeds.isEmpty && known.isEmpty { startup = ipam.createCluster(subnet: subnet, now: now) }
         }
-        var node = Node.Instance(membership: membership, ipam: ipam, records: storage.records, settings: nodeSettings, storage: storage)
+        var settings = nodeSettings
+        if let mode = dataPlaneOf[i] { settings.dataPlane = mode }
+        var node = Node.Instance(membership: membership, ipam: ipam, records: storage.records, settings: settings, storage: storage)
         host.generation += 1
         host.scheduledTick = nil
         do {

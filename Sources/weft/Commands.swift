@@ -25,6 +25,7 @@ struct Status: ParsableCommand {
             ["members", members], ["joined", s.joined ? "yes" : "no"],
             ["overlay", s.overlayAddress ?? "none yet"],
         ]
+        if let d = s.dataPlane { rows.append(["data plane", d]) }
         if let domain = s.dnsDomain {
             rows.append(["dns", "\(s.dnsAddress ?? "not listening yet") (\(domain), \(s.dnsRecords ?? 0) record\((s.dnsRecords ?? 0) == 1 ? "" : "s"))"])
         } else {

@@ -49,7 +49,19 @@ struct Start: AsyncParsableCommand {
     @Flag(name: .long, help: "Run the control plane only: no TUN device, no tunnels, no root needed.")
     var noTun = false
 
-    @Option(name: .long, help: ArgumentHelp("Name of the TUN device.", valueName: "name"))
+    @Option(name: .long, help: ArgumentHelp("What carries container traffic: encrypted (Weft's tunnel, the default) or vxlan (the kernel's VXLAN device, NOT encrypted: trusted underlays only; needs --accept-unencrypted; docs/vxlan.md).", valueName: "mode"))
+    var dataPlane: String = "encrypted"
+
+    @Flag(name: .long, help: "Acknowledge that --data-plane vxlan sends container traffic unencrypted over the underlay.")
+    var acceptUnencrypted = false
+
+    @Option(name: .long, help: ArgumentHelp("VXLAN network identifier with --data-plane vxlan (1-16777215).", valueName: "vni"))
+    var vxlanVni: UInt32 = VXLAN.defaultVNI
+
+    @Option(name: .long, help: ArgumentHelp("UDP port of the VXLAN device with --data-plane vxlan (IANA 4789).", valueName: "port"))
+    var vxlanPort: UInt16 = VXLAN.defaultPort
+
+    @Option(name: .long, help: ArgumentHelp("Name of the TUN device (the VXLAN device with --data-plane vxlan).", valueName: "name"))
     var tunName: String = "weft0"
 
     @Option(name: .long, help: ArgumentHelp("TUN MTU (default: the underlay interface's MTU minus the encapsulation overhead, 60 bytes over IPv4).", valueName: "bytes"))
@@ -133,6 +145,19 @@ struct Start: AsyncParsableCommand {
         if reclaimAfter != "never" && parseDuration(reclaimAfter) == nil {
             throw ValidationError("--reclaim-after must be a positive duration like 24h, 30m or 90s, or 'never' (got '\(reclaimAfter)')")
         }
+        switch dataPlane {
+        case "encrypted": break
+        case "vxlan":
+            guard acceptUnencrypted else {
+                throw ValidationError("--data-plane vxlan sends container traffic UNENCRYPTED over the underlay (gossip and control stay sealed): use it only on a trusted private network (one VPC, one rack), and say so with --accept-unencrypted")
+            }
+            if noTun { throw ValidationError("--data-plane vxlan and --no-tun exclude each other: --no-tun runs no data plane") }
+            if let problem = VXLAN.validate(vni: vxlanVni, port: vxlanPort, gossipPort: Endpoint(listen)?.port ?? NodeOptions.defaultPort) {
+                throw ValidationError(problem)
+            }
+        default:
+            throw ValidationError("--data-plane must be 'encrypted' or 'vxlan' (got '\(dataPlane)')")
+        }
         guard NodeOptions.Profile(rawValue: profile) != nil else {
             throw ValidationError("--profile must be 'default' or 'fast' (got '\(profile)')")
         }
@@ -167,6 +192,7 @@ struct Start: AsyncParsableCommand {
         )
         options.dnsListen = dnsListen == "overlay" ? .overlay : dnsListen == "off" ? .off : .address(Endpoint(dnsListen)!)
         options.dnsUpstreams = dnsUpstream.compactMap { Endpoint($0) }
+        if dataPlane == "vxlan" { options.vxlan = .init(vni: vxlanVni, port: vxlanPort) }
         options.dnsDomain = DNS.Name(dnsDomain)!
         options.attachmentGCAfter = gcAfter == "never" ? nil : parseDuration(gcAfter)
         let level = Logger.Level(rawValue: logLevel) ?? .info

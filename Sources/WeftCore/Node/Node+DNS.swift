@@ -5,9 +5,11 @@ extension Node.Instance {
     /// `0xA5 | ipam length u32 | ipam bytes | records length u32 | records bytes`
     static let appStateTag: UInt8 = 0xA5
 
-    static func packAppState(ipam: [UInt8], dns: [UInt8]) -> [UInt8] {
+    static func packAppState(ipam: [UInt8], dns: [UInt8], dataPlane: String? = nil) -> [UInt8] {
         var w: [UInt8] = [appStateTag]
-        for part in [ipam, dns] {
+        // The third part (the data plane's name) is sent only by a node not on the default
+        // data plane, so the default's wire format is unchanged.
+        for part in [ipam, dns] + (dataPlane.map { [Array($0.utf8)] } ?? []) {
             let n = UInt32(part.count)
             w += [UInt8(n >> 24), UInt8((n >> 16) & 0xFF), UInt8((n >> 8) & 0xFF), UInt8(n & 0xFF)]
             w += part
@@ -16,11 +18,12 @@ extension Node.Instance {
     }
 
     /// The parts of a packed app state, or nil when it is not one (an older node's bare ring).
-    static func unpackAppState(_ bytes: [UInt8]) -> (ipam: [UInt8], dns: [UInt8])? {
+    /// `dataPlane` is nil when the sender runs the default (encrypted) data plane.
+    static func unpackAppState(_ bytes: [UInt8]) -> (ipam: [UInt8], dns: [UInt8], dataPlane: String?)? {
         guard bytes.first == appStateTag else { return nil }
         var i = 1
         var parts: [[UInt8]] = []
-        for _ in 0..<2 {
+        while parts.count < 3 && (parts.count < 2 || i < bytes.count) {
             guard bytes.count - i >= 4 else { return nil }
             let n = Int(bytes[i]) << 24 | Int(bytes[i + 1]) << 16 | Int(bytes[i + 2]) << 8 | Int(bytes[i + 3])
             i += 4
@@ -29,7 +32,12 @@ extension Node.Instance {
             i += n
         }
         guard i == bytes.count else { return nil }
-        return (parts[0], parts[1])
+        var mode: String?
+        if parts.count == 3 {
+            guard parts[2].count <= 32, let s = String(validating: parts[2], as: UTF8.self) else { return nil }
+            mode = s
+        }
+        return (parts[0], parts[1], mode)
     }
 
     /// The zone this node serves: live members' records (this node included).

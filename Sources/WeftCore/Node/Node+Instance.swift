@@ -11,7 +11,7 @@ extension Node {
         var pendingNames: [String: String] = [:]
         public let settings: Settings
         public let storage: any NodeStorage
-        public private(set) var phase: Phase = .running
+        public internal(set) var phase: Phase = .running
         /// True once another member answered this node since it started (push-pull reply or an
         /// authenticated datagram), restored members included.
         public private(set) var joined = false
@@ -27,7 +27,10 @@ extension Node {
         public private(set) var storageFailures = 0
         public private(set) var lastStorageError: String?
         /// Why the cluster refused this node (phase `.refused`).
-        public private(set) var refusal: String?
+        public internal(set) var refusal: String?
+        /// A push-pull with a member on this node's data plane was merged since this start: a
+        /// later answer from a node on another data plane is that node's mistake, not ours.
+        var dataPlaneConfirmed = false
 
         var nextSeedRetry: Instant?
         var seedRetryDelay: Duration
@@ -136,6 +139,7 @@ extension Node {
         /// A push-pull request arrived over TCP. Returns the reply to send, nil to close without
         /// answering (also when the change it caused could not be committed).
         public mutating func onPushPullRequest(_ plaintext: [UInt8], from: Endpoint, now: Instant) -> (reply: [UInt8]?, effects: [Effect]) {
+            if let (reply, effects) = refuseOtherDataPlane(request: plaintext, from: from, now: now) { return (reply, effects) }
             var reply: [UInt8]?
             let r = transact(now: now) { node, w in
                 let app = node.ipamAppState()
@@ -148,7 +152,8 @@ extension Node {
 
         /// The answer to our push-pull request to `from`.
         public mutating func onPushPullReply(_ plaintext: [UInt8], from: Endpoint, now: Instant) -> [Effect] {
-            transact(now: now) { node, w in
+            if let effects = refuseOtherDataPlane(reply: plaintext, from: from, now: now) { return effects }
+            return transact(now: now) { node, w in
                 node.heard(from)
                 let app = node.ipamAppState()
                 let (_, ds) = node.membership.onPushPull(plaintext, from: from, appState: app, now: now)
@@ -424,7 +429,8 @@ extension Node {
         /// The ring bytes for a push-pull (pending free hints are folded in first).
         mutating func ipamAppState() -> [UInt8] {
             _ = ipam.flushFreeHints()  // the full ring carries the hints; the delta is not needed
-            return Instance.packAppState(ipam: ipam.fullStateMessage() ?? [], dns: DNS.Records.encode(dns.entries))
+            return Instance.packAppState(ipam: ipam.fullStateMessage() ?? [], dns: DNS.Records.encode(dns.entries),
+                                         dataPlane: settings.dataPlane == Node.encryptedDataPlane ? nil : settings.dataPlane)
         }
 
         /// A first join into a cluster where a live member already uses this node's name.
@@ -478,7 +484,7 @@ extension Node {
                         ringData(bytes, from: from, rebroadcast: true, &w, now: now)
                     }
                 case .mergeAppState(let bytes, let from):
-                    if let (ring, records) = Instance.unpackAppState(bytes) {
+                    if let (ring, records, _) = Instance.unpackAppState(bytes) {
                         if !ring.isEmpty { ringData(ring, from: from, rebroadcast: false, &w, now: now) }
                         recordData(records, rebroadcast: false, &w)
                     } else if !bytes.isEmpty {

@@ -95,6 +95,9 @@ public enum Node {
         case stop(Phase, message: String)
     }
 
+    /// The default data plane's name (the encrypted tunnel); the absent app-state part means it.
+    public static let encryptedDataPlane = "encrypted"
+
     /// Tunables of the composition (the protocol instances bring their own settings).
     public struct Settings: Equatable, Sendable {
         /// First delay between join attempts to the seeds while no seed answered; doubles.
@@ -109,6 +112,9 @@ public enum Node {
         public var healExchangeInterval: Duration = .seconds(2)
         /// The cluster's DNS domain (`--dns-domain`): containers are `NAME.<domain>`.
         public var dnsDomain = DNS.Name(labels: ["weft", "internal"])
+        /// The data plane this node runs (`--data-plane`): a cluster runs one. Carried in the
+        /// push-pull app state; a node whose mode differs from the cluster's is refused.
+        public var dataPlane = Node.encryptedDataPlane
 
         public init() {}
         public static let `default` = Settings()

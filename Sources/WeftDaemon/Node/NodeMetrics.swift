@@ -87,9 +87,17 @@ struct NodeMetrics {
     static let startTime = Family(name: "weft_start_time_seconds", type: .gauge, labels: [],
         help: "Unix time at which this node started.")
 
+    static let dataPlaneInfo = Family(name: "weft_data_plane_info", type: .gauge, labels: ["mode"],
+        help: "Always 1; the mode label is the data plane: encrypted, or vxlan (unencrypted).")
+    static let vxlanBytes = Family(name: "weft_vxlan_device_bytes_total", type: .counter, labels: ["direction"],
+        help: "Bytes the kernel's VXLAN device received (in) / sent (out), with --data-plane vxlan.")
+    static let vxlanPackets = Family(name: "weft_vxlan_device_packets_total", type: .counter, labels: ["direction"],
+        help: "Packets the kernel's VXLAN device received (in) / sent (out), with --data-plane vxlan.")
+
     static let families: [Family] = [
         messages, datagrams, drops, members, probeRTT, udpPackets, udpBytes, tunPackets, dataPlaneDrops,
         peerBytes, peerPackets, peerHandshakeAge, peers, ipamAddresses, ipamAllocations, buildInfo, startTime,
+        dataPlaneInfo, vxlanBytes, vxlanPackets,
     ]
 
     /// Control-plane drop reasons known in advance (created at zero); others appear when they happen.
@@ -117,6 +125,7 @@ struct NodeMetrics {
     private(set) var messageCounts: [String: UInt64] = [:]
     private var counters: [String: Counter] = [:]
     private var gauges: [String: Gauge] = [:]
+    private var dataPlaneSeries: String?
     private let rtt: DurationHistogram
     /// Last values seen of counters kept elsewhere (data plane, tunnels), to export their growth.
     private var lastSeen: [String: UInt64] = [:]
@@ -143,6 +152,11 @@ struct NodeMetrics {
         for scope in ["node", "cluster"] { for state in ["free", "used"] { _ = gauge(Self.ipamAddresses, [("scope", scope), ("state", state)]) } }
         for s in ["held", "pending", "conflict"] { _ = gauge(Self.ipamAllocations, [("state", s)]) }
         gauge(Self.buildInfo, [("version", version)]).set(to: 1)
+        dataPlaneMode("encrypted")
+        for d in Direction.allCases {
+            touch(Self.vxlanBytes, [("direction", d.rawValue)])
+            touch(Self.vxlanPackets, [("direction", d.rawValue)])
+        }
         gauge(Self.startTime, []).set(Date().timeIntervalSince1970)
     }
 
@@ -192,6 +206,24 @@ struct NodeMetrics {
     }
 
     func probeRTT(_ rtt: Duration) { self.rtt.record(rtt) }
+
+    /// Which data plane runs: exactly one series, at 1 (a previous mode's series is removed).
+    mutating func dataPlaneMode(_ mode: String) {
+        if let old = dataPlaneSeries, old != mode {
+            let key = Self.seriesKey(Self.dataPlaneInfo, [("mode", old)])
+            if let g = gauges.removeValue(forKey: key) { registry.unregisterGauge(g) }
+        }
+        dataPlaneSeries = mode
+        gauge(Self.dataPlaneInfo, [("mode", mode)]).set(to: 1)
+    }
+
+    /// The kernel VXLAN device's counters (their growth since the last call is added).
+    mutating func vxlanDevice(rxBytes: UInt64, txBytes: UInt64, rxPackets: UInt64, txPackets: UInt64) {
+        grow(Self.vxlanBytes, [("direction", "in")], to: rxBytes)
+        grow(Self.vxlanBytes, [("direction", "out")], to: txBytes)
+        grow(Self.vxlanPackets, [("direction", "in")], to: rxPackets)
+        grow(Self.vxlanPackets, [("direction", "out")], to: txPackets)
+    }
 
     /// The data plane's own atomic counters: their growth since the last call is added.
     mutating func dataPlane(_ c: DataPlaneCounters) {

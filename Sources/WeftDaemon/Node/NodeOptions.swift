@@ -70,6 +70,20 @@ public struct NodeOptions: Sendable {
     /// releases its address on its own (`--gc-after`); nil: never (AttachmentReconciler.swift).
     public var attachmentGCAfter: Duration? = .seconds(120)
 
+    /// `--data-plane vxlan` (with `--accept-unencrypted`): the kernel's VXLAN device carries the
+    /// packets, unencrypted (docs/vxlan.md); nil: the encrypted tunnel (the default).
+    public var vxlan: VXLANOptions?
+
+    public struct VXLANOptions: Equatable, Sendable {
+        /// `--vxlan-vni` (default 42) and `--vxlan-port` (default 4789).
+        public var vni: UInt32
+        public var port: UInt16
+        public init(vni: UInt32 = VXLAN.defaultVNI, port: UInt16 = VXLAN.defaultPort) { self.vni = vni; self.port = port }
+    }
+
+    /// The name of the data plane as status, peers and metrics show it.
+    public var dataPlaneLabel: String { vxlan == nil ? (noTun ? "none (--no-tun)" : "encrypted") : "vxlan (unencrypted)" }
+
     public enum DNSListen: Equatable, Sendable {
         /// Port 53 of this node's overlay address, once the TUN device has it (none with --no-tun).
         case overlay

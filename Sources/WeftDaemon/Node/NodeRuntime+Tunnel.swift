@@ -118,6 +118,11 @@ extension NodeRuntime {
 
     /// `weft peers`.
     func peers() -> [API.PeerInfo] {
+        if let kernelForwarding {
+            var ranges: [NodeID: [String]] = [:]
+            for r in node.routes { ranges[r.peer, default: []].append("\(IPAM.format(r.start))-\(IPAM.format(r.end))") }
+            return kernelForwarding.peers(names: memberNames(), ranges: ranges)
+        }
         guard let tunnel else { return [] }
         let t = now
         let counters = dataPlane?.counters()

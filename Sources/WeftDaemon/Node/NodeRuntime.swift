@@ -50,6 +50,9 @@ actor NodeRuntime {
     /// The overlay address the node announced, waiting for the TUN device (attach).
     var pendingOverlay: (address: UInt32, prefixLength: Int)?
     var lastDataPlaneReport: Instant = .zero
+    /// `--data-plane vxlan`: the kernel carries the packets; fed every effect (NodeRuntime+VXLAN).
+    var kernelForwarding: (any KernelForwarding)?
+    var lastKernelResync: Instant = .zero
     /// Every Prometheus family and the counts `weft status` shows (NodeMetrics.swift).
     var metrics = NodeMetrics()
     /// Probes, failed-to-open sources and peers' self-reports for `weft doctor` (NodeRuntime+Doctor.swift).
@@ -183,6 +186,7 @@ actor NodeRuntime {
                 continue
             }
             reportDataPlane(now: t)
+            resyncKernelForwarding(now: t)
             var wake = min(node.nextWakeup, t + .milliseconds(500))
             if let w = tunnel?.nextWakeup { wake = min(wake, w) }
             plannedWake = wake
@@ -243,6 +247,8 @@ actor NodeRuntime {
         sleeper?.cancel()
         for c in dnsChannels { c.close(promise: nil) }
         dnsChannels = []
+        kernelForwarding?.stop()
+        kernelForwarding = nil
     }
 
     // MARK: - Queries
@@ -262,9 +268,11 @@ actor NodeRuntime {
             drops: metrics.dropCounts, messages: metrics.messageCounts, joined: node.joined,
             warnings: node.warnings + (dnsProblem.map { [$0] } ?? []),
             overlayAddress: node.ipam.overlayAddress.map { IPAM.format($0) },
-            overlayMTU: tunnel == nil ? nil : tunMTU, tunName: tunnel == nil ? nil : dataPlane?.tunName,
+            overlayMTU: kernelForwarding?.mtu ?? (tunnel == nil ? nil : tunMTU),
+            tunName: kernelForwarding?.deviceName ?? (tunnel == nil ? nil : dataPlane?.tunName),
             dnsAddress: dnsAddress?.description, dnsDomain: dns == nil ? nil : node.settings.dnsDomain.description,
-            dnsRecords: node.dns.entries.values.filter { !$0.deleted }.count
+            dnsRecords: node.dns.entries.values.filter { !$0.deleted }.count,
+            dataPlane: kernelForwarding?.label ?? (tunnel == nil ? "none (--no-tun)" : "encrypted")
         )
     }
 
@@ -290,6 +298,7 @@ actor NodeRuntime {
 
     /// Carries out the node's effects in order.
     func perform(_ effects: [Node.Effect]) {
+        forwardToKernel(effects)
         for e in effects {
             switch e {
             case .sendGossip(let bytes, let to):
