@@ -27,6 +27,12 @@ struct MembershipBench: ParsableCommand {
     @Option(help: "Override Settings.suspicionAlpha (Lifeguard α) to explore the detection/false-positive trade-off.")
     var suspicionAlpha: Double?
 
+    @Option(help: "Only the burst row: N nodes started through one seed over --burst-spread seconds (bench/scale.sh's start).")
+    var burst: Int?
+
+    @Option(help: "Seconds over which the burst's nodes start.")
+    var burstSpread: Double = 2.8
+
     @Flag(help: "Print every sample.")
     var verbose = false
 
@@ -39,6 +45,12 @@ struct MembershipBench: ParsableCommand {
         let runs = quick ? min(seeds, 5) : seeds
         try settings.validate()
         emit("membership benchmark: settings .default\(suspicionAlpha.map { " with α = \($0)" } ?? ""), simulated time, \(runs) seeds per latency row")
+        if let burst {
+            var xs: [Double] = []
+            for s in 0..<runs { xs.append(burstJoin(n: burst, spread: burstSpread, seed: UInt64(5000 + s))) }
+            emit(row("burst: \(burst) nodes started through one seed over \(burstSpread) s, every node sees all alive (s after the first start)", xs))
+            return
+        }
         for n in sizes {
             emit("\n## n = \(n)")
             var join: [Double] = [], detect: [Double] = []
@@ -82,6 +94,21 @@ struct MembershipBench: ParsableCommand {
         let at = c.run(until: start + .seconds(120), checkEvery: .milliseconds(100)) { c in
             c.upNodes.allSatisfy { c.nodes[$0].instance.member(id)?.state == .alive }
         }
+        return at.map { ($0 - start).seconds } ?? .infinity
+    }
+
+    /// bench/scale.sh's start in simulated time: node 0 first, then n − 1 nodes through it,
+    /// evenly over `spread` seconds; time from the first start until every node sees n alive.
+    func burstJoin(n: Int, spread: Double, seed: UInt64) -> Double {
+        let c = SimCluster(seed: seed, settings: settings)
+        _ = c.addNode(seeds: [])
+        let start = c.now
+        let gap = Duration.nanoseconds(Int64(spread * 1e9 / Double(max(1, n - 1))))
+        for _ in 1..<n {
+            c.run(for: gap)
+            _ = c.addNode(seeds: [0])
+        }
+        let at = c.run(until: start + .seconds(180), checkEvery: .milliseconds(100)) { $0.converged }
         return at.map { ($0 - start).seconds } ?? .infinity
     }
 

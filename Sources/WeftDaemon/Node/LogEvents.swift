@@ -12,6 +12,10 @@ enum LogEvents {
         "member-alive", "member-suspect", "member-dead", "member-left", "member-forgotten",
         // Packets, overlay, tunnels, DNS (NodeRuntime*)
         "drop", "overlay-address", "tun-up", "tun-error", "tun-ipv6-error", "tunnel-up", "dns-up", "dns-error",
+        // The kernel VXLAN data plane (NodeRuntime+VXLAN, WeftCore Node+DataPlane)
+        "vxlan-up", "vxlan-down", "vxlan-op", "vxlan-error", "data-plane-mismatch",
+        // Attachments whose runtime skipped DEL (AttachmentReconciler, weft gc)
+        "attachment-released", "attachment-release-failed", "attachment-record-unreadable",
         // Address allocation: the node's (WeftCore Node) and the allocator's own (WeftCore IPAM)
         "ipam-conflict", "ipam-rejected", "ipam-send-failed",
         "ipam-cluster-created", "ipam-cluster-joined", "ipam-cluster-mismatch", "ipam-create-ignored",
