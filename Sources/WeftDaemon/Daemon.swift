@@ -533,7 +533,9 @@ public enum Daemon {
         if created {
             readyLines.append("created a new cluster \(key.clusterID); its key is in \(dataDirKeyPath)")
         }
-        if options.seeds.isEmpty {
+        // The join hint is for whoever just created the cluster, not for every restart of every
+        // node (a restarted joiner has no seeds on its command line either).
+        if created {
             let listen = (options.advertise ?? options.listen).description
             readyLines.append("to add a host, copy \(dataDirKeyPath) to it and run there:")
             readyLines.append("  weft start --data-dir \(API.defaultDataDir) --listen HOST:\(NodeOptions.defaultPort) --seed \(listen) --cluster-key-file cluster.key")

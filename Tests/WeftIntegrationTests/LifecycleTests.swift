@@ -324,4 +324,27 @@ final class LifecycleTests: XCTestCase {
             print("LifecycleTests: KNOWN, awaiting the node fix: joined stays false after a restart")
         }
     }
+
+    /// Issue 13: the "to add a host" hint is printed once, by the start that created the
+    /// cluster — not on its restarts, and never on a joiner (restarted without --seed either).
+    func testJoinHintOnlyWhenTheClusterIsCreated() throws {
+        let hint = "to add a host"
+        let a = node("a")
+        try a.start()
+        XCTAssertTrue(a.waitReady(), a.log())
+        XCTAssertTrue(a.log().contains(hint), "the creating start prints the join hint: \(a.log().prefix(600))")
+        let b = node("b", extra: ["--seed", a.address, "--cluster-key-file", a.dataDir + "/cluster.key"])
+        try b.start()
+        XCTAssertTrue(b.waitReady(), b.log())
+        XCTAssertFalse(b.log().contains(hint), "a joiner is not told how to add hosts")
+        for n in [a, b] {
+            n.signal(SIGTERM)
+            XCTAssertNotNil(n.waitForExit())
+            try? FileManager.default.removeItem(atPath: n.logPath)
+            n.extraArgs = []
+            try n.start()
+            XCTAssertTrue(n.waitReady(), n.log())
+            XCTAssertFalse(n.log().contains(hint), "a restart (\(n.name)) does not repeat the hint: \(n.log().prefix(600))")
+        }
+    }
 }

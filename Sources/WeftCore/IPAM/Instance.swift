@@ -267,7 +267,7 @@ extension IPAM {
             let r = Ring(cluster: cluster, subnet: subnet)
             ring = r
             var out: [Directive] = [.persist(.cluster(cluster, subnet)), .persist(.ringEntries(r.entries)),
-                                    .log(LogEvent(.info, "ipam.cluster.created", ["cluster": "\(cluster)", "subnet": "\(subnet)"]))]
+                                    .log(LogEvent(.info, "ipam.cluster.created", ["ring": "\(cluster)", "subnet": "\(subnet)"]))]
             if let (_, d) = try? claimOverlayAddress(now: now) { out += d }
             return out
         }
@@ -848,7 +848,7 @@ extension IPAM {
             guard !hasLeft else { return [] }
             ring = r
             var out: [Directive] = [.persist(.cluster(r.cluster, r.subnet)), .persist(.ringEntries(r.entries)),
-                                    .log(LogEvent(.info, "ipam.cluster.joined", ["cluster": "\(r.cluster)", "from": from.short]))]
+                                    .log(LogEvent(.info, "ipam.cluster.joined", ["ring": "\(r.cluster)", "from": from.short]))]
             bumpOwnHoldings(into: &out)  // publish a register at once, so heirs know this node's addresses
             out += reconcile(now: now)
             if pending.isEmpty && ownFree == 0 {
