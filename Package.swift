@@ -77,7 +77,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "WeftCoreTests", dependencies: ["WeftCore", "WeftTestKit"]),
+        .testTarget(name: "WeftCoreTests", dependencies: ["WeftCore", "WeftTestKit", "WeftCrypto"]),
         .testTarget(name: "WeftCryptoTests", dependencies: ["WeftCrypto", "WeftCore"]),
         .testTarget(name: "WeftStoreTests", dependencies: ["WeftStore", "WeftCore"]),
         .testTarget(name: "WeftSimulationTests", dependencies: ["WeftCore", "WeftTestKit"]),

@@ -39,7 +39,7 @@ final class NodeStoreTests: XCTestCase {
         for suffix in ["-wal", "-shm"] where FileManager.default.fileExists(atPath: dbPath + suffix) {
             XCTAssertEqual(try mode(dbPath + suffix), 0o600, suffix)
         }
-        XCTAssertEqual(NodeStore.schemaVersion, 4, "v1 initial + v2 ipam + v3 ipam holdings + v4 dns records")
+        XCTAssertEqual(NodeStore.schemaVersion, 5, "v1 initial + v2 ipam + v3 ipam holdings + v4 dns records + v5 member claims")
         let version = try DatabaseQueue(path: dbPath).read { try Int.fetchOne($0, sql: "PRAGMA user_version") }
         XCTAssertEqual(version, NodeStore.schemaVersion)
     }
