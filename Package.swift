@@ -91,7 +91,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "WeftCNITests", dependencies: ["WeftCNI", "WeftAPI"]),
-        .testTarget(name: "WeftIntegrationTests", dependencies: ["WeftAPI", "WeftCore"]),
+        .testTarget(name: "WeftIntegrationTests", dependencies: ["WeftAPI", "WeftCore", "WeftCrypto", "WeftDaemon"]),
     ],
     swiftLanguageModes: [.v6]
 )
