@@ -129,6 +129,20 @@ final class NodeStoreTests: XCTestCase {
 
     // MARK: Members
 
+    /// Schema v5: the member's record signature and the state claim survive a reopen (so a
+    /// restart can re-verify them); a row without them loads with empty signatures.
+    func testMemberClaimsRoundTripAcrossReopen() throws {
+        var dead = member(4, incarnation: 3, state: .dead)
+        dead.recordSignature = [UInt8](repeating: 0xA1, count: 64)
+        dead.stateBy = member(5).id
+        dead.stateSignature = [UInt8](repeating: 0xB2, count: 64)
+        try NodeStore(path: dbPath).upsertMembers([dead, member(6)])
+        let loaded = try NodeStore(path: dbPath).loadMembers()
+        XCTAssertEqual(loaded, [dead, member(6)])
+        XCTAssertEqual(loaded[1].recordSignature, [])
+        XCTAssertNil(loaded[1].stateBy)
+    }
+
     func testMembersUpsertLoadDeleteAcrossReopen() throws {
         do {
             let store = try NodeStore(path: dbPath)
