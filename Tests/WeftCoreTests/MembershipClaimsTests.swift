@@ -144,18 +144,34 @@ final class MembershipClaimsTests: XCTestCase {
         }
     }
 
-    /// Honest detection still works: `deadQuorum` (3) distinct signed accusers make a dead
+    /// Honest detection still works: `deadQuorum` (2) distinct signed accusers make a dead
     /// final at once; a receiver whose own probe failed takes the first dead.
     func testDeadNeedsQuorumOrOwnProbe() {
         let a = Self.party(1), b = Self.party(2), c = Self.party(3), d = Self.party(4), e = Self.party(5)
         var inst = Self.receiver(b, knowing: [a, c, d, e])
-        XCTAssertEqual(inst.deadQuorum, 3)
-        _ = inst.onDatagram(Self.gossip([c.accusation(of: a.member, .suspect)], source: c.id), from: c.member.address, now: .zero + .seconds(1))
+        XCTAssertEqual(inst.deadQuorum, 2)
         _ = inst.onDatagram(Self.gossip([d.accusation(of: a.member, .dead)], source: d.id), from: d.member.address, now: .zero + .seconds(1))
-        XCTAssertEqual(inst.member(a.id)?.state, .suspect, "two accusers are not enough")
+        XCTAssertEqual(inst.member(a.id)?.state, .suspect, "one accuser is not enough")
+        _ = inst.onDatagram(Self.gossip([d.accusation(of: a.member, .dead)], source: d.id), from: d.member.address, now: .zero + .seconds(1))
+        XCTAssertEqual(inst.member(a.id)?.state, .suspect, "nor the same accuser twice")
+        _ = inst.onDatagram(Self.gossip([c.accusation(of: a.member, .suspect)], source: c.id), from: c.member.address, now: .zero + .seconds(1))
+        XCTAssertEqual(inst.member(a.id)?.state, .suspect, "two suspects are a suspicion")
         _ = inst.onDatagram(Self.gossip([e.accusation(of: a.member, .dead)], source: e.id), from: e.member.address, now: .zero + .seconds(1))
-        XCTAssertEqual(inst.member(a.id)?.state, .dead, "three distinct accusers are")
+        XCTAssertEqual(inst.member(a.id)?.state, .dead, "a dead with distinct accusers is final")
         XCTAssertEqual(inst.member(a.id)?.stateBy, e.id)
+        // Own probing: a receiver that itself accused takes the first dead from anyone.
+        var own = Self.receiver(b, knowing: [a, c, d, e])
+        let mine = M.Update(a.member)
+        _ = own.onDatagram(Self.gossip([mine], source: a.id), from: a.member.address, now: .zero)
+        var t = Instant.zero
+        while own.member(a.id)?.state == .alive && t < .zero + .seconds(30) {  // a never answers: b suspects it
+            t = own.nextWakeup
+            _ = own.onTick(now: t)
+        }
+        XCTAssertEqual(own.member(a.id)?.state, .suspect)
+        XCTAssertEqual(own.member(a.id)?.stateBy, b.id)
+        _ = own.onDatagram(Self.gossip([d.accusation(of: a.member, .dead)], source: d.id), from: d.member.address, now: t)
+        XCTAssertEqual(own.member(a.id)?.state, .dead)
     }
 
     /// A forged suspect or dead about the receiver itself makes it neither refute nor move.

@@ -620,7 +620,7 @@ extension Membership {
                                               previous: known, now: now, &out) }
                     return  // nothing new (the common re-gossip case)
                 }
-                if let s = suspicion, u.state == .suspect, s.confirmers.count >= deadQuorum { return }
+                if let s = suspicion, u.state == .suspect, s.confirmers.count >= maxAccusers { return }
                 guard checkAccusation(u, subjectKey: record.publicKey, &out) else {
                     if newer || recordChanged {
                         commit(record, .alive, by: nil, signature: [], previous: known, now: now, &out)
@@ -635,7 +635,7 @@ extension Membership {
                 }
                 if var s = suspicion {
                     // An independent confirmation shrinks the Lifeguard timeout; spread it. At most
-                    // deadQuorum accusers are kept: beyond that the timeout is at its minimum and
+                    // maxAccusers accusers are kept: beyond that the timeout is at its minimum and
                     // dead is taken, and forged accusers cannot grow the set without bound.
                     s.confirmers.insert(u.from)
                     suspicions[u.id] = s
@@ -665,8 +665,12 @@ extension Membership {
         }
 
         /// Distinct accusers that make a received "dead" final here without this node's own
-        /// probing: `suspicionConfirmations + 1`, at least 2 (so one member alone never can).
-        public var deadQuorum: Int { max(2, settings.suspicionConfirmations + 1) }
+        /// probing: `max(2, suspicionConfirmations)` (2 by default), so one member alone never
+        /// can. (K + 1 = 3 cost a second of p99 detection at n = 100: docs/benchmarks.md.)
+        public var deadQuorum: Int { max(2, settings.suspicionConfirmations) }
+
+        /// Accusers kept per suspicion: enough for the Lifeguard minimum (K + 1) and the quorum.
+        var maxAccusers: Int { max(settings.suspicionConfirmations + 1, deadQuorum) }
 
         /// The update `u` as re-gossiped: our record of the member with `u`'s accusation.
         func forwarded(_ u: Update, record: Member) -> Update {
