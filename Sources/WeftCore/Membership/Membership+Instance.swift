@@ -31,6 +31,9 @@ extension Membership {
         var probeIndex = 0
         var probe: Probe?
         var relays: [UInt32: Relay] = [:]
+        /// Pings sent to check a dead that this node could not confirm yet (a lone accuser's):
+        /// seq -> subject, incarnation, deadline. No ack by the deadline makes it our own dead.
+        var confirmProbes: [UInt32: ConfirmProbe] = [:]
         var nextSeq: UInt32 = 0
         /// Set once a push-pull reply arrived; until then our requests carry the join flag.
         var hasExchangedState = false
@@ -51,6 +54,14 @@ extension Membership {
             var indirectSent = false
             var expectedNacks = 0
             var nacks = 0
+        }
+
+        struct ConfirmProbe: Sendable {
+            var subject: NodeID
+            var incarnation: UInt64
+            var deadline: Instant
+            /// Set once the direct ping timed out and the indirect pings went out.
+            var indirectSent = false
         }
 
         struct Relay: Sendable {
@@ -196,6 +207,7 @@ extension Membership {
                 if let p = probe { t = min(t, p.indirectSent ? p.periodEnd : p.timeoutAt) }
                 for s in suspicions.values { t = min(t, s.deadline) }
                 for r in relays.values { t = min(t, r.nackAt ?? r.expiresAt) }
+                for c in confirmProbes.values { t = min(t, c.deadline) }
             }
             return t
         }
@@ -234,6 +246,7 @@ extension Membership {
             store(myself)
             probe = nil
             relays.removeAll()
+            confirmProbes.removeAll()
             suspicions.removeAll()
             var out: [Directive] = [.memberChanged(myself, previous: previous)]
             let update = Update(myself)
@@ -265,6 +278,7 @@ extension Membership {
             if !hasLeft {
                 expireSuspicions(now: now, &out)
                 runRelays(now: now, &out)
+                runConfirmProbes(now: now, &out)
                 runProbe(now: now, &out)
                 if now >= nextPushPullAt {
                     let n = liveCount
@@ -355,6 +369,44 @@ extension Membership {
 
         mutating func adjustAwareness(_ delta: Int) {
             awareness = min(max(awareness + delta, 0), settings.awarenessMax - 1)
+        }
+
+        /// A dead this node cannot take yet (one accuser, not us): probe the subject once now, as
+        /// a SWIM probe does (a direct ping, then `indirectProbes` ping-reqs after the probe
+        /// timeout); no ack by the end of the probe period is our own probe failing, which
+        /// makes the dead final here (and us one more accuser for everyone else).
+        mutating func startConfirmProbe(_ m: Member, now: Instant, _ out: inout [Directive]) {
+            guard !confirmProbes.values.contains(where: { $0.subject == m.id }) else { return }
+            nextSeq &+= 1
+            confirmProbes[nextSeq] = ConfirmProbe(subject: m.id, incarnation: m.incarnation,
+                                                  deadline: now + settings.probeTimeout.scaled(by: healthScale))
+            out.append(.send(fill(.ping(seq: nextSeq, target: m.id, source: myself.id, Piggyback()), extra: [Update(m)]),
+                             to: m.address))
+        }
+
+        mutating func runConfirmProbes(now: Instant, _ out: inout [Directive]) {
+            let due = confirmProbes.filter { now >= $0.value.deadline }.sorted { $0.key < $1.key }
+            for (seq, c) in due {
+                guard let m = table[c.subject], m.state == .suspect, m.incarnation == c.incarnation else {
+                    confirmProbes[seq] = nil
+                    continue
+                }
+                if !c.indirectSent {
+                    var next = c
+                    next.indirectSent = true
+                    next.deadline = now + (settings.probeInterval - settings.probeTimeout).scaled(by: healthScale)
+                    confirmProbes[seq] = next
+                    for h in sample(settings.indirectProbes, excluding: [m.id], where: { $0.state == .alive }) {
+                        guard let helper = table[h] else { continue }
+                        let msg = Message.pingReq(seq: seq, target: m.id, targetAddress: m.address, source: myself.id,
+                                                  wantNack: false, Piggyback())
+                        out.append(.send(fill(msg), to: helper.address))
+                    }
+                    continue
+                }
+                confirmProbes[seq] = nil
+                apply(accusation(of: m, .dead), now: now, viaPushPull: false, &out)
+            }
         }
 
         mutating func runRelays(now: Instant, _ out: inout [Directive]) {
@@ -472,7 +524,9 @@ extension Membership {
                                         expiresAt: now + settings.probeInterval.scaled(by: healthScale))
                 out.append(.send(fill(.ping(seq: nextSeq, target: target, source: myself.id, Piggyback())), to: address))
             case .ack(let seq, let source, _):
-                if let r = relays.removeValue(forKey: seq) {
+                if confirmProbes[seq] != nil {
+                    confirmProbes[seq] = nil  // it answers (directly or relayed): its refutation will follow
+                } else if let r = relays.removeValue(forKey: seq) {
                     out.append(.send(fill(.ack(seq: r.originSeq, source: myself.id, Piggyback())), to: r.origin))
                 } else if let pr = probe, pr.seq == seq {
                     probe = nil
@@ -641,14 +695,19 @@ extension Membership {
                     suspicions[u.id] = s
                     if recordChanged { commit(record, .suspect, by: known.stateBy, signature: known.stateSignature,
                                               previous: known, now: now, keepSuspicion: true, &out) }
-                    queue.enqueue(update: forwarded(u, record: table[u.id] ?? record))
+                    let current = table[u.id] ?? record
+                    queue.enqueue(update: forwarded(u, record: current))
+                    if u.state == .dead { startConfirmProbe(current, now: now, &out) }
                     return
                 }
                 // A first accusation at this incarnation (a lone "dead" too): a suspicion the
                 // member can refute.
                 let m = commit(record, .suspect, by: u.from, signature: u.stateSignature, previous: known, now: now, &out)
                 startSuspicion(m, by: u.from, now: now)
-                if u.state == .dead { queue.enqueue(update: forwarded(u, record: m)) }
+                if u.state == .dead {
+                    queue.enqueue(update: forwarded(u, record: m))
+                    startConfirmProbe(m, now: now, &out)
+                }
                 if u.from == myself.id {
                     // The accuser tells the accused directly so it can refute at once; later probes of
                     // a suspect carry the suspicion too (Lifeguard "buddy system").
