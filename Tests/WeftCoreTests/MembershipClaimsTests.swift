@@ -39,7 +39,7 @@ final class MembershipClaimsTests: XCTestCase {
     }()
 
     /// The receiver `b`, knowing `others` (their own signed records).
-    static func receiver(_ b: Party, knowing others: [Party]) -> M.Instance {
+    static func receiver(_ b: Party, knowing others: [Party], settings: M.Settings = settings) -> M.Instance {
         M.Instance(myself: b.member, settings: settings, seed: 7, now: .zero, knownMembers: others.map(\.member),
                    identityCheck: { id, key in NodeIdentity.matches(id, publicKey: key) }, signer: b.signer)
     }
@@ -172,6 +172,42 @@ final class MembershipClaimsTests: XCTestCase {
         XCTAssertEqual(own.member(a.id)?.stateBy, b.id)
         _ = own.onDatagram(Self.gossip([d.accusation(of: a.member, .dead)], source: d.id), from: d.member.address, now: t)
         XCTAssertEqual(own.member(a.id)?.state, .dead)
+    }
+
+    /// A lone dead makes the receiver probe the subject itself (ping, then ping-reqs): an
+    /// answer keeps it a suspicion; silence until the end of the probe period is this node's
+    /// own failed probe, and the dead becomes final here, accused by this node.
+    func testLoneDeadIsConfirmedByOwnProbe() throws {
+        let a = Self.party(1), b = Self.party(2), c = Self.party(3), d = Self.party(4)
+        for answers in [true, false] {
+            // Default timing (probe 1 s, timeout 500 ms): the confirmation ends at t0 + 1 s, before
+            // any regular probe started at or after t0 could fail (t0 + 1.5 s).
+            var inst = Self.receiver(b, knowing: [a, c, d], settings: .default)
+            let t0 = Instant.zero + .seconds(5)
+            let ds = inst.onDatagram(Self.gossip([d.accusation(of: a.member, .dead)], source: d.id), from: d.member.address, now: t0)
+            XCTAssertEqual(inst.member(a.id)?.state, .suspect)
+            let pings = ds.compactMap { d -> UInt32? in
+                if case .send(let bytes, let to) = d, to == a.member.address,
+                   case .ping(let seq, let target, _, _)? = try? M.Codec.decodeMessage(bytes), target == a.id { return seq }
+                return nil
+            }
+            let seq = try XCTUnwrap(pings.first, "no confirmation ping to the accused: \(ds)")
+            if answers {
+                let ack = M.Codec.encode(M.Message.ack(seq: seq, source: a.id, M.Piggyback()))
+                _ = inst.onDatagram(ack, from: a.member.address, now: t0 + .milliseconds(10))
+            }
+            var t = t0
+            while t < t0 + .milliseconds(1200) {
+                t = max(t, min(inst.nextWakeup, t0 + .milliseconds(1200)))
+                _ = inst.onTick(now: t)
+            }
+            if answers {
+                XCTAssertEqual(inst.member(a.id)?.state, .suspect, "it answered: still only a suspicion")
+            } else {
+                XCTAssertEqual(inst.member(a.id)?.state, .dead, "no answer: our own probe failed")
+                XCTAssertEqual(inst.member(a.id)?.stateBy, b.id)
+            }
+        }
     }
 
     /// A forged suspect or dead about the receiver itself makes it neither refute nor move.
