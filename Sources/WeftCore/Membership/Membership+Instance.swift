@@ -725,7 +725,7 @@ extension Membership {
 
         /// Distinct accusers that make a received "dead" final here without this node's own
         /// probing: `max(2, suspicionConfirmations)` (2 by default), so one member alone never
-        /// can. (K + 1 = 3 cost a second of p99 detection at n = 100: docs/benchmarks.md.)
+        /// can. A lone dead makes this node probe the subject itself (`startConfirmProbe`).
         public var deadQuorum: Int { max(2, settings.suspicionConfirmations) }
 
         /// Accusers kept per suspicion: enough for the Lifeguard minimum (K + 1) and the quorum.
