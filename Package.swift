@@ -84,7 +84,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "WeftCoreTests", dependencies: ["WeftCore", "WeftTestKit"]),
+        .testTarget(name: "WeftCoreTests", dependencies: ["WeftCore", "WeftTestKit", "WeftCrypto"]),
         .testTarget(name: "WeftCryptoTests", dependencies: ["WeftCrypto", "WeftCore"]),
         .testTarget(name: "WeftStoreTests", dependencies: ["WeftStore", "WeftCore"]),
         .testTarget(name: "WeftSimulationTests", dependencies: ["WeftCore", "WeftTestKit"]),
@@ -100,7 +100,7 @@ let package = Package(
         .testTarget(name: "WeftKernelNetTests", dependencies: ["WeftKernelNet", "WeftCore"]),
         .testTarget(name: "WeftCNITests", dependencies: ["WeftCNI", "WeftAPI"]),
         .testTarget(name: "WeftDockerTests", dependencies: ["WeftDocker", "WeftCNI", "WeftAPI"]),
-        .testTarget(name: "WeftIntegrationTests", dependencies: ["WeftAPI", "WeftCore"]),
+        .testTarget(name: "WeftIntegrationTests", dependencies: ["WeftAPI", "WeftCore", "WeftCrypto", "WeftDaemon"]),
     ],
     swiftLanguageModes: [.v6]
 )

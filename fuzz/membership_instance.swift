@@ -11,7 +11,8 @@ func fuzzID(_ n: UInt8) -> NodeID { NodeID(high: 0x77, low: UInt64(n % 6)) }
 func fuzzMember(_ n: UInt8, inc: UInt64) -> Membership.Member {
     let id = fuzzID(n)
     return Membership.Member(id: id, name: "n\(n % 6)", address: Endpoint(address: .v4(0x7F00_0001), port: 7000 + UInt16(n % 6)),
-                             publicKey: id.bytes + id.bytes, incarnation: inc, state: .alive)
+                             publicKey: id.bytes + id.bytes, incarnation: inc, state: .alive,
+                             recordSignature: [UInt8](repeating: 0, count: 64))  // accepted by the default .acceptAll
 }
 
 @_cdecl("LLVMFuzzerTestOneInput")

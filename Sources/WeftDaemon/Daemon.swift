@@ -155,7 +155,8 @@ public enum Daemon {
         let instance = Membership.Instance(
             myself: myself, settings: settings, seed: Sodium.randomUInt64(), now: Instant(nanoseconds: 1_000_000_000),
             knownMembers: known,
-            identityCheck: { id, key in NodeIdentity.matches(id, publicKey: key) }
+            identityCheck: { id, key in NodeIdentity.matches(id, publicKey: key) },
+            signer: .ed25519(identity: keyPair)
         )
         let ipam = try makeIPAM(options: options, store: store, me: keyPair.nodeID, path: path)
         if path == .restart && known.isEmpty && ipam.instance.ring == nil && seedEndpoints.isEmpty {
@@ -608,7 +609,8 @@ public enum Daemon {
             guard s.id != me, let address = Endpoint(s.address) else { return nil }
             return Membership.Member(
                 id: s.id, name: s.name, address: address, publicKey: s.publicKey,
-                incarnation: s.incarnation, state: s.state
+                incarnation: s.incarnation, state: s.state,
+                recordSignature: s.recordSignature, stateBy: s.stateBy, stateSignature: s.stateSignature
             )
         }
     }

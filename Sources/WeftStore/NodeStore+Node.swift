@@ -15,7 +15,8 @@ extension NodeStore: NodeStorage {
             }
             try NodeStore.upsertMembers(batch.members.map {
                 StoredMember(id: $0.id, name: $0.name, address: $0.address.description, publicKey: $0.publicKey,
-                             incarnation: $0.incarnation, state: $0.state, updatedAt: now)
+                             incarnation: $0.incarnation, state: $0.state, updatedAt: now,
+                             recordSignature: $0.recordSignature, stateBy: $0.stateBy, stateSignature: $0.stateSignature)
             }, in: db)
             for id in batch.forgotten {
                 try db.execute(sql: "DELETE FROM members WHERE id = ?", arguments: [Data(id.bytes)])

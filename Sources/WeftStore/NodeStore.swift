@@ -145,7 +145,8 @@ public final class NodeStore: Sendable {
     public func loadMembers() throws(StoreError) -> [StoredMember] {
         try read { db in
             try Row.fetchAll(db, sql: """
-                SELECT id, name, address, public_key, incarnation, state, updated_at
+                SELECT id, name, address, public_key, incarnation, state, updated_at,
+                       record_signature, state_by, state_signature
                 FROM members ORDER BY id
                 """).map { try NodeStore.member($0, path: self.path) }
         }
@@ -165,16 +166,20 @@ public final class NodeStore: Sendable {
     /// The statements of `upsertMembers`, inside the caller's transaction (also used by `commit`).
     static func upsertMembers(_ ms: [StoredMember], in db: Database) throws {
         let statement = try db.cachedStatement(sql: """
-            INSERT INTO members (id, name, address, public_key, incarnation, state, updated_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO members (id, name, address, public_key, incarnation, state, updated_at,
+                                 record_signature, state_by, state_signature)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT(id) DO UPDATE SET
                 name = excluded.name, address = excluded.address, public_key = excluded.public_key,
-                incarnation = excluded.incarnation, state = excluded.state, updated_at = excluded.updated_at
+                incarnation = excluded.incarnation, state = excluded.state, updated_at = excluded.updated_at,
+                record_signature = excluded.record_signature, state_by = excluded.state_by,
+                state_signature = excluded.state_signature
             """)
         for m in ms {
             try statement.execute(arguments: [
                 Data(m.id.bytes), m.name, m.address, Data(m.publicKey),
                 Int64(bitPattern: m.incarnation), Int64(m.state.rawValue), m.updatedAt,
+                Data(m.recordSignature), m.stateBy.map { Data($0.bytes) }, Data(m.stateSignature),
             ])
         }
     }
@@ -365,7 +370,15 @@ public final class NodeStore: Sendable {
         guard let raw = UInt8(exactly: stateRaw), let state = Membership.MemberState(rawValue: raw) else {
             throw bad("row \(id) has unknown state \(stateRaw)")
         }
+        let recordSignature = Data.fromDatabaseValue(row["record_signature"]).map { [UInt8]($0) } ?? []
+        let stateSignature = Data.fromDatabaseValue(row["state_signature"]).map { [UInt8]($0) } ?? []
+        var stateBy: NodeID? = nil
+        if let by = Data.fromDatabaseValue(row["state_by"]) {
+            guard let b = NodeID(bytes: [UInt8](by)) else { throw bad("row \(id) has a state_by that is not 16 bytes") }
+            stateBy = b
+        }
         return StoredMember(id: id, name: name, address: address, publicKey: [UInt8](key),
-                            incarnation: UInt64(bitPattern: incarnation), state: state, updatedAt: updatedAt)
+                            incarnation: UInt64(bitPattern: incarnation), state: state, updatedAt: updatedAt,
+                            recordSignature: recordSignature, stateBy: stateBy, stateSignature: stateSignature)
     }
 }

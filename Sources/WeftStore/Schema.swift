@@ -123,6 +123,14 @@ enum Schema {
                 ) WITHOUT ROWID
                 """)
         }),
+        ("v5-member-claims", { db in
+            // Signed membership claims (issue 9, docs/membership.md): the member's signature of
+            // its record, and the state claim (accuser or leaving member, and its signature), so
+            // a restart re-verifies what it loads. Empty for rows written before.
+            try db.execute(sql: "ALTER TABLE members ADD COLUMN record_signature BLOB NOT NULL DEFAULT x''")
+            try db.execute(sql: "ALTER TABLE members ADD COLUMN state_by BLOB")
+            try db.execute(sql: "ALTER TABLE members ADD COLUMN state_signature BLOB NOT NULL DEFAULT x''")
+        }),
     ]
 
     static var version: Int { migrations.count }

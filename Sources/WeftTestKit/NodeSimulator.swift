@@ -149,7 +149,8 @@ public final class NodeSimulator {
             return m
         }
         let membership = Membership.Instance(myself: me, settings: membershipSettings, seed: rng.next(), now: now,
-                                             knownMembers: known, identityCheck: SimCluster.identityCheck)
+                                             knownMembers: known, identityCheck: SimCluster.identityCheck,
+                                             signer: SimCluster.signer(for: host.id))
         var ipam: IPAM.Instance
         var startup: [IPAM.Directive] = []
         let snapshot: IPAM.Instance.Snapshot?

@@ -78,6 +78,35 @@ public final class SimCluster {
     public static func nodeID(_ i: Int) -> NodeID { NodeID(high: idHigh, low: UInt64(i + 1)) }
     public static func publicKey(_ id: NodeID) -> [UInt8] { id.bytes + id.bytes }
     public static let identityCheck: @Sendable (NodeID, [UInt8]) -> Bool = { id, key in key == id.bytes + id.bytes }
+
+    /// A deterministic stand-in for Ed25519 in simulations: the "signature" is a keyed hash of
+    /// (public key, message), so verification really checks key and message (a claim signed
+    /// for another key or message fails) at a fraction of the cost. Not a secret: any
+    /// simulated node could compute another's, so adversarial tests use real Ed25519.
+    public static func fakeSignature(key: [UInt8], message: [UInt8]) -> [UInt8] {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in key { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01b3 }
+        for b in message { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01b3 }
+        var out: [UInt8] = []
+        out.reserveCapacity(64)
+        var x = h
+        for _ in 0..<8 {
+            x &+= 0x9e37_79b9_7f4a_7c15
+            var z = x
+            z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
+            z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
+            z ^= z >> 31
+            for k in 0..<8 { out.append(UInt8(truncatingIfNeeded: z >> (8 * UInt64(k)))) }
+        }
+        return out
+    }
+
+    /// The simulated claim signer of node `id` (see `fakeSignature`).
+    public static func signer(for id: NodeID) -> Membership.ClaimSigner {
+        let key = publicKey(id)
+        return Membership.ClaimSigner(sign: { fakeSignature(key: key, message: $0) },
+                                      verify: { k, m, s in s == fakeSignature(key: k, message: m) })
+    }
     public static func endpoint(_ i: Int, generation: Int = 0) -> Endpoint {
         Endpoint(address: .v4(0x0A00_0000 | UInt32(generation) << 16 | UInt32(i + 1)), port: 7946)
     }
@@ -93,8 +122,10 @@ public final class SimCluster {
 
     func member(_ i: Int, endpoint: Endpoint, incarnation: UInt64) -> Membership.Member {
         let id = SimCluster.nodeID(i)
-        return Membership.Member(id: id, name: "node-\(i)", address: endpoint, publicKey: SimCluster.publicKey(id),
-                                 incarnation: incarnation, state: .alive)
+        var m = Membership.Member(id: id, name: "node-\(i)", address: endpoint, publicKey: SimCluster.publicKey(id),
+                                  incarnation: incarnation, state: .alive)
+        m.recordSignature = SimCluster.fakeSignature(key: m.publicKey, message: Membership.Claims.record(of: m))
+        return m
     }
 
     /// Adds a node; it joins through `seeds` (node indexes) unless `knowsEveryone` builds it
@@ -106,7 +137,7 @@ public final class SimCluster {
         let me = member(i, endpoint: ep, incarnation: 1)
         let known = knowsEveryone ? nodes.map { $0.instance.myself } : []
         let inst = Instance(myself: me, settings: settings, seed: rng.next(), now: now, knownMembers: known,
-                            identityCheck: SimCluster.identityCheck)
+                            identityCheck: SimCluster.identityCheck, signer: SimCluster.signer(for: me.id))
         let node = Node(index: i, instance: inst, endpoint: ep)
         nodes.append(node)
         byEndpoint[ep] = i
@@ -128,7 +159,7 @@ public final class SimCluster {
             let i = start + k
             let inst = Instance(myself: me, settings: settings, seed: rng.next(), now: now,
                                 knownMembers: members + nodes.map { $0.instance.myself },
-                                identityCheck: SimCluster.identityCheck)
+                                identityCheck: SimCluster.identityCheck, signer: SimCluster.signer(for: me.id))
             let node = Node(index: i, instance: inst, endpoint: me.address)
             nodes.append(node)
             byEndpoint[me.address] = i
@@ -153,7 +184,7 @@ public final class SimCluster {
         node.persistedIncarnation = inc
         let me = member(i, endpoint: node.endpoint, incarnation: inc)
         node.instance = Instance(myself: me, settings: settings, seed: rng.next(), now: now, knownMembers: stored,
-                                 identityCheck: SimCluster.identityCheck)
+                                 identityCheck: SimCluster.identityCheck, signer: SimCluster.signer(for: me.id))
         node.isDown = false
         node.generation += 1
         node.scheduledTick = nil

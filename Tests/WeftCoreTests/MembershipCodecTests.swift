@@ -8,7 +8,9 @@ final class MembershipCodecTests: XCTestCase {
     static func update(_ n: UInt64, state: M.MemberState = .alive, v6: Bool = false) -> M.Update {
         let ep = v6 ? Endpoint("[fd00::\(n)]:7946")! : Endpoint("10.0.0.\(n % 250 + 1):7946")!
         return M.Update(state: state, incarnation: 0x0102_0304_0506_0708 &+ n, id: id(n), from: id(n + 1),
-                        address: ep, name: "host-\(n)-é", publicKey: [UInt8](repeating: UInt8(n & 0xff), count: 32))
+                        address: ep, name: "host-\(n)-é", publicKey: [UInt8](repeating: UInt8(n & 0xff), count: 32),
+                        signature: [UInt8](repeating: UInt8(0x40 | n & 0x3f), count: 64),
+                        stateSignature: state == .alive ? [] : [UInt8](repeating: UInt8(0x80 | n & 0x3f), count: 64))
     }
     static var piggyback: M.Piggyback {
         M.Piggyback(updates: [update(1), update(2, state: .suspect, v6: true), update(3, state: .dead), update(4, state: .left)],
@@ -50,9 +52,9 @@ final class MembershipCodecTests: XCTestCase {
 
     func testTypeNumbersNeverChange() {
         XCTAssertEqual(M.MessageType.allCases.map(\.rawValue), [1, 2, 3, 4, 5, 6, 7])
-        XCTAssertEqual(M.wireVersion, 1)
+        XCTAssertEqual(M.wireVersion, 2)
         // A golden vector: ack seq 1 from id(5), nothing piggybacked.
-        let golden: [UInt8] = [1, 3, 0, 0, 0, 1] + Self.id(5).bytes + [0, 0]
+        let golden: [UInt8] = [2, 3, 0, 0, 0, 1] + Self.id(5).bytes + [0, 0]
         XCTAssertEqual(M.Codec.encode(M.Message.ack(seq: 1, source: Self.id(5), M.Piggyback())), golden)
     }
 
@@ -85,11 +87,11 @@ final class MembershipCodecTests: XCTestCase {
             do { _ = try M.Codec.decodeMessage(b, maxBytes: 1136); return nil } catch { return error }
         }
         XCTAssertEqual(err([]), .truncated("version"))
-        XCTAssertEqual(err([2] + ping.dropFirst()), .unsupportedVersion(2))
-        XCTAssertEqual(err([1, 99]), .unknownType(99))
+        XCTAssertEqual(err([1] + ping.dropFirst()), .unsupportedVersion(1))
+        XCTAssertEqual(err([2, 99]), .unknownType(99))
         XCTAssertEqual(err(ping + [0]), .trailingBytes(1))
         XCTAssertEqual(err([UInt8](repeating: 1, count: 1137)), .oversized("datagram of 1137 bytes"))
-        XCTAssertNotNil(err([1, 6] + [UInt8](repeating: 0, count: 30)))  // push-pull type in a datagram
+        XCTAssertNotNil(err([2, 6] + [UInt8](repeating: 0, count: 30)))  // push-pull type in a datagram
         // A bad state byte inside the first update (offset: 2 + 4 + 16 + 16 + 1 count).
         var badState = ping; badState[39] = 9
         XCTAssertEqual(err(badState), .invalid("update state 9"))
@@ -98,13 +100,13 @@ final class MembershipCodecTests: XCTestCase {
         XCTAssertEqual(err(pr), .invalid("pingReq flags 2"))
         // A name longer than 63 bytes.
         var w = ByteWriter()
-        w.u8(1); w.u8(5); w.nodeID(Self.id(1)); w.u8(1)
+        w.u8(2); w.u8(5); w.nodeID(Self.id(1)); w.u8(1)
         w.u8(0); w.u64(1); w.nodeID(Self.id(2)); w.nodeID(Self.id(2)); w.endpoint(Endpoint("1.2.3.4:5")!)
         w.shortBytes([UInt8](repeating: 65, count: 64)); w.raw([UInt8](repeating: 0, count: 32)); w.u8(0)
         XCTAssertEqual(err(w.bytes), .oversized("update name of 64 bytes"))
         // A push-pull announcing more members than its bytes can hold, and one over the size cap.
         var pp = ByteWriter()
-        pp.u8(1); pp.u8(6); pp.nodeID(Self.id(1)); pp.u8(0); pp.u32(.max); pp.u32(0)
+        pp.u8(2); pp.u8(6); pp.nodeID(Self.id(1)); pp.u8(0); pp.u32(.max); pp.u32(0)
         XCTAssertThrowsError(try M.Codec.decodePushPull(pp.bytes, maxBytes: 1 << 20))
         let big = M.Codec.encode(Self.pushPulls[0])
         XCTAssertEqual(caught { try M.Codec.decodePushPull(big, maxBytes: big.count - 1) } as? WireError,
@@ -121,7 +123,7 @@ final class MembershipCodecTests: XCTestCase {
             var b: [UInt8]
             if round % 2 == 0 {
                 b = (0..<Int.random(in: 0...300, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
-                if round % 4 == 0 && b.count > 2 { b[0] = 1; b[1] = UInt8.random(in: 1...5, using: &rng) }
+                if round % 4 == 0 && b.count > 2 { b[0] = M.wireVersion; b[1] = UInt8.random(in: 1...5, using: &rng) }
             } else {
                 b = valid[Int.random(in: 0..<valid.count, using: &rng)]
                 for _ in 0..<Int.random(in: 1...4, using: &rng) {

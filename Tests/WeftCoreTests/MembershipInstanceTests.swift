@@ -10,7 +10,10 @@ final class MembershipInstanceTests: XCTestCase {
     static let check: @Sendable (NodeID, [UInt8]) -> Bool = { id, key in key == id.bytes + id.bytes }
     static func ep(_ n: Int) -> Endpoint { Endpoint(address: .v4(0x0A00_0000 | UInt32(n)), port: 7946) }
     static func member(_ n: Int, inc: UInt64 = 1, state: M.MemberState = .alive) -> M.Member {
-        M.Member(id: id(n), name: "n\(n)", address: ep(n), publicKey: key(id(n)), incarnation: inc, state: state)
+        // Signed with `ClaimSigner.acceptAll`'s zeros (signatures are MembershipClaimsTests' subject).
+        M.Member(id: id(n), name: "n\(n)", address: ep(n), publicKey: key(id(n)), incarnation: inc, state: state,
+                 recordSignature: [UInt8](repeating: 0, count: 64), stateBy: state == .alive ? nil : id(n == 2 ? 3 : 2),
+                 stateSignature: state == .alive ? [] : [UInt8](repeating: 0, count: 64))
     }
     /// The defaults with round suspicion numbers (α = 2, K = 3), so expected times are exact.
     static let settings: M.Settings = {
@@ -276,9 +279,9 @@ final class MembershipInstanceTests: XCTestCase {
         var a = Self.instance(others: [2])
         XCTAssertEqual(a.onDatagram([], from: Self.ep(2), now: .zero), [.dropped(.malformed)])
         XCTAssertEqual(a.onDatagram([9, 1], from: Self.ep(2), now: .zero), [.dropped(.unsupportedVersion)])
-        XCTAssertEqual(a.onDatagram([1, 200], from: Self.ep(2), now: .zero), [.dropped(.unknownType)])
+        XCTAssertEqual(a.onDatagram([M.wireVersion, 200], from: Self.ep(2), now: .zero), [.dropped(.unknownType)])
         XCTAssertEqual(a.onDatagram([UInt8](repeating: 1, count: 2000), from: Self.ep(2), now: .zero), [.dropped(.oversized)])
-        XCTAssertEqual(a.onPushPull([1, 2, 3], from: Self.ep(2), appState: [], now: .zero).directives, [.dropped(.malformed)])
+        XCTAssertEqual(a.onPushPull([M.wireVersion, 2, 3], from: Self.ep(2), appState: [], now: .zero).directives, [.dropped(.malformed)])
         var rng = DeterministicRNG(seed: 99)
         for _ in 0..<5000 {
             let b = (0..<Int.random(in: 0...200, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }

@@ -39,7 +39,7 @@ final class NodeStoreTests: XCTestCase {
         for suffix in ["-wal", "-shm"] where FileManager.default.fileExists(atPath: dbPath + suffix) {
             XCTAssertEqual(try mode(dbPath + suffix), 0o600, suffix)
         }
-        XCTAssertEqual(NodeStore.schemaVersion, 4, "v1 initial + v2 ipam + v3 ipam holdings + v4 dns records")
+        XCTAssertEqual(NodeStore.schemaVersion, 5, "v1 initial + v2 ipam + v3 ipam holdings + v4 dns records + v5 member claims")
         let version = try DatabaseQueue(path: dbPath).read { try Int.fetchOne($0, sql: "PRAGMA user_version") }
         XCTAssertEqual(version, NodeStore.schemaVersion)
     }
@@ -128,6 +128,20 @@ final class NodeStoreTests: XCTestCase {
     }
 
     // MARK: Members
+
+    /// Schema v5: the member's record signature and the state claim survive a reopen (so a
+    /// restart can re-verify them); a row without them loads with empty signatures.
+    func testMemberClaimsRoundTripAcrossReopen() throws {
+        var dead = member(4, incarnation: 3, state: .dead)
+        dead.recordSignature = [UInt8](repeating: 0xA1, count: 64)
+        dead.stateBy = member(5).id
+        dead.stateSignature = [UInt8](repeating: 0xB2, count: 64)
+        try NodeStore(path: dbPath).upsertMembers([dead, member(6)])
+        let loaded = try NodeStore(path: dbPath).loadMembers()
+        XCTAssertEqual(loaded, [dead, member(6)])
+        XCTAssertEqual(loaded[1].recordSignature, [])
+        XCTAssertNil(loaded[1].stateBy)
+    }
 
     func testMembersUpsertLoadDeleteAcrossReopen() throws {
         do {

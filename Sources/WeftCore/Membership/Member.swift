@@ -62,11 +62,23 @@ extension Membership {
         public var state: MemberState
         /// When this node last saw the state change (local monotonic time; not gossiped).
         public var stateChangedAt: Instant
+        /// The member's own signature over `Claims.record(of:)` at `incarnation` (64 bytes;
+        /// empty when not known, e.g. a record stored before wire version 2: never gossiped).
+        public var recordSignature: [UInt8]
+        /// Who made the state claim: the accuser for suspect/dead, the member itself for left;
+        /// nil for alive.
+        public var stateBy: NodeID?
+        /// `stateBy`'s signature over `Claims.accusation` (suspect, dead) or `Claims.left` (left).
+        public var stateSignature: [UInt8]
 
         public init(
             id: NodeID, name: String, address: Endpoint, publicKey: [UInt8],
-            incarnation: UInt64, state: MemberState, stateChangedAt: Instant = .zero
+            incarnation: UInt64, state: MemberState, stateChangedAt: Instant = .zero,
+            recordSignature: [UInt8] = [], stateBy: NodeID? = nil, stateSignature: [UInt8] = []
         ) {
+            self.recordSignature = recordSignature
+            self.stateBy = stateBy
+            self.stateSignature = stateSignature
             self.id = id
             self.name = name
             self.address = address

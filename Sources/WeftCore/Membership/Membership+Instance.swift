@@ -18,6 +18,11 @@ extension Membership {
         public private(set) var liveCount = 0
         var rng: DeterministicRNG
         let identityCheck: @Sendable (NodeID, [UInt8]) -> Bool
+        /// Signs our claims and verifies others' (Ed25519 in the daemon).
+        let signer: ClaimSigner
+        var verifiedCache = VerifiedCache()
+        /// Signature work done so far (verifications, cache hits, signatures made).
+        public private(set) var claimStats = ClaimStats()
         var queue = BroadcastQueue()
         var suspicions: [NodeID: Suspicion] = [:]
 
@@ -26,6 +31,9 @@ extension Membership {
         var probeIndex = 0
         var probe: Probe?
         var relays: [UInt32: Relay] = [:]
+        /// Pings sent to check a dead that this node could not confirm yet (a lone accuser's):
+        /// seq -> subject, incarnation, deadline. No ack by the deadline makes it our own dead.
+        var confirmProbes: [UInt32: ConfirmProbe] = [:]
         var nextSeq: UInt32 = 0
         /// Set once a push-pull reply arrived; until then our requests carry the join flag.
         var hasExchangedState = false
@@ -46,6 +54,14 @@ extension Membership {
             var indirectSent = false
             var expectedNacks = 0
             var nacks = 0
+        }
+
+        struct ConfirmProbe: Sendable {
+            var subject: NodeID
+            var incarnation: UInt64
+            var deadline: Instant
+            /// Set once the direct ping timed out and the indirect pings went out.
+            var indirectSent = false
         }
 
         struct Relay: Sendable {
@@ -84,9 +100,13 @@ extension Membership {
         ///   - knownMembers: the store's members after a restart; suspects are loaded as alive
         ///     (their timers did not survive), dead and left stay so (and dead ones are re-probed).
         ///   - identityCheck: does this public key hash to this node id? Updates that fail are dropped.
+        ///   - signer: signs our record, accusations and leave with our identity key, verifies
+        ///     everyone else's (`.acceptAll` only in unit tests that craft updates by hand).
+        ///     Stored members are re-verified: a record whose signature fails is not loaded.
         public init(myself: Member, settings: Settings, seed: UInt64, now: Instant,
                     knownMembers: [Member] = [],
-                    identityCheck: @escaping @Sendable (NodeID, [UInt8]) -> Bool = { _, _ in true }) {
+                    identityCheck: @escaping @Sendable (NodeID, [UInt8]) -> Bool = { _, _ in true },
+                    signer: ClaimSigner = .acceptAll) {
             var me = myself
             me.name = String(decoding: Update.truncatedName(me.name), as: UTF8.self)
             me.state = .alive
@@ -95,9 +115,31 @@ extension Membership {
             self.settings = settings
             self.rng = DeterministicRNG(seed: seed)
             self.identityCheck = identityCheck
+            self.signer = signer
+            signMyself()
+            me = self.myself
             store(me)
-            for var m in knownMembers where m.id != me.id {
+            // Restarts re-verify: a stored record must still be the member's own (one that fails
+            // is not loaded). One stored unsigned (before wire version 2) is kept but never
+            // gossiped until the member's signed record arrives. Records first, so accusers'
+            // keys are known when the stored accusations are checked.
+            var loaded: [Member] = []
+            for m in knownMembers where m.id != me.id {
+                if !m.recordSignature.isEmpty {
+                    guard identityCheck(m.id, m.publicKey),
+                          verify(m.publicKey, Claims.record(of: m), m.recordSignature) else { continue }
+                }
+                loaded.append(m)
+                store(m)
+            }
+            for var m in loaded {
                 if m.state == .suspect { m.state = .alive }
+                // A stored dead or left whose claim fails is alive until someone accuses it again.
+                if !m.recordSignature.isEmpty && !storedClaimVerifies(m) {
+                    m.state = .alive
+                    m.stateBy = nil
+                    m.stateSignature = []
+                }
                 store(m)
             }
             probeOrder = table.keys.filter { $0 != me.id }.sorted()
@@ -119,6 +161,26 @@ extension Membership {
 
         /// The member with this id, if known.
         public func member(_ id: NodeID) -> Member? { table[id] }
+
+        /// A member whose record (and state claim, unless alive) carries signatures.
+        static func isGossipable(_ m: Member) -> Bool {
+            m.recordSignature.count == Update.signatureBytes
+                && (m.state == .alive || m.stateSignature.count == Update.signatureBytes)
+        }
+
+        /// Does a stored member's state claim (accusation or left) still verify? Alive needs none.
+        mutating func storedClaimVerifies(_ m: Member) -> Bool {
+            switch m.state {
+            case .alive: return true
+            case .left:
+                return m.stateBy == m.id
+                    && verify(m.publicKey, Claims.left(subject: m.id, incarnation: m.incarnation), m.stateSignature)
+            case .suspect, .dead:
+                guard let by = m.stateBy, by != m.id else { return false }
+                let key = by == myself.id ? myself.publicKey : (table[by]?.publicKey ?? [])
+                return verify(key, Claims.accusation(subject: m.id, incarnation: m.incarnation, accuser: by), m.stateSignature)
+            }
+        }
 
         static func isLive(_ m: Member?) -> Bool { m.map { $0.state == .alive || $0.state == .suspect } ?? false }
 
@@ -145,6 +207,7 @@ extension Membership {
                 if let p = probe { t = min(t, p.indirectSent ? p.periodEnd : p.timeoutAt) }
                 for s in suspicions.values { t = min(t, s.deadline) }
                 for r in relays.values { t = min(t, r.nackAt ?? r.expiresAt) }
+                for c in confirmProbes.values { t = min(t, c.deadline) }
             }
             return t
         }
@@ -178,8 +241,12 @@ extension Membership {
             myself.state = .left
             myself.stateChangedAt = now
             store(myself)
+            myself.stateBy = myself.id
+            myself.stateSignature = signClaim(Claims.left(subject: myself.id, incarnation: myself.incarnation))
+            store(myself)
             probe = nil
             relays.removeAll()
+            confirmProbes.removeAll()
             suspicions.removeAll()
             var out: [Directive] = [.memberChanged(myself, previous: previous)]
             let update = Update(myself)
@@ -211,6 +278,7 @@ extension Membership {
             if !hasLeft {
                 expireSuspicions(now: now, &out)
                 runRelays(now: now, &out)
+                runConfirmProbes(now: now, &out)
                 runProbe(now: now, &out)
                 if now >= nextPushPullAt {
                     let n = liveCount
@@ -268,7 +336,7 @@ extension Membership {
                           timeoutAt: now + settings.probeTimeout.scaled(by: healthScale),
                           periodEnd: nextProbeAt)
             // Buddy system: a ping to a suspect carries the suspicion, so it can refute.
-            let extra = target.state == .suspect ? [Update(target, from: myself.id)] : []
+            let extra = target.state == .suspect ? [Update(target)] : []
             out.append(.send(fill(.ping(seq: nextSeq, target: target.id, source: myself.id, Piggyback()), extra: extra),
                              to: target.address))
         }
@@ -296,13 +364,49 @@ extension Membership {
             }
             guard let target = table[p.target], target.incarnation == p.incarnation,
                   target.state == .alive || target.state == .suspect else { return }
-            var accusation = Update(target, from: myself.id)
-            accusation.state = .suspect
-            apply(accusation, now: now, viaPushPull: false, &out)
+            apply(accusation(of: target, .suspect), now: now, viaPushPull: false, &out)
         }
 
         mutating func adjustAwareness(_ delta: Int) {
             awareness = min(max(awareness + delta, 0), settings.awarenessMax - 1)
+        }
+
+        /// A dead this node cannot take yet (one accuser, not us): probe the subject once now, as
+        /// a SWIM probe does (a direct ping, then `indirectProbes` ping-reqs after the probe
+        /// timeout); no ack by the end of the probe period is our own probe failing, which
+        /// makes the dead final here (and us one more accuser for everyone else).
+        mutating func startConfirmProbe(_ m: Member, now: Instant, _ out: inout [Directive]) {
+            guard !confirmProbes.values.contains(where: { $0.subject == m.id }) else { return }
+            nextSeq &+= 1
+            confirmProbes[nextSeq] = ConfirmProbe(subject: m.id, incarnation: m.incarnation,
+                                                  deadline: now + settings.probeTimeout.scaled(by: healthScale))
+            out.append(.send(fill(.ping(seq: nextSeq, target: m.id, source: myself.id, Piggyback()), extra: [Update(m)]),
+                             to: m.address))
+        }
+
+        mutating func runConfirmProbes(now: Instant, _ out: inout [Directive]) {
+            let due = confirmProbes.filter { now >= $0.value.deadline }.sorted { $0.key < $1.key }
+            for (seq, c) in due {
+                guard let m = table[c.subject], m.state == .suspect, m.incarnation == c.incarnation else {
+                    confirmProbes[seq] = nil
+                    continue
+                }
+                if !c.indirectSent {
+                    var next = c
+                    next.indirectSent = true
+                    next.deadline = now + (settings.probeInterval - settings.probeTimeout).scaled(by: healthScale)
+                    confirmProbes[seq] = next
+                    for h in sample(settings.indirectProbes, excluding: [m.id], where: { $0.state == .alive }) {
+                        guard let helper = table[h] else { continue }
+                        let msg = Message.pingReq(seq: seq, target: m.id, targetAddress: m.address, source: myself.id,
+                                                  wantNack: false, Piggyback())
+                        out.append(.send(fill(msg), to: helper.address))
+                    }
+                    continue
+                }
+                confirmProbes[seq] = nil
+                apply(accusation(of: m, .dead), now: now, viaPushPull: false, &out)
+            }
         }
 
         mutating func runRelays(now: Instant, _ out: inout [Directive]) {
@@ -319,9 +423,7 @@ extension Membership {
             for (id, s) in suspicions where now >= s.deadline {
                 suspicions[id] = nil
                 guard let m = table[id], m.state == .suspect, m.incarnation == s.incarnation else { continue }
-                var dead = Update(m, from: myself.id)
-                dead.state = .dead
-                apply(dead, now: now, viaPushPull: false, &out)
+                apply(accusation(of: m, .dead), now: now, viaPushPull: false, &out)
             }
         }
 
@@ -422,7 +524,9 @@ extension Membership {
                                         expiresAt: now + settings.probeInterval.scaled(by: healthScale))
                 out.append(.send(fill(.ping(seq: nextSeq, target: target, source: myself.id, Piggyback())), to: address))
             case .ack(let seq, let source, _):
-                if let r = relays.removeValue(forKey: seq) {
+                if confirmProbes[seq] != nil {
+                    confirmProbes[seq] = nil  // it answers (directly or relayed): its refutation will follow
+                } else if let r = relays.removeValue(forKey: seq) {
                     out.append(.send(fill(.ack(seq: r.originSeq, source: myself.id, Piggyback())), to: r.origin))
                 } else if let pr = probe, pr.seq == seq {
                     probe = nil
@@ -458,8 +562,10 @@ extension Membership {
         }
 
         func pushPullState(isReply: Bool, appState: [UInt8]) -> PushPull {
+            // Only claims that can be verified: a record stored unsigned (before wire version 2)
+            // waits for the member's own signed one.
             PushPull(isReply: isReply, source: myself.id, join: !isReply && !hasExchangedState,
-                     members: members.map { Update($0) }, appState: appState)
+                     members: members.filter(Instance.isGossipable).map { Update($0) }, appState: appState)
         }
 
         /// A push-pull message from `from`. Returns a reply when `bytes` was a request. The remote
@@ -483,10 +589,15 @@ extension Membership {
 
         // MARK: merging
 
-        /// Applies one gossiped or pushed update: higher incarnation wins; at equal incarnation
-        /// the state order alive < suspect < dead < left decides (see `MemberState`).
+        /// Applies one gossiped or pushed update (docs/membership.md "Signed claims"): a higher
+        /// incarnation wins when the member signed that record; at equal incarnation the state
+        /// order alive < suspect < dead < left decides, but suspect and dead are accusations
+        /// (signed by their accuser), a dead is taken as such only when this node's own probing
+        /// failed too or `deadQuorum` distinct members accuse, and left needs the member's own
+        /// signature. Anything that does not verify is dropped and counted. Signatures are
+        /// checked only for updates that would change something (re-gossip costs nothing).
         mutating func apply(_ incoming: Update, now: Instant, viaPushPull: Bool, _ out: inout [Directive]) {
-            var u = incoming
+            let u = incoming
             let baseline = u.id == myself.id ? myself.incarnation : table[u.id]?.incarnation
             if let refused = Membership.refusal(incarnation: u.incarnation, known: baseline,
                                                 maxJump: settings.maxIncarnationJump) {
@@ -498,62 +609,233 @@ extension Membership {
                 return
             }
             guard let known = table[u.id] else {
-                // Unknown members are learned from alive/suspect news only; dead/left strangers
-                // need no record.
-                guard u.state == .alive || u.state == .suspect else { return }
-                guard identityCheck(u.id, u.publicKey) else { out.append(.dropped(.identityMismatch)); return }
-                if viaPushPull && u.state == .suspect { u.state = .alive }
-                let m = Member(id: u.id, name: u.name, address: u.address, publicKey: u.publicKey,
-                               incarnation: u.incarnation, state: u.state, stateChangedAt: now)
-                store(m)
-                probeOrder.insert(u.id, at: Int.random(in: 0...probeOrder.count, using: &rng))
-                out.append(.memberChanged(m, previous: nil))
-                if u.state == .suspect { startSuspicion(m, by: u.from, now: now) }
-                queue.enqueue(update: u)
+                learn(u, now: now, viaPushPull: viaPushPull, &out)
                 return
             }
-            if u.publicKey != known.publicKey {
-                guard identityCheck(u.id, u.publicKey) else { out.append(.dropped(.identityMismatch)); return }
-            }
-            // memberlist: a pushed "dead" is only a suspicion here, so the accused can refute.
-            if viaPushPull && u.state == .dead && known.state != .dead { u.state = .suspect }
-
-            if u.incarnation == known.incarnation && u.state == .suspect && known.state == .suspect {
-                // An independent confirmation shrinks the Lifeguard timeout; spread it if new.
-                // At most k + 1 confirmers are kept: beyond that the timeout is already at its
-                // minimum, and forged accusers cannot grow the set without bound.
-                if var s = suspicions[u.id], s.confirmers.count <= s.k, s.confirmers.insert(u.from).inserted {
-                    suspicions[u.id] = s
-                    queue.enqueue(update: u)
-                }
-                return
-            }
+            guard u.incarnation >= known.incarnation else { return }
             let newer = u.incarnation > known.incarnation
-                || (u.incarnation == known.incarnation && u.state.rawValue > known.state.rawValue)
-            guard newer else { return }
-
-            var m = known
-            m.incarnation = u.incarnation
-            m.state = u.state
-            m.stateChangedAt = now
-            if u.state == .alive || u.incarnation > known.incarnation {
-                m.name = u.name
-                m.address = u.address
-                m.publicKey = u.publicKey
+            var record = known
+            if newer {
+                // A new record: only the member itself can have made it.
+                if u.publicKey != known.publicKey {
+                    guard identityCheck(u.id, u.publicKey) else { out.append(.dropped(.identityMismatch)); return }
+                }
+                guard verify(u.publicKey, Claims.record(of: u), u.signature) else {
+                    out.append(.dropped(.badRecordSignature))
+                    return
+                }
             }
+            // The first signed copy of a record stored unsigned (before wire version 2) is
+            // adopted when it verifies; the update's state claim is weighed either way.
+            let adopt = !newer && known.recordSignature.isEmpty && !u.signature.isEmpty
+                && (u.publicKey == known.publicKey || identityCheck(u.id, u.publicKey))
+                && verify(u.publicKey, Claims.record(of: u), u.signature)
+            if newer || adopt {
+                record.incarnation = u.incarnation
+                record.name = u.name
+                record.address = u.address
+                record.publicKey = u.publicKey
+                record.recordSignature = u.signature
+            }
+            let recordChanged = record != known
+
+            switch u.state {
+            case .alive:
+                if newer {
+                    commit(record, .alive, by: nil, signature: [], previous: known, now: now, &out)
+                } else if recordChanged {
+                    // The first signed copy of a record stored unsigned: keep the state.
+                    commit(record, known.state, by: known.stateBy, signature: known.stateSignature,
+                           previous: known, now: now, keepSuspicion: true, &out)
+                }
+
+            case .left:
+                guard newer || known.state != .left else { return }
+                guard u.from == u.id,
+                      verify(record.publicKey, Claims.left(subject: u.id, incarnation: u.incarnation), u.stateSignature) else {
+                    out.append(.dropped(.badLeftSignature))
+                    if newer { commit(record, .alive, by: nil, signature: [], previous: known, now: now, &out) }
+                    return
+                }
+                commit(record, .left, by: u.id, signature: u.stateSignature, previous: known, now: now, &out)
+
+            case .suspect, .dead:
+                if !newer && (known.state == .dead || known.state == .left) {
+                    if recordChanged { commit(record, known.state, by: known.stateBy, signature: known.stateSignature,
+                                              previous: known, now: now, &out) }
+                    return
+                }
+                // Accusers of this member at this incarnation, as far as this node has verified.
+                var suspicion = (!newer && known.state == .suspect) ? suspicions[u.id] : nil
+                if let s = suspicion, s.incarnation != u.incarnation { suspicion = nil }
+                let alreadyAccused = suspicion?.confirmers.contains(u.from) ?? false
+                if alreadyAccused && (u.state == .suspect || !canDeclareDead(suspicion!.confirmers)) {
+                    if recordChanged { commit(record, known.state, by: known.stateBy, signature: known.stateSignature,
+                                              previous: known, now: now, &out) }
+                    return  // nothing new (the common re-gossip case)
+                }
+                if let s = suspicion, u.state == .suspect, s.confirmers.count >= maxAccusers { return }
+                guard checkAccusation(u, subjectKey: record.publicKey, &out) else {
+                    if newer || recordChanged {
+                        commit(record, .alive, by: nil, signature: [], previous: known, now: now, &out)
+                    }
+                    return
+                }
+                var accusers = suspicion?.confirmers ?? []
+                accusers.insert(u.from)
+                if u.state == .dead && canDeclareDead(accusers) {
+                    commit(record, .dead, by: u.from, signature: u.stateSignature, previous: known, now: now, &out)
+                    return
+                }
+                if var s = suspicion {
+                    // An independent confirmation shrinks the Lifeguard timeout; spread it. At most
+                    // maxAccusers accusers are kept: beyond that the timeout is at its minimum and
+                    // dead is taken, and forged accusers cannot grow the set without bound.
+                    s.confirmers.insert(u.from)
+                    suspicions[u.id] = s
+                    if recordChanged { commit(record, .suspect, by: known.stateBy, signature: known.stateSignature,
+                                              previous: known, now: now, keepSuspicion: true, &out) }
+                    let current = table[u.id] ?? record
+                    queue.enqueue(update: forwarded(u, record: current))
+                    if u.state == .dead { startConfirmProbe(current, now: now, &out) }
+                    return
+                }
+                // A first accusation at this incarnation (a lone "dead" too): a suspicion the
+                // member can refute.
+                let m = commit(record, .suspect, by: u.from, signature: u.stateSignature, previous: known, now: now, &out)
+                startSuspicion(m, by: u.from, now: now)
+                if u.state == .dead {
+                    queue.enqueue(update: forwarded(u, record: m))
+                    startConfirmProbe(m, now: now, &out)
+                }
+                if u.from == myself.id {
+                    // The accuser tells the accused directly so it can refute at once; later probes of
+                    // a suspect carry the suspicion too (Lifeguard "buddy system").
+                    let msg = Message.gossip(source: myself.id, Piggyback(updates: [Update(m)]))
+                    out.append(.send(Codec.encode(msg), to: m.address))
+                }
+            }
+        }
+
+        /// A dead is taken as such when this node is among the accusers (its own probes failed or
+        /// its own suspicion timed out) or `deadQuorum` distinct members accuse.
+        func canDeclareDead(_ accusers: Set<NodeID>) -> Bool {
+            accusers.contains(myself.id) || accusers.count >= deadQuorum
+        }
+
+        /// Distinct accusers that make a received "dead" final here without this node's own
+        /// probing: `max(2, suspicionConfirmations)` (2 by default), so one member alone never
+        /// can. A lone dead makes this node probe the subject itself (`startConfirmProbe`).
+        public var deadQuorum: Int { max(2, settings.suspicionConfirmations) }
+
+        /// Accusers kept per suspicion: enough for the Lifeguard minimum (K + 1) and the quorum.
+        var maxAccusers: Int { max(settings.suspicionConfirmations + 1, deadQuorum) }
+
+        /// The update `u` as re-gossiped: our record of the member with `u`'s accusation.
+        func forwarded(_ u: Update, record: Member) -> Update {
+            var f = Update(record)
+            f.state = u.state
+            f.from = u.from
+            f.stateSignature = u.stateSignature
+            return f
+        }
+
+        /// Stores `record` in `state` with its claim, reports it, and queues it for gossip.
+        @discardableResult
+        mutating func commit(_ record: Member, _ state: MemberState, by: NodeID?, signature: [UInt8],
+                             previous known: Member, now: Instant, keepSuspicion: Bool = false,
+                             _ out: inout [Directive]) -> Member {
+            var m = record
+            if m.state != state || m.incarnation != known.incarnation { m.stateChangedAt = now }
+            m.state = state
+            m.stateBy = by
+            m.stateSignature = signature
             store(m)
             out.append(.memberChanged(m, previous: known.state))
-            queue.enqueue(update: Update(m, from: u.from))
-            suspicions[u.id] = nil
-            if m.state == .suspect {
-                startSuspicion(m, by: u.from, now: now)
+            if !keepSuspicion { suspicions[m.id] = nil }
+            queue.enqueue(update: Update(m))
+            return m
+        }
+
+        /// A member this node did not know. Learned from alive or suspect news only (dead and
+        /// left strangers need no record), and only from a record the member signed.
+        mutating func learn(_ u: Update, now: Instant, viaPushPull: Bool, _ out: inout [Directive]) {
+            guard u.state == .alive || u.state == .suspect else { return }
+            guard identityCheck(u.id, u.publicKey) else { out.append(.dropped(.identityMismatch)); return }
+            guard verify(u.publicKey, Claims.record(of: u), u.signature) else {
+                out.append(.dropped(.badRecordSignature))
+                return
             }
-            if m.state == .suspect && u.from == myself.id {
-                // The accuser tells the accused directly so it can refute at once; later probes of
-                // a suspect carry the suspicion too (Lifeguard "buddy system").
-                let msg = Message.gossip(source: myself.id, Piggyback(updates: [Update(m, from: u.from)]))
-                out.append(.send(Codec.encode(msg), to: m.address))
+            var m = Member(id: u.id, name: u.name, address: u.address, publicKey: u.publicKey,
+                           incarnation: u.incarnation, state: .alive, stateChangedAt: now, recordSignature: u.signature)
+            // A suspect learned from a push-pull is recorded as alive (its timer is elsewhere).
+            if u.state == .suspect && !viaPushPull && checkAccusation(u, subjectKey: u.publicKey, &out) {
+                m.state = .suspect
+                m.stateBy = u.from
+                m.stateSignature = u.stateSignature
             }
+            store(m)
+            probeOrder.insert(u.id, at: Int.random(in: 0...probeOrder.count, using: &rng))
+            out.append(.memberChanged(m, previous: nil))
+            if m.state == .suspect { startSuspicion(m, by: u.from, now: now) }
+            queue.enqueue(update: Update(m))
+        }
+
+        /// Checks the accuser's signature on a suspect/dead update. The accuser must be a member
+        /// this node knows (its key is needed), and never the subject itself.
+        mutating func checkAccusation(_ u: Update, subjectKey: [UInt8], _ out: inout [Directive]) -> Bool {
+            guard u.from != u.id else { out.append(.dropped(.badAccusation)); return false }
+            let key: [UInt8]
+            if u.from == myself.id {
+                key = myself.publicKey
+            } else if let accuser = table[u.from] {
+                key = accuser.publicKey
+            } else {
+                out.append(.dropped(.unknownAccuser))
+                return false
+            }
+            guard verify(key, Claims.accusation(subject: u.id, incarnation: u.incarnation, accuser: u.from),
+                         u.stateSignature) else {
+                out.append(.dropped(.badAccusation))
+                return false
+            }
+            return true
+        }
+
+        /// One signature check, through the verified cache.
+        mutating func verify(_ key: [UInt8], _ message: [UInt8], _ signature: [UInt8]) -> Bool {
+            guard key.count == Update.publicKeyBytes, signature.count == Update.signatureBytes else { return false }
+            let k = VerifiedCache.Key(publicKey: key, message: message, signature: signature)
+            if verifiedCache.contains(k) {
+                claimStats.cacheHits += 1
+                return true
+            }
+            claimStats.verifications += 1
+            guard signer.verify(key, message, signature) else { return false }
+            verifiedCache.insert(k)
+            return true
+        }
+
+        /// Signs `message` with our identity key; our own claims go straight into the cache.
+        mutating func signClaim(_ message: [UInt8]) -> [UInt8] {
+            let sig = signer.sign(message)
+            claimStats.signatures += 1
+            verifiedCache.insert(VerifiedCache.Key(publicKey: myself.publicKey, message: message, signature: sig))
+            return sig
+        }
+
+        /// Our accusation of `m` (suspect or dead), signed.
+        mutating func accusation(of m: Member, _ state: MemberState) -> Update {
+            var u = Update(m)
+            u.state = state
+            u.from = myself.id
+            u.stateSignature = signClaim(Claims.accusation(subject: m.id, incarnation: m.incarnation, accuser: myself.id))
+            return u
+        }
+
+        /// Re-signs our record (after a refutation, or at start).
+        mutating func signMyself() {
+            myself.recordSignature = signClaim(Claims.record(of: myself))
         }
 
         mutating func startSuspicion(_ m: Member, by accuser: NodeID, now: Instant) {
@@ -567,15 +849,28 @@ extension Membership {
                                          confirmers: [accuser])
         }
 
-        /// Someone spoke about us. Refute suspicion/death with a higher incarnation.
+        /// Someone spoke about us. Refute suspicion/death with a higher incarnation, but only
+        /// for claims that verify: an accusation signed by a member we know, a left or an alive
+        /// signed by our own key.
         mutating func aboutMyself(_ u: Update, now: Instant, _ out: inout [Directive]) {
             guard !hasLeft else { return }
             switch u.state {
             case .alive:
                 // Only we raise our incarnation; an alive at or below ours is an old echo.
                 guard u.incarnation > myself.incarnation else { return }
-            case .suspect, .dead, .left:
+                guard verify(myself.publicKey, Claims.record(of: u), u.signature) else {
+                    out.append(.dropped(.badRecordSignature))
+                    return
+                }
+            case .suspect, .dead:
                 guard u.incarnation >= myself.incarnation else { return }
+                guard checkAccusation(u, subjectKey: myself.publicKey, &out) else { return }
+            case .left:
+                guard u.incarnation >= myself.incarnation else { return }
+                guard verify(myself.publicKey, Claims.left(subject: u.id, incarnation: u.incarnation), u.stateSignature) else {
+                    out.append(.dropped(.badLeftSignature))
+                    return
+                }
             }
             // `apply` refused anything above maxIncarnation; stay checked all the same.
             guard let next = Membership.incarnation(after: max(u.incarnation, myself.incarnation)) else {
@@ -583,6 +878,7 @@ extension Membership {
                 return
             }
             myself.incarnation = next
+            signMyself()
             store(myself)
             adjustAwareness(1)
             out.append(.persistIncarnation(myself.incarnation))

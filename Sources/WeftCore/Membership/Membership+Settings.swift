@@ -131,6 +131,16 @@ extension Membership {
         case oversized
         /// An update whose node id does not belong to its public key.
         case identityMismatch
+        /// A member record (address, incarnation, name, key) whose signature by the member's own
+        /// key does not verify: forged or corrupted. Nothing of it is used.
+        case badRecordSignature
+        /// A suspect/dead whose accuser signature does not verify, or that names the subject
+        /// itself as accuser. The accusation is ignored.
+        case badAccusation
+        /// A suspect/dead by an accuser this node does not know (its key is needed to check).
+        case unknownAccuser
+        /// A left not signed by the leaving member itself.
+        case badLeftSignature
         /// A ping addressed to another node id (a stale address now used by someone else).
         case notForMe
         /// An ack or nack for a probe that is already over.

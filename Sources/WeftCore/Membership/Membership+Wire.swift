@@ -1,11 +1,11 @@
-// Membership wire format, version 1. Append-only: type numbers never change, new types get new
+// Membership wire format, version 2 (version 1 had no signatures; not spoken any more). Append-only: type numbers never change, new types get new
 // numbers, a new layout gets a new version byte. All integers big-endian.
 //
 // Every datagram (UDP, plaintext before sealing, ≤ maxPayloadBytes):
 //
 //    0               1               2
 //   +---------------+---------------+------------------ - - -+---------------------- - - -+
-//   | version = 1   | type          | type-specific header   | piggyback                 |
+//   | version = 2   | type          | type-specific header   | piggyback                 |
 //   +---------------+---------------+------------------ - - -+---------------------- - - -+
 //
 //   type 1 ping      | seq u32 | target id (16) | source id (16) |
@@ -19,19 +19,22 @@
 //   | update count u8 | update × count | broadcast count u8 | broadcast × count |
 //
 //   update:    | state u8 | incarnation u64 | id (16) | from (16) | endpoint | name len u8 | name ≤ 63 | public key (32) |
+//              | record signature (64) | state signature (64, absent for alive) |
 //              state: 0 alive, 1 suspect, 2 dead, 3 left; `from` is the accuser for suspect/dead,
-//              the member itself for alive/left.
+//              the member itself for alive/left. Record signature: the member's Ed25519 over
+//              Claims.record; state signature: `from`'s over Claims.accusation (suspect/dead) or
+//              the member's over Claims.left (left).
 //   endpoint:  | family u8 (4 or 6) | address (4 or 16) | port u16 ≠ 0 |
 //   broadcast: | origin id (16) | length u16 | payload |
 //
 // Push-pull (TCP, one message each way, ≤ maxPushPullBytes):
 //
-//   | version = 1 | type 6 request / 7 reply | source id (16) | flags u8 (bit 0: join) |
+//   | version = 2 | type 6 request / 7 reply | source id (16) | flags u8 (bit 0: join) |
 //   | member count u32 | update × count | app state length u32 | app state |
 
 extension Membership {
     /// Wire version spoken by this code.
-    public static let wireVersion: UInt8 = 1
+    public static let wireVersion: UInt8 = 2
 
     /// Message type numbers. Never renumber; only append.
     public enum MessageType: UInt8, Sendable, CaseIterable {
@@ -54,17 +57,38 @@ extension Membership {
         public var address: Endpoint
         public var name: String
         public var publicKey: [UInt8]
+        /// The member's signature over `Claims.record(of:)` (64 bytes on the wire).
+        public var signature: [UInt8]
+        /// `from`'s signature over `Claims.accusation` (suspect, dead) or `Claims.left` (left);
+        /// not on the wire (empty) for alive.
+        public var stateSignature: [UInt8]
 
         public init(state: MemberState, incarnation: UInt64, id: NodeID, from: NodeID,
-                    address: Endpoint, name: String, publicKey: [UInt8]) {
+                    address: Endpoint, name: String, publicKey: [UInt8],
+                    signature: [UInt8] = [], stateSignature: [UInt8] = []) {
             self.state = state; self.incarnation = incarnation; self.id = id; self.from = from
             self.address = address; self.name = name; self.publicKey = publicKey
+            self.signature = signature; self.stateSignature = stateSignature
         }
 
-        public init(_ m: Member, from: NodeID? = nil) {
-            self.init(state: m.state, incarnation: m.incarnation, id: m.id, from: from ?? m.id,
-                      address: m.address, name: m.name, publicKey: m.publicKey)
+        /// The member's record with its stored state claim (accuser and signature).
+        public init(_ m: Member) {
+            self.init(state: m.state, incarnation: m.incarnation, id: m.id,
+                      from: m.state == .alive ? m.id : (m.stateBy ?? m.id),
+                      address: m.address, name: m.name, publicKey: m.publicKey,
+                      signature: m.recordSignature, stateSignature: m.state == .alive ? [] : m.stateSignature)
         }
+
+        /// The member's record with `from` as the claimant (its signature, if any, is the stored one).
+        public init(_ m: Member, from: NodeID) {
+            self.init(m)
+            self.from = from
+        }
+
+        /// Wire bytes of one signature.
+        public static let signatureBytes = 64
+        /// The smallest update on the wire (alive, IPv4, empty name).
+        public static let minEncodedSize = 1 + 8 + 16 + 16 + 7 + 1 + publicKeyBytes + signatureBytes
 
         public static let maxNameBytes = 63
         public static let publicKeyBytes = 32
@@ -73,6 +97,7 @@ extension Membership {
         public var encodedSize: Int {
             let ep = address.address.isV4 ? 7 : 19
             return 1 + 8 + 16 + 16 + ep + 1 + min(name.utf8.count, Update.maxNameBytes) + Update.publicKeyBytes
+                + Update.signatureBytes + (state == .alive ? 0 : Update.signatureBytes)
         }
     }
 
@@ -202,6 +227,14 @@ extension Membership {
             var key = u.publicKey.prefix(Update.publicKeyBytes).map { $0 }
             while key.count < Update.publicKeyBytes { key.append(0) }  // never valid; identity check rejects it
             w.raw(key)
+            writeSignature(u.signature, &w)  // a missing one goes out as zeros, which never verify
+            if u.state != .alive { writeSignature(u.stateSignature, &w) }
+        }
+
+        static func writeSignature(_ s: [UInt8], _ w: inout ByteWriter) {
+            var sig = s.prefix(Update.signatureBytes).map { $0 }
+            while sig.count < Update.signatureBytes { sig.append(0) }
+            w.raw(sig)
         }
 
         // MARK: decoding
@@ -256,8 +289,9 @@ extension Membership {
             let flags = try r.u8("flags")
             guard flags & ~1 == 0 else { throw .invalid("push-pull flags \(flags)") }
             let count = Int(try r.u32("member count"))
-            // Each record is at least 81 bytes: reject counts the input cannot hold before allocating.
-            guard count <= r.remaining / 81 else { throw .truncated("members (\(count) announced)") }
+            // Each record is at least minEncodedSize bytes: reject counts the input cannot hold
+            // before allocating.
+            guard count <= r.remaining / Update.minEncodedSize else { throw .truncated("members (\(count) announced)") }
             var members: [Update] = []
             members.reserveCapacity(count)
             for _ in 0..<count { members.append(try readUpdate(&r)) }
@@ -293,8 +327,10 @@ extension Membership {
             guard nameBytes.count <= Update.maxNameBytes else { throw .oversized("update name of \(nameBytes.count) bytes") }
             guard let name = String(validating: nameBytes, as: UTF8.self) else { throw .invalid("update name is not UTF-8") }
             let key = try r.raw(Update.publicKeyBytes, "update public key")
+            let signature = try r.raw(Update.signatureBytes, "update record signature")
+            let stateSignature = state == .alive ? [] : try r.raw(Update.signatureBytes, "update state signature")
             return Update(state: state, incarnation: incarnation, id: id, from: from, address: address,
-                          name: name, publicKey: key)
+                          name: name, publicKey: key, signature: signature, stateSignature: stateSignature)
         }
     }
 }
