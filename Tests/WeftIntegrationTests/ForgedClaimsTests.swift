@@ -110,7 +110,7 @@ final class ForgedClaimsTests: XCTestCase {
         XCTAssertEqual(snapshot(all), before)
 
         let metrics = try curl("http://127.0.0.1:\(metricsPort)/metrics")
-        for reason in ["badRecordSignature", "badAccusation", "unknownAccuser", "badLeftSignature"] {
+        for reason in ["bad-record-signature", "bad-accusation", "unknown-accuser", "bad-left-signature"] {  // NodeMetrics.label: kebab-case
             XCTAssertGreaterThan(counter(metrics, reason), 0, "b did not count \(reason) drops:\n\(metrics.split(separator: "\n").filter { $0.contains("dropped_packets") }.joined(separator: "\n"))")
         }
     }
