@@ -31,7 +31,7 @@ W=$(mktemp -d /tmp/weft-dnsbench.XXXXXX)
 NS=weft-dnsbench-$$
 WEFT_PID=
 cleanup() {
-  [ -n "$WEFT_PID" ] && { kill "$WEFT_PID" 2>/dev/null; for _ in $(seq 50); do kill -0 "$WEFT_PID" 2>/dev/null || break; sleep 0.1; done; kill -9 "$WEFT_PID" 2>/dev/null; }
+  [ -n "$WEFT_PID" ] && { kill "$WEFT_PID" 2>/dev/null; for _ in $(seq 50); do kill -0 "$WEFT_PID" 2>/dev/null || break; sleep 0.1; done; kill -9 "$WEFT_PID" 2>/dev/null; wait "$WEFT_PID" 2>/dev/null; }
   [ -s "$W/dnsmasq.pid" ] && kill "$(cat "$W/dnsmasq.pid")" 2>/dev/null
   ip netns del "$NS" 2>/dev/null
   [ "${RAW:-0}" = 1 ] && echo "raw outputs kept in $W" || rm -rf "$W"
@@ -43,7 +43,8 @@ ip -n "$NS" link set lo up
 inns() { nsenter --net=/run/netns/$NS "$@"; }
 
 # ---- servers ------------------------------------------------------------------------------------
-inns "$WEFT_BIN" start --no-tun --data-dir "$W/node" --listen 127.0.0.1:7946 --name bench \
+# nsenter directly (not through the function), so $! is the node itself (nsenter execs it).
+nsenter --net=/run/netns/$NS "$WEFT_BIN" start --no-tun --data-dir "$W/node" --listen 127.0.0.1:7946 --name bench \
   --dns-listen 127.0.0.1:5301 --dns-upstream 127.0.0.1:9 >"$W/node.log" 2>&1 &
 WEFT_PID=$!
 for _ in $(seq 150); do "$WEFT_BIN" status --data-dir "$W/node" >/dev/null 2>&1 && break; sleep 0.1; done
