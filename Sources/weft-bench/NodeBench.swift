@@ -26,6 +26,12 @@ struct NodeBench: ParsableCommand {
     @Option(help: "Random seed.")
     var seed: UInt64 = 1
 
+    @Option(help: "New DNS names whose propagation to every node is timed (0: skip that row).")
+    var dnsNames: Int = 20
+
+    @Flag(help: "Only boot and the DNS propagation row (skip the partition and allocation rows).")
+    var dnsOnly = false
+
     func run() throws {
         let sizes = nodes.split(separator: ",").compactMap { Int($0.trimmingCharacters()) }
         guard !sizes.isEmpty, sizes.allSatisfy({ $0 >= 2 }) else { throw ValidationError("--nodes: sizes ≥ 2, comma separated") }
@@ -62,6 +68,9 @@ struct NodeBench: ParsableCommand {
         }
         let bootSimulated = (sim.now - Instant(nanoseconds: 1_000_000_000)).seconds
         emit("simulator speed (boot): \(fmt(Double(n) * bootSimulated / bootWall.seconds)) simulated node-seconds per wall second (\(sim.eventsProcessed) events in \(fmt(bootWall.seconds)) s)")
+
+        if dnsNames > 0 { dnsPropagation(sim, n: n, wall: clock) }
+        if dnsOnly { return }
 
         // Partition into halves for two minutes, allocate on both sides, heal, wait for one ring.
         let half = Array(0..<(n / 2)), rest = Array((n / 2)..<n)
@@ -100,6 +109,68 @@ struct NodeBench: ParsableCommand {
              + "(\(fmt(Double(allocations) / callWall.seconds)) allocations/s), \(immediate) answered at once, "
              + "\(acked - immediate) after waiting, \(allocations - acked) not within \(fmt((sim.now - simBefore).seconds)) s")
         do { try sim.checkSafety() } catch { emit("SAFETY VIOLATION: \(error)") }
+    }
+
+    /// A new container name on a random node, one every 250 ms (simulated): the time from the
+    /// node confirming the allocation (its `.allocated` effect, when the record is made) until
+    /// every running node holds the record (the zone each one answers from is built from those).
+    func dnsPropagation(_ sim: NodeSimulator, n: Int, wall clock: ContinuousClock) {
+        final class Stamps { var at: [String: Instant] = [:] }
+        let stamps = Stamps()
+        sim.observer = { [unowned sim] _, e in
+            if case .allocated(let h, _) = e, h.hasPrefix("dns-bench-"), stamps.at[h] == nil { stamps.at[h] = sim.now }
+        }
+        defer { sim.observer = nil }
+        // Names are measured in a settled cluster: every node knows every other one alive
+        // (right after "every node holds space" some do not yet, and a name reaches a node that
+        // few know only through a push-pull).
+        let settleStart = sim.now
+        while sim.now < settleStart + .seconds(300),
+              !sim.hosts.allSatisfy({ $0.node.map { $0.membership.liveCount >= n } ?? true }) {
+            sim.run(for: .milliseconds(100))
+        }
+        emit("membership: every node sees all \(n) alive \(fmt((sim.now - settleStart).seconds)) s after that")
+        let wallStart = clock.now
+        var rng = DeterministicRNG(seed: seed &+ 53)
+        var keys: [(handle: String, key: DNS.Records.Key)] = []
+        var done: [Int: Duration] = [:]
+        var published: [Int: Instant] = [:]
+        var lateRecords = 0
+        let spacing: Duration = .milliseconds(250)
+        let end = sim.now + spacing * dnsNames + .seconds(60)
+        var next = sim.now
+        while sim.now < end && done.count < dnsNames {
+            if keys.count < dnsNames && sim.now >= next {
+                let k = keys.count
+                let h = Int.random(in: 0..<n, using: &rng)
+                let handle = "dns-bench-\(k)"
+                sim.allocate(h, handle, name: "svc-\(k)")
+                keys.append((handle, DNS.Records.Key(owner: sim.hosts[h].id, handle: handle)))
+                next = sim.now + spacing
+            }
+            sim.run(for: .milliseconds(10))
+            for (k, s) in keys.enumerated() where done[k] == nil {
+                // Published: the origin holds the record (an allocation that waited for
+                // confirmation gets its record then, not at its `.allocated` effect).
+                guard let t0 = stamps.at[s.handle] else { continue }
+                if published[k] == nil {
+                    guard let origin = sim.hosts.first(where: { $0.id == s.key.owner })?.node,
+                          origin.dns.entries[s.key].map({ !$0.deleted }) == true else { continue }
+                    published[k] = max(t0, sim.now - .milliseconds(10))
+                    if sim.now - t0 > .milliseconds(20) { lateRecords += 1 }
+                }
+                let from = published[k]!
+                if sim.hosts.allSatisfy({ h in h.node.map { ($0.dns.entries[s.key].map { !$0.deleted }) ?? false } ?? true }) {
+                    done[k] = sim.now - from
+                }
+            }
+        }
+        let times = done.values.map(\.seconds).sorted()
+        let missing = dnsNames - times.count
+        func pct(_ p: Double) -> Double { times.isEmpty ? .nan : times[min(times.count - 1, max(0, Int((Double(times.count) * p).rounded(.up)) - 1))] }
+        emit("dns: a new name on every node (its record held by all \(n)): p50 \(fmt(pct(0.5))) s, p99 \(fmt(pct(0.99))) s, max \(fmt(times.last ?? .nan)) s "
+             + "over \(times.count) names (10 ms steps)\(missing > 0 ? ", \(missing) not everywhere within 60 s" : "") (\(fmt((clock.now - wallStart).seconds)) s wall)")
+        emit("dns: every name's time (s): \(times.map(fmt).joined(separator: " "))\(lateRecords > 0 ? "; \(lateRecords) records appeared on their own node > 20 ms after .allocated" : "")")
     }
 
     func fmt(_ x: Double) -> String {

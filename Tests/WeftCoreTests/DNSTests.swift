@@ -149,6 +149,40 @@ final class DNSTests: XCTestCase {
         }
     }
 
+    /// fuzz/dns_query regression: four questions of 245 bytes (three of them compression
+    /// pointers to the first) get FORMERR; echoing them made a 1,000-byte UDP answer over the
+    /// 512-byte limit even with TC set. Now the questions are dropped when they do not fit.
+    func testFuzzFoundFourLongQuestionsStayWithinTheUDPLimit() throws {
+        let label = "3c" + String(repeating: "61", count: 60)
+        let bytes = Self.hex("123401000004000000000000" + String(repeating: label, count: 4) + "0000010001"
+                             + String(repeating: "c00c00010001", count: 3))
+        let q = try DNS.parseQuery(bytes)
+        XCTAssertEqual(q.questions.count, 4)
+        guard case .answer(let out) = zone.decide(bytes, rotation: 0, udp: true) else { return XCTFail() }
+        XCTAssertLessThanOrEqual(out.count, 512)
+        XCTAssertEqual(out[3] & 0xF, DNS.ResponseCode.formErr.rawValue)
+        XCTAssertEqual(Array(out.prefix(2)), [0x12, 0x34])
+        XCTAssertTrue(answers(out).tc)
+        // Over TCP everything fits: the questions are echoed.
+        guard case .answer(let tcp) = zone.decide(bytes, rotation: 0, udp: false) else { return XCTFail() }
+        XCTAssertEqual(Int(tcp[4]) << 8 | Int(tcp[5]), 4)
+        // The daemon's cut of an oversized forwarded reply (limit 12): a bare header.
+        XCTAssertEqual(DNS.response(to: q, code: .noError, authoritative: false, limit: 12).count, 12)
+    }
+
+    /// fuzz/dns_query regression: a 62-byte label of "İ" (C4 B0) grew to 93 bytes when
+    /// lower-cased with Unicode rules, so the echoed question differed from the query (and a
+    /// name could pass 255 bytes). Names now ignore ASCII case only (RFC 4343).
+    func testFuzzFoundNonASCIILabelKeepsItsBytes() throws {
+        let bytes = Self.hex("1234010000010000000000003e" + String(repeating: "c4b0", count: 31) + "0000010001")
+        let q = try DNS.parseQuery(bytes)
+        XCTAssertEqual(q.questions.first?.name.labels.first?.utf8.count, 62)
+        let echo = DNS.response(to: q, code: .servFail, authoritative: false)
+        XCTAssertEqual(Array(echo[12..<bytes.count]), Array(bytes[12...]), "question echoed byte for byte")
+        XCTAssertEqual(DNS.Name("DB.Weft.Internal"), DNS.Name("db.weft.internal"))
+        XCTAssertEqual(DNS.Name(labels: ["DÉ"]).labels, ["dÉ"], "only ASCII letters fold")
+    }
+
     func testLargeAnswersAreTruncatedForUDP() {
         var names: [String: [UInt32]] = [:]
         names["many"] = (0..<100).map { 0x0A2A_0000 + UInt32($0) }

@@ -54,12 +54,23 @@ extension DNS {
 
     /// Builds a response to `query`: its questions echoed, `answers`, `authority`, and an OPT
     /// record when the client sent one. Names of answers equal to the first question's are
-    /// compressed to a pointer. Cut to `limit` bytes (TC set, answers dropped) when too long.
+    /// compressed to a pointer. Cut to `limit` bytes (TC set, answers dropped) when too long;
+    /// when even the questions do not fit (several long ones), they are dropped too, then the
+    /// OPT record, so the answer is never over `limit` (at least the 12-byte header).
     public static func response(to query: Query, code: ResponseCode, authoritative: Bool,
                                 answers: [Record] = [], authority: [Record] = [], limit: Int = maxMessage) -> [UInt8] {
         var out = build(query: query, code: code, authoritative: authoritative, answers: answers, authority: authority, truncated: false)
         if out.count > limit {
             out = build(query: query, code: code, authoritative: authoritative, answers: [], authority: [], truncated: true)
+        }
+        if out.count > limit {
+            var bare = query
+            bare.questions = []
+            out = build(query: bare, code: code, authoritative: authoritative, answers: [], authority: [], truncated: true)
+            if out.count > limit {
+                bare.ednsSize = nil
+                out = build(query: bare, code: code, authoritative: authoritative, answers: [], authority: [], truncated: true)
+            }
         }
         return out
     }

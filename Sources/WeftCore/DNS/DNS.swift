@@ -39,7 +39,15 @@ public enum DNS {
     public struct Name: Hashable, Sendable, CustomStringConvertible, Comparable {
         public private(set) var labels: [String]
 
-        public init(labels: [String]) { self.labels = labels.map { $0.lowercased() } }
+        public init(labels: [String]) { self.labels = labels.map(Name.asciiLowercased) }
+
+        /// DNS compares names ignoring ASCII case only (RFC 4343): other bytes stay as they are,
+        /// so a label keeps its length on the wire (Unicode lower-casing can make it longer:
+        /// "İ" is 2 bytes, its lower case 3 — found by fuzz/dns_query).
+        static func asciiLowercased(_ label: String) -> String {
+            guard label.utf8.contains(where: { $0 >= 0x41 && $0 <= 0x5A }) else { return label }
+            return String(decoding: label.utf8.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }, as: UTF8.self)
+        }
 
         /// Parses `db.weft.internal` or `db.weft.internal.`; nil when a label is empty, longer
         /// than 63 bytes, or the whole name is longer than 253 characters.
@@ -49,7 +57,7 @@ public enum DNS {
             if t.isEmpty { self.labels = []; return }
             let parts = t.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
             guard t.utf8.count <= 253, parts.allSatisfy({ !$0.isEmpty && $0.utf8.count <= 63 }) else { return nil }
-            self.labels = parts.map { $0.lowercased() }
+            self.labels = parts.map(Name.asciiLowercased)
         }
 
         public var description: String { labels.isEmpty ? "." : labels.joined(separator: ".") }
