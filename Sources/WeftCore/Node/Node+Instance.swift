@@ -39,6 +39,8 @@ extension Node {
         var lastIPAMTick: Instant = .zero
         var tunnelIncarnations: [NodeID: UInt64] = [:]
         var announcedOverlay: UInt32?
+        /// The route table must be computed at the next settle (at start, before any change).
+        var routesStale = true
         var loggedMismatches: Set<String> = []
         /// When this node last ran a push-pull because members came back from the dead.
         var lastHealExchange: Instant?
@@ -396,7 +398,13 @@ extension Node {
             if w.membersChanged || !w.batch.dns.isEmpty || w.batch.ipam.contains(where: { if case .cluster = $0 { return true } else { return false } }) {
                 w.effects.append(.zoneChanged)
             }
-            if w.membersChanged || !w.batch.ipam.isEmpty { updateRoutes(&w) }
+            // Routes depend only on the ring and the registers (docs/node.md): recomputed when an
+            // input changed those, not on every member change or own allocation (at n = 1000
+            // that was O(ring + registers) per input, the simulator's hottest path).
+            if routesStale || w.batch.ipam.contains(where: Self.affectsRoutes) {
+                routesStale = false
+                updateRoutes(&w)
+            }
             if let a = ipam.overlayAddress, a != announcedOverlay, let subnet = ipam.ring?.subnet {
                 announcedOverlay = a
                 w.effects.append(.overlayAddress(a, prefixLength: Int(subnet.prefixLength)))
@@ -575,6 +583,13 @@ extension Node {
         /// owner merged; and every address another node's containers still hold inside a range
         /// that is not theirs (a returning node's conflicts, reserved after a takeover) routes
         /// to its holder as a /32, so those containers stay reachable (docs/ipam.md, rule 10).
+        static func affectsRoutes(_ c: IPAM.PersistChange) -> Bool {
+            switch c {
+            case .cluster, .ringEntries, .holdings, .conflicted, .release: return true
+            case .allocation, .unconfirmedAllocation, .ownHoldingsVersion: return false  // inside own ranges
+            }
+        }
+
         mutating func updateRoutes(_ w: inout Work) {
             guard let ring = ipam.ring else { return }
             let reserved = ipam.reservedRoutes()
