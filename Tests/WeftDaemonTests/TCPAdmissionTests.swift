@@ -118,6 +118,29 @@ final class TCPAdmissionTests: XCTestCase {
         guard case .refused(.malformed) = cut.append(ByteBuffer(bytes: framed(Array(fresh.dropLast())))) else { return XCTFail() }
     }
 
+    /// Members behind one address (NAT, or many nodes on one loopback) joining at once: a
+    /// connection that proved the key no longer counts against its source's limit of unproven
+    /// connections; unproven ones from that source are still capped.
+    func testAuthenticatedConnectionsDoNotCountAgainstTheirSource() {
+        var limits = FrameLimits()
+        limits.maxPerSource = 2
+        let a = TCPAdmission(limits: limits)
+        var open: [UInt64] = []
+        for _ in 0..<10 {
+            guard case .success(let t) = a.admit(source: "127.0.0.1") else { return XCTFail("a proven neighbour's connection was refused") }
+            a.authenticated(t)
+            open.append(t)
+        }
+        XCTAssertEqual(a.openConnections, 10)
+        guard case .success(let u1) = a.admit(source: "127.0.0.1"), case .success = a.admit(source: "127.0.0.1") else { return XCTFail() }
+        guard case .failure(.tooManyFromSource) = a.admit(source: "127.0.0.1") else { return XCTFail("unproven connections from one source stay capped") }
+        // Releasing proven connections never frees unproven slots twice.
+        for t in open { a.release(t) }
+        guard case .failure(.tooManyFromSource) = a.admit(source: "127.0.0.1") else { return XCTFail("still two unproven from that source") }
+        a.release(u1)
+        guard case .success = a.admit(source: "127.0.0.1") else { return XCTFail("one unproven slot was freed") }
+    }
+
     func testConnectionLimitsBudgetAndCounters() {
         var limits = FrameLimits()
         limits.maxConnections = 3

@@ -69,7 +69,10 @@ struct FrameLimits: Sendable {
     /// Open connections at once. 64: a node has at most a few push-pulls and IPAM messages in
     /// flight; joins of many nodes at once retry.
     var maxConnections = 64
-    /// Open connections from one IP address. 8.
+    /// Connections from one IP address that have not proven the cluster key yet. 8. Once a
+    /// connection passes its hello it no longer counts here (the global limits still hold): many
+    /// members behind one address (NAT, or 100 nodes on one host's loopback) joining at once are
+    /// not refused for sharing it, while a stranger still gets at most 8 unproven connections.
     var maxPerSource = 8
     /// Bytes buffered for a connection before its hello is checked. 4 KiB (the hello is 46).
     var unauthenticatedBytes = 4096
@@ -99,6 +102,8 @@ final class TCPAdmission: @unchecked Sendable {
         var source: String?
         var channel: (any Channel)?
         var authenticated: Bool
+        /// Still counted in `perSource` (until the hello passes or the slot goes).
+        var countsAgainstSource = true
     }
     private var slots: [UInt64: Slot] = [:]
     private var nextTicket: UInt64 = 0
@@ -142,14 +147,26 @@ final class TCPAdmission: @unchecked Sendable {
 
     private func removeSlot(_ ticket: UInt64) {
         guard let slot = slots.removeValue(forKey: ticket) else { return }
-        if let source = slot.source {
+        if let source = slot.source, slot.countsAgainstSource {
             let n = perSource[source, default: 1] - 1
             perSource[source] = n > 0 ? n : nil
         }
     }
 
     /// The connection passed its hello: it can no longer be evicted.
-    func authenticated(_ ticket: UInt64) { lock.withLock { slots[ticket]?.authenticated = true } }
+    /// It also stops counting against its source's limit of unproven connections.
+    func authenticated(_ ticket: UInt64) {
+        lock.withLock {
+            guard var slot = slots[ticket] else { return }
+            slot.authenticated = true
+            if slot.countsAgainstSource, let source = slot.source {
+                slot.countsAgainstSource = false
+                let n = perSource[source, default: 1] - 1
+                perSource[source] = n > 0 ? n : nil
+            }
+            slots[ticket] = slot
+        }
+    }
 
     /// A connection admitted by `admit` closed (a no-op after an eviction).
     func release(_ ticket: UInt64) { lock.withLock { removeSlot(ticket) } }
