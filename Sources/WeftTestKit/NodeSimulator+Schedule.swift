@@ -1,3 +1,4 @@
+import Foundation
 import WeftCore
 
 extension NodeSimulator {
@@ -34,6 +35,18 @@ extension NodeSimulator {
                                    ipam: IPAM.Settings = NodeSimulator.ipamSettings) throws(Violation) -> ScheduleStats {
         var rng = DeterministicRNG(seed: seed ^ 0x5EED_0F_5CED)
         let sim = NodeSimulator(seed: seed, ipam: ipam)
+        // NODE_SIM_TRACE=1: every log effect and allocation as it happens, and every ring at a
+        // violation (how seed 1171 was traced; docs/ipam.md "Known gaps").
+        let tracing = ProcessInfo.processInfo.environment["NODE_SIM_TRACE"] != nil
+        if tracing {
+            sim.observer = { i, e in
+                switch e {
+                case .log(let l): print("TRACE \(sim.now) host \(i) \(sim.hosts[i].id.short): \(l.event) \(l.fields.sorted { $0.key < $1.key })")
+                case .allocated(let h, let a): print("TRACE \(sim.now) host \(i): allocated \(h) \(IPAM.format(a))")
+                default: break
+                }
+            }
+        }
         var stats = ScheduleStats()
         var log: [String] = []
         func note(_ s: String) {
@@ -41,7 +54,10 @@ extension NodeSimulator {
             stats.kinds[String(s.prefix { $0 != " " }), default: 0] += 1
         }
         func fail(_ v: Violation) -> Violation {
-            Violation(what: "\(v.what)\nsteps:\n" + log.suffix(40).joined(separator: "\n") + "\nnode warnings:\n" + sim.trace.suffix(30).joined(separator: "\n"))
+            if tracing {
+                for h in sim.hosts { if let r = h.node?.ipam.ring { print("RING host \(h.index) \(h.id.short): " + r.entries.map { "\(IPAM.format($0.token))@\($0.owner.short)v\($0.version)" }.joined(separator: " ")) } }
+            }
+            return Violation(what: "\(v.what)\nsteps:\n" + log.suffix(40).joined(separator: "\n") + "\nnode warnings:\n" + sim.trace.suffix(30).joined(separator: "\n"))
         }
         let n = Int.random(in: options.hosts, using: &rng)
         sim.addHost()

@@ -18,11 +18,16 @@ final class NodeSimulationTests: XCTestCase {
         let start = clock.now
         let results = ScheduleResults()
         let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, 8))
+        var ipam = NodeSimulator.ipamSettings
+        // NODE_SIM_OWN_WAKEUP=1 explores the allocator on its own wake-up (off in nodes: it
+        // reaches the known gap of docs/ipam.md).
+        if ProcessInfo.processInfo.environment["NODE_SIM_OWN_WAKEUP"] != nil { ipam.ownWakeup = true }
+        let settings = ipam
         DispatchQueue.concurrentPerform(iterations: workers) { w in
             var seed = UInt64(w + 1)
             while seed <= UInt64(n), !results.enough {
                 do {
-                    let stats = try NodeSimulator.runSchedule(seed: seed)
+                    let stats = try NodeSimulator.runSchedule(seed: seed, ipam: settings)
                     results.add(stats)
                 } catch {
                     results.fail("seed \(seed): \(error)")
@@ -359,7 +364,11 @@ final class NodeSimulationReplay: XCTestCase {
         guard let s = ProcessInfo.processInfo.environment["NODE_SIM_REPLAY"].flatMap(UInt64.init) else {
             throw XCTSkip("set NODE_SIM_REPLAY=<seed> to replay one whole-node schedule")
         }
-        XCTAssertNoThrow(try NodeSimulator.runSchedule(seed: s))
+        var ipam = NodeSimulator.ipamSettings
+        // NODE_SIM_OWN_WAKEUP=1: the allocator on its own wake-up (IPAM.Settings.ownWakeup),
+        // which reaches the known gap of docs/ipam.md with seed 1171.
+        if ProcessInfo.processInfo.environment["NODE_SIM_OWN_WAKEUP"] != nil { ipam.ownWakeup = true }
+        XCTAssertNoThrow(try NodeSimulator.runSchedule(seed: s, ipam: ipam))
     }
 }
 

@@ -954,6 +954,35 @@ extension IPAM {
             return out
         }
 
+        /// When ``onTick(now:)`` next has work: `.zero` when it has work at every tick (a
+        /// retry or resend is outstanding, news waits to be flushed, space is low), the earliest
+        /// deadline when only timers wait (a donation request's timeout, a blocked address's
+        /// release, a dead member's reclaim this node is heir to), nil when nothing at all is
+        /// timed. The node ticks the allocator at most every `Node.Settings.ipamTick` and no
+        /// earlier than this, so an idle allocator costs no wake-ups (issue 8: it used to be
+        /// polled five times a second). Inputs (members, messages, requests) recompute it.
+        public var nextTimer: Instant? {
+            guard let ring, !hasLeft else { return nil }
+            if !dirty.isEmpty || ownHoldingsDirty || !dirtyRegisters.isEmpty { return .zero }
+            if !unconfirmed.isEmpty || !takeovers.isEmpty || !pending.isEmpty { return .zero }
+            if ownFree < UInt64(settings.lowWaterMark) && request == nil {
+                // Polls for a donor only while one could give (the same test requestSpace makes).
+                let free = ring.freeByOwner()
+                if free.contains(where: { $0.key != me && $0.value > 0 && live.contains($0.key) && !refused.contains($0.key) }) { return .zero }
+            }
+            var t: Instant? = nil
+            func earliest(_ x: Instant) { t = min(t ?? x, x) }
+            if let r = request { earliest(r.sentAt + settings.requestTimeout) }
+            for d in blocked.values { earliest(d) }
+            if let reclaimAfter = settings.reclaimAfter, reachableVoters.count >= quorum {
+                for dead in ring.owners where dead != me && !live.contains(dead) && takeovers[dead] == nil {
+                    guard let since = deadSince[dead], heir(of: dead) == me, !(holdings[dead] ?? .empty).open else { continue }
+                    earliest(since + reclaimAfter)
+                }
+            }
+            return t
+        }
+
         /// Timers: retries donation requests and holdings writes, expires waiting and unconfirmed
         /// allocations, runs and retries fenced reclaims of members dead for `reclaimAfter` when
         /// this node is their heir, and gossips changed free hints and registers.

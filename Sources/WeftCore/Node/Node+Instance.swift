@@ -68,7 +68,12 @@ extension Node {
         /// The earliest instant at which ``onTick(now:)`` has work.
         public var nextWakeup: Instant {
             var w = membership.nextWakeup
-            if ipam.ring != nil || !ipam.pending.isEmpty { w = min(w, lastIPAMTick + settings.ipamTick) }
+            if ipam.settings.ownWakeup {
+                // The allocator's own wake-up, at most one tick interval after the last tick.
+                if let t = ipam.nextTimer { w = min(w, max(t, lastIPAMTick + settings.ipamTick)) }
+            } else if ipam.ring != nil || !ipam.pending.isEmpty {
+                w = min(w, lastIPAMTick + settings.ipamTick)
+            }
             // Seeds are retried only while running (a node that left or was refused must not
             // ask to be woken for a retry it will never make: that was a busy loop).
             if let s = nextSeedRetry, !joined, !seeds.isEmpty, phase == .running { w = min(w, s) }
