@@ -96,7 +96,7 @@ final class MetricsTests: XCTestCase {
         XCTAssertFalse(first.body.contains("type=\"udp-in\""), "datagrams are not a message type")
 
         // The cluster creator owns the whole ring: node free + used = 2^16.
-        XCTAssertTrue(eventually(timeout: 10) { (try? self.check(self.http("GET", "/metrics", port: metricsPort).body))?.value("weft_ipam_allocations", ["state": "held"]) == 1 })
+        XCTAssertTrue(eventually(timeout: 10) { (try? self.check(http("GET", "/metrics", port: metricsPort).body))?.value("weft_ipam_allocations", ["state": "held"]) == 1 })
         let ring = try check(try http("GET", "/metrics", port: metricsPort).body)
         let free = ring.value("weft_ipam_addresses", ["scope": "node", "state": "free"]) ?? -1
         let used = ring.value("weft_ipam_addresses", ["scope": "node", "state": "used"]) ?? -1
@@ -106,7 +106,7 @@ final class MetricsTests: XCTestCase {
         // A datagram the node cannot open is counted under its reason.
         sendUDP(Array(repeating: 0x01, count: 1) + Array(repeating: 0, count: 40), port: n.port)
         XCTAssertTrue(eventually(timeout: 5) {
-            guard let m = try? self.check(self.http("GET", "/metrics", port: metricsPort).body) else { return false }
+            guard let m = try? self.check(http("GET", "/metrics", port: metricsPort).body) else { return false }
             let control = m.families["weft_dropped_packets_total"]?.samples.reduce(0) { $0 + $1.value } ?? 0
             let data = m.families["weft_dataplane_dropped_packets_total"]?.samples.reduce(0) { $0 + $1.value } ?? 0
             return control + data >= 1
@@ -134,7 +134,7 @@ final class MetricsTests: XCTestCase {
         try b.start()
         XCTAssertTrue(b.waitReady(), b.log())
         XCTAssertTrue(eventually(timeout: 20) {
-            (try? self.check(self.http("GET", "/metrics", port: metricsPort).body))?.value("weft_members", ["state": "alive"]) == 2
+            (try? self.check(http("GET", "/metrics", port: metricsPort).body))?.value("weft_members", ["state": "alive"]) == 2
         })
         let m = try check(try http("GET", "/metrics", port: metricsPort).body)
         XCTAssertGreaterThan(m.value("weft_messages_total", ["type": "ping", "direction": "out"]) ?? 0, 0)
@@ -196,38 +196,6 @@ final class MetricsTests: XCTestCase {
         return Parsed(families: families)
     }
 
-    private struct HTTPResponse { let status: Int; let headers: String; let body: String }
-
-    /// One HTTP/1.1 request to 127.0.0.1:`port` over a plain socket (bounded by a 5 s timeout).
-    private func http(_ method: String, _ path: String, port: UInt16) throws -> HTTPResponse {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw POSIXError(.EIO) }
-        defer { close(fd) }
-        var tv = timeval(tv_sec: 5, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = port.bigEndian
-        addr.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard rc == 0 else { throw POSIXError(.ECONNREFUSED) }
-        let request = Array("\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8)
-        _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        var received: [UInt8] = []
-        var buf = [UInt8](repeating: 0, count: 65536)
-        while received.count < 16 << 20 {
-            let r = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if r <= 0 { break }
-            received += buf[0..<r]
-        }
-        let text = String(decoding: received, as: UTF8.self)
-        guard let split = text.range(of: "\r\n\r\n") else { throw POSIXError(.EBADMSG) }
-        let head = String(text[..<split.lowerBound])
-        let status = Int(head.split(separator: " ").dropFirst().first ?? "") ?? 0
-        return HTTPResponse(status: status, headers: head, body: String(text[split.upperBound...]))
-    }
 
     private func sendUDP(_ bytes: [UInt8], port: UInt16) {
         let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)

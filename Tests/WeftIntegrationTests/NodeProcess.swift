@@ -163,3 +163,37 @@ func eventually(timeout: Double, _ condition: () -> Bool) -> Bool {
     }
     return condition()
 }
+
+/// The answer of `http(_:_:port:)`: status, header block and body.
+struct HTTPResponse { let status: Int; let headers: String; let body: String }
+
+/// One HTTP/1.1 request to 127.0.0.1:`port` over a plain socket (bounded by a 5 s timeout).
+func http(_ method: String, _ path: String, port: UInt16) throws -> HTTPResponse {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw POSIXError(.EIO) }
+    defer { close(fd) }
+    var tv = timeval(tv_sec: 5, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = port.bigEndian
+    addr.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+    let rc = withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard rc == 0 else { throw POSIXError(.ECONNREFUSED) }
+    let request = Array("\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8)
+    _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+    var received: [UInt8] = []
+    var buf = [UInt8](repeating: 0, count: 65536)
+    while received.count < 16 << 20 {
+        let r = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        if r <= 0 { break }
+        received += buf[0..<r]
+    }
+    let text = String(decoding: received, as: UTF8.self)
+    guard let split = text.range(of: "\r\n\r\n") else { throw POSIXError(.EBADMSG) }
+    let head = String(text[..<split.lowerBound])
+    let status = Int(head.split(separator: " ").dropFirst().first ?? "") ?? 0
+    return HTTPResponse(status: status, headers: head, body: String(text[split.upperBound...]))
+}

@@ -119,7 +119,7 @@ final class StatusPageTests: XCTestCase {
         try a.start()
         XCTAssertTrue(a.waitReady(), a.log())
 
-        let page = try Self.http("GET", "/", port: metricsPort)
+        let page = try http("GET", "/", port: metricsPort)
         XCTAssertEqual(page.status, 200)
         XCTAssertTrue(page.headers.lowercased().contains("content-type: text/html; charset=utf-8"), page.headers)
         XCTAssertTrue(page.body.hasPrefix("<!doctype html>"))
@@ -128,13 +128,13 @@ final class StatusPageTests: XCTestCase {
         for external in ["src=", "href=", "@import", "url("] {
             XCTAssertFalse(page.body.contains(external), "no external assets (\(external))")
         }
-        let head = try Self.http("HEAD", "/", port: metricsPort)
+        let head = try http("HEAD", "/", port: metricsPort)
         XCTAssertEqual(head.status, 200)
         XCTAssertEqual(head.body, "")
-        XCTAssertEqual(try Self.http("GET", "/nope", port: metricsPort).status, 404)
-        XCTAssertEqual(try Self.http("POST", "/status.json", port: metricsPort).status, 405)
+        XCTAssertEqual(try http("GET", "/nope", port: metricsPort).status, 404)
+        XCTAssertEqual(try http("POST", "/status.json", port: metricsPort).status, 405)
 
-        let json = try Self.http("GET", "/status.json", port: metricsPort)
+        let json = try http("GET", "/status.json", port: metricsPort)
         XCTAssertEqual(json.status, 200)
         XCTAssertTrue(json.headers.lowercased().contains("content-type: application/json"), json.headers)
         let s = try JSONDecoder().decode(API.StatusPage.self, from: Data(json.body.utf8))
@@ -147,38 +147,6 @@ final class StatusPageTests: XCTestCase {
         XCTAssertEqual(s.peers, [], "--no-tun: no tunnels")
     }
 
-    struct HTTPResponse { let status: Int; let headers: String; let body: String }
-
-    /// One HTTP/1.1 request to 127.0.0.1:`port` over a plain socket (bounded by a 5 s timeout).
-    static func http(_ method: String, _ path: String, port: UInt16) throws -> HTTPResponse {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw POSIXError(.EIO) }
-        defer { close(fd) }
-        var tv = timeval(tv_sec: 5, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = port.bigEndian
-        addr.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard rc == 0 else { throw POSIXError(.ECONNREFUSED) }
-        let request = Array("\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8)
-        _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        var received: [UInt8] = []
-        var buf = [UInt8](repeating: 0, count: 65536)
-        while received.count < 16 << 20 {
-            let r = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if r <= 0 { break }
-            received += buf[0..<r]
-        }
-        let text = String(decoding: received, as: UTF8.self)
-        guard let split = text.range(of: "\r\n\r\n") else { throw POSIXError(.EBADMSG) }
-        let head = String(text[..<split.lowerBound])
-        let status = Int(head.split(separator: " ").dropFirst().first ?? "") ?? 0
-        return HTTPResponse(status: status, headers: head, body: String(text[split.upperBound...]))
-    }
 
     /// The attributes of every `<tag class="cls …" …>` in `html` (the DOM Chromium dumped).
     static func elements(_ html: String, tag: String, cls: String) throws -> [[String: String]] {
