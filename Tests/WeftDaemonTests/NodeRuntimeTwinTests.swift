@@ -42,7 +42,10 @@ final class NodeRuntimeTwinTests: XCTestCase {
         running = []
     }
 
-    private func startNode(name: String, seeds: [Endpoint]) async throws -> Running {
+    /// `beforeStart` runs once the node's TCP listener is bound and its runtime exists, before
+    /// `start` attaches the data plane (the window a daemon has between binding and starting).
+    private func startNode(name: String, seeds: [Endpoint],
+                           beforeStart: ((NodeRuntime, Endpoint) async throws -> Void)? = nil) async throws -> Running {
         let keyPair = IdentityKeyPair.generate()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let sealer = GossipSealer(clusterKey: key)
@@ -93,6 +96,7 @@ final class NodeRuntimeTwinTests: XCTestCase {
             suite: SodiumTunnelSuite(), timestampOrigin: .init(wall: WallClock.tunnelTimestamp(), instant: await runtime.now),
             rng: DeterministicRNG(seed: Sodium.randomUInt64())
         )
+        try await beforeStart?(runtime, endpoint)
         try await runtime.start(dataPlane: plane, tunnel: tunnel, tunMTU: 1400, seeds: seeds, ipamStartup: startup,
                                 dns: nil, dnsListen: .off, onRefused: { _ in })
         let (events, sink) = AsyncStream.makeStream(of: DataPlaneBridge.Event.self, bufferingPolicy: .bufferingNewest(4096))
@@ -182,6 +186,33 @@ final class NodeRuntimeTwinTests: XCTestCase {
         // other member, and a's holds its overlay claim.
         XCTAssertNotNil(a.storage.members[b.id])
         XCTAssertNotNil(b.storage.members[a.id])
+    }
+
+    /// A peer's push-pull (here: a's, to the restarted node's address it still probes) can reach
+    /// a node between binding its sockets and attaching its data plane. Taken in then, the
+    /// members, ring and overlay address it brings would produce routes and tunnel peers for no
+    /// plane, and nothing re-announces them later: the node would sit without routes (CI saw
+    /// exactly that after a kill -9 and restart under load). The runtime refuses such inputs
+    /// until it has started; once started, the plane gets everything.
+    func testInputsBeforeStartAreRefusedAndThePlaneGetsEverythingAfter() async throws {
+        let a = try await startNode(name: "a", seeds: [])
+        try await eventually(20, "a has its overlay address") { await a.runtime.status().overlayAddress != nil }
+        let c = try await startNode(name: "c", seeds: [a.plane.endpoint]) { runtime, endpoint in
+            let problem = await a.runtime.pushPull(with: endpoint)
+            XCTAssertNotNil(problem, "a node that has not started must not answer a push-pull")
+            let members = await runtime.members()
+            XCTAssertEqual(members.map(\.name), ["c"], "nothing from a was taken in before start")
+            let status = await runtime.status()
+            XCTAssertGreaterThanOrEqual(status.drops[NodeRuntime.notStarted] ?? 0, 1, "the refused input is counted")
+        }
+        try await eventually(20, "c routes a's ranges to a and has a tunnel peer for it") {
+            let peers = await c.runtime.peers()
+            return c.plane.routes.contains { $0.peer == a.id } && peers.contains { $0.id == a.id.hex }
+        }
+        try await eventually(20, "c's TUN carries its overlay address") {
+            guard let o = await c.runtime.status().overlayAddress, let t = c.plane.tun else { return false }
+            return IPAM.format(t.address) == o
+        }
     }
 
     func testRoutesFollowTheRingWhenAMemberLeaves() async throws {

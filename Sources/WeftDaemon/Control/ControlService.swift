@@ -25,6 +25,16 @@ struct ControlService: Sendable {
         guard request.v <= API.version else {
             return encodeError(.unsupportedVersion, "request version \(request.v) is newer than this node's \(API.version): upgrade the node")
         }
+        // A change before the node has started would be taken in with nothing attached to
+        // carry its effects (NodeRuntime.serving): refuse it; reads are fine.
+        switch request.op {
+        case .join, .leave, .alloc, .release, .dnsAdd, .dnsRemove, .gc, .reclaim:
+            guard await runtime.serving else {
+                return encodeError(.notReady, "the node is still starting (its data plane is not attached yet): try again in a moment")
+            }
+        case .status, .members, .ipam, .peers, .doctor, .dns:
+            break
+        }
         switch request.op {
         case .status:
             return encode(await runtime.fullStatus())

@@ -106,6 +106,7 @@ struct NodeMetrics {
         + Membership.DropReason.allCases.map(NodeMetrics.label)
         + ["unsendable", "malformed-ipam", "ipam-rejected", "ipam-unknown-peer", "tunnel-disabled", "tunnel-bad-member-key"]
         + ["storage-error", "dns-records-malformed", "replayed", "replay-too-old", "frame-length-mismatch"]
+        + [NodeRuntime.notStarted]  // inputs that arrived while the node was still starting
         + ["malformed-probe"]  // `weft doctor`'s probes and operator frames (NodeRuntime+Doctor.swift)
         + TCPRefusal.allCases.map(\.rawValue)
         + ([.unknownPeer, .unknownReceiverIndex, .badMAC1, .rateLimited, .handshakeFailed, .replayedInitiation,

@@ -132,6 +132,10 @@ extension NodeRuntime {
     /// A TCP frame of kind 17: answer it (kind 18), or nil to close.
     func onOperatorFrame(_ bytes: [UInt8], from: Endpoint?) async -> [UInt8]? {
         guard !stopped else { return nil }
+        guard serving else {
+            metrics.drop(reason: Self.notStarted)
+            return nil
+        }
         let arrived = WallClock.nanoseconds()
         let started = clock.now
         let request: OperatorWire.Request

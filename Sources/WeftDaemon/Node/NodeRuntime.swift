@@ -61,6 +61,14 @@ actor NodeRuntime {
     var plannedWake: Instant?
     var sleeper: Task<Void, Never>?
     var stopped = false
+    /// True once `start` has run: the data plane, the tunnels and DNS are attached. Sockets are
+    /// bound before that (a bind failure must leave the data dir as it was), so a peer's
+    /// push-pull or an operator's request can arrive first; the node must not take it in then,
+    /// or the routes, tunnel peers and overlay address it produces would reach no data plane
+    /// and never be announced again (the vxlan and Docker restart failures of CI run 18).
+    var serving = false
+    /// The drop reason of an input refused while `serving` is false.
+    static let notStarted = "not-started"
     /// Called once when the node must stop on its own (refused by the cluster): the message.
     var onRefused: (@Sendable (String) -> Void)?
 
@@ -107,6 +115,7 @@ actor NodeRuntime {
         if case .address(let e) = dnsListen, dns != nil { dnsAddress = e }
         perform(try node.start(seeds: seeds, ipamStartup: ipamStartup, now: now))
         dns?.update(node.zone)
+        serving = true
     }
 
     /// Serves DNS on the overlay address's port 53 once the TUN device carries it.
@@ -129,6 +138,7 @@ actor NodeRuntime {
     /// A UDP datagram arrived on the gossip port.
     func onDatagram(_ bytes: [UInt8], from: Endpoint) {
         guard !stopped else { return }
+        guard serving else { return metrics.drop(reason: Self.notStarted) }
         metrics.datagram(.in)
         if bytes.count >= 2, bytes[0] == GossipEnvelope.version, (4...7).contains(bytes[1]) {
             onTunnelDatagram(bytes, from: from)
@@ -151,6 +161,10 @@ actor NodeRuntime {
     /// IPAM message (kind 16). Returns the sealed reply, or nil to close without answering.
     func onTCPRequest(_ bytes: [UInt8], from: Endpoint?) -> [UInt8]? {
         guard !stopped else { return nil }
+        guard serving else {
+            metrics.drop(reason: Self.notStarted)
+            return nil  // the peer retries; this node starts in a moment
+        }
         if bytes.count >= 2, bytes[1] == GossipEnvelope.Kind.ipam.rawValue {
             metrics.message(.ipam, direction: .in)
             switch GossipEnvelope.open(bytes, expecting: .ipam, with: sealer) {
