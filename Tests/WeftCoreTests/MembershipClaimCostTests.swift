@@ -25,7 +25,8 @@ final class MembershipClaimCostTests: XCTestCase {
         m.recordSignature = sig
 
         // Through the instance: one verification, then cache hits.
-        var inst = M.Instance(myself: m, settings: .fast, seed: 1, now: .zero, signer: signer)
+        var inst = M.Instance(myself: m, settings: .fast, seed: 1, now: .zero,
+                              identityCheck: { id, key in NodeIdentity.matches(id, publicKey: key) }, signer: signer)
         let before = inst.claimStats
         let cachedTime = clock.measure { for _ in 0..<n { XCTAssertTrue(inst.verify(keys.publicKey.bytes, message, sig)) } }
         XCTAssertEqual(inst.claimStats.verifications - before.verifications, 0, "our own record was cached when signed")

@@ -109,7 +109,7 @@ final class MembershipHardeningTests: XCTestCase {
         me.incarnation = .max
         var a = M.Instance(myself: me, settings: T.settings, seed: 3, now: .zero,
                            knownMembers: [T.member(2, inc: .max), T.member(3, inc: .max - 1, state: .suspect)],
-                           identityCheck: T.check)
+                           identityCheck: T.check, signer: .acceptAll)
         _ = T.run(&a, until: .zero + .seconds(60))
         XCTAssertFalse(persisted(accuse(&a, incarnation: .max)))
         XCTAssertEqual(a.myself.incarnation, .max)

@@ -26,7 +26,7 @@ final class MembershipInstanceTests: XCTestCase {
     /// Node 1 knowing nodes 2...n.
     static func instance(_ me: Int = 1, others: [Int], settings: M.Settings = settings, seed: UInt64 = 1) -> M.Instance {
         M.Instance(myself: member(me), settings: settings, seed: seed, now: .zero,
-                   knownMembers: others.map { member($0) }, identityCheck: check)
+                   knownMembers: others.map { member($0) }, identityCheck: check, signer: .acceptAll)
     }
 
     struct Sent { var message: M.Message; var to: Endpoint }
@@ -332,7 +332,7 @@ final class MembershipInstanceTests: XCTestCase {
 
     func testPushPullJoinMergesBothWaysAndCarriesAppState() throws {
         var seed = Self.instance(2, others: [3, 4])
-        var joiner = M.Instance(myself: Self.member(1), settings: Self.settings, seed: 5, now: .zero, identityCheck: Self.check)
+        var joiner = M.Instance(myself: Self.member(1), settings: Self.settings, seed: 5, now: .zero, identityCheck: Self.check, signer: .acceptAll)
         let ds = joiner.join(seeds: [Self.ep(2)], now: .zero)
         XCTAssertTrue(ds.contains(.pushPull(to: Self.ep(2))))
         let request = joiner.makePushPull(appState: [0xAA], now: .zero)
@@ -369,7 +369,7 @@ final class MembershipInstanceTests: XCTestCase {
         var settings = Self.settings
         settings.deadRetention = .seconds(100)
         var a = M.Instance(myself: Self.member(1), settings: settings, seed: 3, now: .zero,
-                           knownMembers: [Self.member(3, state: .dead)], identityCheck: Self.check)
+                           knownMembers: [Self.member(3, state: .dead)], identityCheck: Self.check, signer: .acceptAll)
         let ds = Self.run(&a, until: .zero + .seconds(40))
         XCTAssertTrue(ds.contains { $0.1 == .pushPull(to: Self.ep(3)) }, "dead member re-probed by push-pull")
         XCTAssertNotNil(a.member(Self.id(3)))
@@ -382,7 +382,7 @@ final class MembershipInstanceTests: XCTestCase {
     func testRestartedInstanceLoadsStoredMembers() {
         let a = M.Instance(myself: Self.member(1, inc: 7), settings: Self.settings, seed: 1, now: .zero,
                            knownMembers: [Self.member(1, inc: 3), Self.member(2, state: .suspect), Self.member(3, state: .dead)],
-                           identityCheck: Self.check)
+                           identityCheck: Self.check, signer: .acceptAll)
         XCTAssertEqual(a.myself.incarnation, 7, "the stored self record does not override myself")
         XCTAssertEqual(a.member(Self.id(2))?.state, .alive)
         XCTAssertEqual(a.member(Self.id(3))?.state, .dead)

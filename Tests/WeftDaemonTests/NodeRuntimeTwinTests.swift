@@ -73,7 +73,8 @@ final class NodeRuntimeTwinTests: XCTestCase {
                                        incarnation: storage.nextIncarnation(), state: .alive)
         let start = Instant(nanoseconds: 1_000_000_000)
         let membership = Membership.Instance(myself: myself, settings: settings, seed: Sodium.randomUInt64(), now: start,
-                                             identityCheck: { id, key in NodeIdentity.matches(id, publicKey: key) })
+                                             identityCheck: { id, key in NodeIdentity.matches(id, publicKey: key) },
+                                             signer: .ed25519(identity: keyPair))  // as the daemon signs
         var ipam = IPAM.Instance(me: keyPair.nodeID, settings: .fast, seed: Sodium.randomUInt64())
         var startup: [IPAM.Directive] = []
         if seeds.isEmpty {

@@ -101,12 +101,13 @@ extension Membership {
         ///     (their timers did not survive), dead and left stay so (and dead ones are re-probed).
         ///   - identityCheck: does this public key hash to this node id? Updates that fail are dropped.
         ///   - signer: signs our record, accusations and leave with our identity key, verifies
-        ///     everyone else's (`.acceptAll` only in unit tests that craft updates by hand).
+        ///     everyone else's. Both are required (no default), so no caller runs unverified by
+        ///     omission; `.acceptAll` is spelled out only in unit tests that craft updates by hand.
         ///     Stored members are re-verified: a record whose signature fails is not loaded.
         public init(myself: Member, settings: Settings, seed: UInt64, now: Instant,
                     knownMembers: [Member] = [],
-                    identityCheck: @escaping @Sendable (NodeID, [UInt8]) -> Bool = { _, _ in true },
-                    signer: ClaimSigner = .acceptAll) {
+                    identityCheck: @escaping @Sendable (NodeID, [UInt8]) -> Bool,
+                    signer: ClaimSigner) {
             var me = myself
             me.name = String(decoding: Update.truncatedName(me.name), as: UTF8.self)
             me.state = .alive

@@ -48,6 +48,8 @@ extension NodeRuntime {
         guard let dataPlane, t - lastDataPlaneReport >= .seconds(1) else { return }
         lastDataPlaneReport = t
         metrics.dataPlane(dataPlane.counters())
+        // The overlay address is announced once (an edge): a TUN that refused it is retried here.
+        configureOverlayIfNeeded()
         guard tunnel != nil else { return }
         for r in dataPlane.sendCounterReports() {
             execute(tunnel: tunnel!.onDataPlaneReport(localIndex: r.localIndex, nextSendCounter: r.nextSendCounter, now: t))
@@ -106,13 +108,17 @@ extension NodeRuntime {
         do {
             try dataPlane.configureTUN(address: address, prefixLength: prefixLength, mtu: tunMTU)
             tunAddress = address
+            overlayProblem = nil
             Task { await self.startOverlayDNS(address: address) }
             logger.notice("TUN device up", metadata: [
                 "event": "tun-up", "device": .string(dataPlane.tunName ?? "?"),
                 "address": .string("\(IPAM.format(address))/\(prefixLength)"), "mtu": .stringConvertible(tunMTU),
             ])
         } catch {
-            logger.error("cannot configure the TUN device", metadata: ["event": "tun-error", "error": .string(error.description)])
+            // Retried about once a second (reportDataPlane); said again only when it changes.
+            guard overlayProblem != error.description else { return }
+            overlayProblem = error.description
+            logger.error("cannot configure the TUN device (retried)", metadata: ["event": "tun-error", "error": .string(error.description)])
         }
     }
 

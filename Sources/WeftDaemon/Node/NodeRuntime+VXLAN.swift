@@ -16,8 +16,10 @@ protocol KernelForwarding: AnyObject, Sendable {
     /// Every effect of one input, in order; reconciles the kernel when the desired state changed.
     /// Returns the overlay address when it was just configured on the device (DNS listens there).
     func take(_ effects: [Node.Effect]) -> UInt32?
-    /// Reconciles again (repairs drift: someone deleted a route) and returns the device's counters.
-    func resync() -> Netlink.LinkCounters?
+    /// Reconciles again (repairs drift: someone deleted a route; retries an overlay address the
+    /// kernel refused) and returns the device's counters, and the overlay address when it was
+    /// just configured.
+    func resync() -> (counters: Netlink.LinkCounters?, configured: UInt32?)
     /// `weft peers` rows: each live member's VTEP and the device's counters.
     func peers(names: [NodeID: String], ranges: [NodeID: [String]]) -> [API.PeerInfo]
     /// Removes the device and with it every FDB entry, neighbour and route.
@@ -32,6 +34,10 @@ final class VXLANForwarder: KernelForwarding, @unchecked Sendable {
     private var desired = VXLAN.Desired()
     private var loggedUnsupported: Set<NodeID> = []
     private var lastProblem: String?
+    /// The overlay address the device carries (set by us); differs from `desired.overlay` only
+    /// while setting it fails.
+    private var configuredOverlay: UInt32?
+    private var overlayProblem: String?
 
     var label: String { "vxlan (unencrypted)" }
     var mtu: Int { kernel.config.mtu }
@@ -50,34 +56,39 @@ final class VXLANForwarder: KernelForwarding, @unchecked Sendable {
     }
 
     func take(_ effects: [Node.Effect]) -> UInt32? {
-        var configured: UInt32?
         var changed = false
-        var overlayChanged = false
-        for e in effects {
-            if desired.apply(e) {
-                changed = true
-                if case .overlayAddress = e { overlayChanged = true }
-            }
-        }
-        if overlayChanged, let o = desired.overlay {
-            do {
-                try kernel.setAddress(o.address, prefixLength: o.prefixLength)
-                configured = o.address
-                logger.notice("VXLAN overlay address set", metadata: [
-                    "event": "tun-up", "device": .string(deviceName), "address": .string("\(IPAM.format(o.address))/\(o.prefixLength)"),
-                    "mtu": .stringConvertible(mtu),
-                ])
-            } catch {
-                logger.error("cannot set the overlay address", metadata: ["event": "vxlan-error", "error": .string(error.description)])
-            }
-        }
+        for e in effects where desired.apply(e) { changed = true }
+        let configured = configureOverlay()
         if changed { reconcile() }
         return configured
     }
 
-    func resync() -> Netlink.LinkCounters? {
+    func resync() -> (counters: Netlink.LinkCounters?, configured: UInt32?) {
+        let configured = configureOverlay()
         reconcile()
-        return kernel.counters()
+        return (kernel.counters(), configured)
+    }
+
+    /// Puts the desired overlay address on the device when it does not carry it yet; returns
+    /// it when it was just set. A failure is retried on the next call (about once a second).
+    private func configureOverlay() -> UInt32? {
+        guard let o = desired.overlay, o.address != configuredOverlay else { return nil }
+        do {
+            try kernel.setAddress(o.address, prefixLength: o.prefixLength)
+            configuredOverlay = o.address
+            overlayProblem = nil
+            logger.notice("VXLAN overlay address set", metadata: [
+                "event": "tun-up", "device": .string(deviceName), "address": .string("\(IPAM.format(o.address))/\(o.prefixLength)"),
+                "mtu": .stringConvertible(mtu),
+            ])
+            return o.address
+        } catch {
+            if overlayProblem != error.description {
+                overlayProblem = error.description
+                logger.error("cannot set the overlay address (retried)", metadata: ["event": "vxlan-error", "error": .string(error.description)])
+            }
+            return nil
+        }
     }
 
     private func reconcile() {
@@ -144,7 +155,9 @@ extension NodeRuntime {
     func resyncKernelForwarding(now t: Instant) {
         guard let k = kernelForwarding, t - lastKernelResync >= .seconds(1) else { return }
         lastKernelResync = t
-        if let c = k.resync() {
+        let (counters, configured) = k.resync()
+        if let configured { Task { await self.startOverlayDNS(address: configured) } }
+        if let c = counters {
             metrics.vxlanDevice(rxBytes: c.rxBytes, txBytes: c.txBytes, rxPackets: c.rxPackets, txPackets: c.txPackets)
         }
     }

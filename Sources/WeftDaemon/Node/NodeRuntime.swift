@@ -49,6 +49,8 @@ actor NodeRuntime {
     var tunAddress: UInt32?
     /// The overlay address the node announced, waiting for the TUN device (attach).
     var pendingOverlay: (address: UInt32, prefixLength: Int)?
+    /// Why the last attempt to put the overlay address on the TUN failed (nil: none failed).
+    var overlayProblem: String?
     var lastDataPlaneReport: Instant = .zero
     /// `--data-plane vxlan`: the kernel carries the packets; fed every effect (NodeRuntime+VXLAN).
     var kernelForwarding: (any KernelForwarding)?
