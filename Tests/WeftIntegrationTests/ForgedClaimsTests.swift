@@ -1,6 +1,6 @@
 import Foundation
 import WeftAPI
-import WeftCore
+@testable import WeftCore
 import WeftCrypto
 @testable import WeftDaemon
 import XCTest
@@ -113,6 +113,63 @@ final class ForgedClaimsTests: XCTestCase {
         for reason in ["bad-record-signature", "bad-accusation", "unknown-accuser", "bad-left-signature"] {  // NodeMetrics.label: kebab-case
             XCTAssertGreaterThan(counter(metrics, reason), 0, "b did not count \(reason) drops:\n\(metrics.split(separator: "\n").filter { $0.contains("dropped_packets") }.joined(separator: "\n"))")
         }
+    }
+
+    /// The point-to-point IPAM frames over TCP: a key holder that names a member as the sender
+    /// (with no signature, or its own) cannot make another member act on it — here: give part
+    /// of its space to c by a donation request c never sent. Refused and counted; nothing moves.
+    func testClusterKeyHolderCannotSendIPAMFramesInAMembersName() throws {
+        let metricsPort = freePort()
+        let a = NodeProcess(name: "a", root: root.path, extraArgs: ["--metrics-listen", "127.0.0.1:\(metricsPort)"])
+        nodes.append(a)
+        try a.start()
+        XCTAssertTrue(a.waitReady(), "a never answered")
+        let keyFile = a.dataDir + "/cluster.key"
+        let c = NodeProcess(name: "c", root: root.path, extraArgs: ["--seed", a.address, "--cluster-key-file", keyFile])
+        nodes.append(c)
+        try c.start()
+        XCTAssertTrue(c.waitReady(), "c never answered")
+        XCTAssertTrue(eventually(timeout: 30) { [a, c].allSatisfy { self.aliveCount($0) == 2 } }, "no convergence")
+        func ranges(_ n: NodeProcess) -> [String] {
+            ((try? n.client.call(API.Request(op: .ipam), as: API.IPAMInfo.self))?.ranges ?? []).map { "\($0.start)-\($0.end) \($0.owner)" }
+        }
+        XCTAssertTrue(eventually(timeout: 30) { Set(ranges(a).map { $0.split(separator: " ").last! }).count == 2 }, "c never got space")
+        let cID = try XCTUnwrap(c.status().flatMap { NodeID(hex: $0.id) })
+        let aID = try XCTUnwrap(a.status().flatMap { NodeID(hex: $0.id) })
+
+        let clusterKey = try ClusterKey(text: String(contentsOfFile: keyFile, encoding: .utf8))
+        let sealer = GossipSealer(clusterKey: clusterKey)
+        let attacker = IdentityKeyPair.generate()
+        // The ring's cluster id, from one push-pull (the app state carries the full ring).
+        let request = M.PushPull(isReply: false, source: attacker.nodeID, join: false, members: [], appState: [])
+        let replyFrame = try tcpExchange(port: a.port, GossipEnvelope.seal(M.Codec.encode(request), kind: .pushPullRequest, with: sealer))
+        guard case .success(let plain) = GossipEnvelope.open(replyFrame, expecting: .pushPullReply, with: sealer) else {
+            return XCTFail("the push-pull reply did not open")
+        }
+        let app = try XCTUnwrap(Node.Instance.unpackAppState(M.Codec.decodePushPull(plain, maxBytes: 1 << 24).appState))
+        guard case .fullState(let ring, _) = try IPAM.Message(decoding: app.ipam) else { return XCTFail("no full state in the app state") }
+        let before = ranges(a)
+
+        let donation = IPAM.Message.donationRequest(cluster: ring.cluster, wanted: 1 << 12).encoded()
+        let claim = cID.bytes + aID.bytes
+        let frames: [[UInt8]] = [
+            cID.bytes + donation + [UInt8](repeating: 0, count: 64),                    // c's name, no signature
+            cID.bytes + donation + attacker.sign(Array("weft-ipam-frame-v1\u{0}".utf8) + claim + donation),  // c's name, the attacker's key
+            attacker.nodeID.bytes + donation + attacker.sign(Array("weft-ipam-frame-v1\u{0}".utf8) + attacker.nodeID.bytes + aID.bytes + donation),  // no member
+            cID.bytes + donation,                                                       // too short to carry a signature
+        ]
+        for _ in 0..<3 {
+            for f in frames { _ = try? tcpExchange(port: a.port, GossipEnvelope.seal(f, kind: .ipam, with: sealer)) }
+            usleep(200_000)
+        }
+        let deadline = Date().addingTimeInterval(3)
+        while Date() < deadline, ranges(a) == before { usleep(300_000) }
+        XCTAssertEqual(ranges(a), before, "a forged IPAM frame moved space")
+        XCTAssertTrue(a.isRunning && c.isRunning)
+        let metrics = try curl("http://127.0.0.1:\(metricsPort)/metrics")
+        XCTAssertGreaterThanOrEqual(counter(metrics, "ipam-bad-signature"), 6, "the frames in c's name were not refused as unsigned")
+        XCTAssertGreaterThanOrEqual(counter(metrics, "ipam-unknown-sender"), 3, "the frame from a non-member was not refused")
+        XCTAssertGreaterThanOrEqual(counter(metrics, "malformed-ipam"), 3)
     }
 
     // MARK: helpers

@@ -180,14 +180,34 @@ extension Node {
                              event: "join-failed", ["seeds": detail]))]
         }
 
-        /// A point-to-point IPAM frame: the sender's id, then an IPAM message.
+        /// A point-to-point IPAM frame: `sender ‖ message ‖ signature` (`ipamFrameClaim`). The
+        /// cluster key only proves the frame comes from some key holder; the signature proves
+        /// which member sent it, with the public key from its signed member record. Without it
+        /// any key holder could ask a member, in another member's name, to donate its space,
+        /// vote, or acknowledge a write (docs/security.md).
         public mutating func onIPAMFrame(_ plaintext: [UInt8], now: Instant) -> [Effect] {
-            guard plaintext.count > NodeID.byteCount, let sender = NodeID(bytes: plaintext.prefix(NodeID.byteCount)) else {
+            let sigBytes = Membership.ClaimSigner.signatureBytes
+            guard plaintext.count > NodeID.byteCount + sigBytes, let sender = NodeID(bytes: plaintext.prefix(NodeID.byteCount)) else {
                 return [.dropped("malformed-ipam")]
             }
+            let message = Array(plaintext[NodeID.byteCount..<(plaintext.count - sigBytes)])
+            guard sender != me, let member = membership.member(sender) else { return [.dropped("ipam-unknown-sender")] }
+            guard membership.signer.verify(member.publicKey, Self.ipamFrameClaim(sender: sender, recipient: me, message: message),
+                                           Array(plaintext.suffix(sigBytes))) else {
+                return [.dropped("ipam-bad-signature")]
+            }
             return transact(now: now) { node, w in
-                node.run(ipam: node.ipam.onMessage(Array(plaintext.dropFirst(NodeID.byteCount)), from: sender, now: now), &w, now: now)
+                node.run(ipam: node.ipam.onMessage(message, from: sender, now: now), &w, now: now)
             }.effects
+        }
+
+        static let ipamFrameContext = Array("weft-ipam-frame-v1\u{0}".utf8)
+
+        /// What the sender of a point-to-point IPAM frame signs: a context no other claim uses,
+        /// the sender, the recipient (a frame captured on its way to one member is worthless at
+        /// another) and the message.
+        static func ipamFrameClaim(sender: NodeID, recipient: NodeID, message: [UInt8]) -> [UInt8] {
+            ipamFrameContext + sender.bytes + recipient.bytes + message
         }
 
         // MARK: - Timers
@@ -532,7 +552,8 @@ extension Node {
                         w.effects.append(.dropped("ipam-unknown-peer"))
                         continue
                     }
-                    w.effects.append(.sendIPAM(me.bytes + bytes, to: to, endpoint: m.address))
+                    let signature = membership.signer.sign(Self.ipamFrameClaim(sender: me, recipient: to, message: bytes))
+                    w.effects.append(.sendIPAM(me.bytes + bytes + signature, to: to, endpoint: m.address))
                 case .allocated(let handle, let address):
                     if let name = pendingNames.removeValue(forKey: handle) { nameRecord(handle: handle, name: name, address: address, &w) }
                     w.effects.append(.allocated(handle: handle, address: address))
