@@ -180,7 +180,8 @@ public enum Daemon {
         if case .rejoinAfterLeave = path { records = [:] } else {
             do { records = try store.loadRecords() } catch { throw startupError(error, options: options) }
         }
-        let node = Node.Instance(membership: instance, ipam: ipam.instance, records: records, settings: nodeSettings, storage: store)
+        let node = Node.Instance(membership: instance, ipam: ipam.instance, records: records, settings: nodeSettings, storage: store,
+                                 frameCounterBase: WallClock.nanoseconds())
         let runtime = NodeRuntime(
             node: node, identity: identity, settings: settings,
             sealer: GossipSealer(clusterKey: clusterKey), logger: logger, group: group

@@ -168,7 +168,10 @@ public final class NodeSimulator {
         }
         var settings = nodeSettings
         if let mode = dataPlaneOf[i] { settings.dataPlane = mode }
-        var node = Node.Instance(membership: membership, ipam: ipam, records: storage.records, settings: settings, storage: storage)
+        // Every run of a host counts its IPAM frames above all earlier runs' (as the daemon's
+        // wall-clock base does), whatever the simulated clocks do.
+        var node = Node.Instance(membership: membership, ipam: ipam, records: storage.records, settings: settings, storage: storage,
+                                 frameCounterBase: UInt64(host.generation + 1) << 48)
         host.generation += 1
         host.scheduledTick = nil
         do {

@@ -81,7 +81,8 @@ final class NodeRuntimeTwinTests: XCTestCase {
             startup = ipam.createCluster(subnet: IPAM.Subnet.default, now: start)
             if let (_, d) = try? ipam.claimOverlayAddress(now: start) { startup += d }
         }
-        let node = Node.Instance(membership: membership, ipam: ipam, settings: .fast, storage: storage)
+        let node = Node.Instance(membership: membership, ipam: ipam, settings: .fast, storage: storage,
+                                 frameCounterBase: UInt64(Date().timeIntervalSince1970 * 1e9))
         var logger = Logger(label: "twin-\(name)")
         logger.logLevel = .error
         let runtime = NodeRuntime(

@@ -46,14 +46,25 @@ extension Node {
         var lastHealExchange: Instant?
         /// Started with no member known: a first join, where a clash of names refuses the node.
         let firstJoin: Bool
+        /// Point-to-point IPAM frames carry `frameCounterBase + frameSeq` (signed), so a captured
+        /// frame is refused when replayed: per sender, one sliding window (`SenderReplayGuard`,
+        /// as gossip datagrams have). The base must exceed every counter an earlier run of this
+        /// node used: the daemon passes its wall clock in nanoseconds at start.
+        let frameCounterBase: UInt64
+        var frameSeq: UInt64 = 0
+        var ipamReplay = SenderReplayGuard()
 
         public var me: NodeID { membership.myself.id }
         public var name: String { membership.myself.name }
 
         /// A node built from its restored (or fresh) instances. Call ``start(seeds:ipamStartup:now:)``
         /// next: it commits the start-up state and returns the first effects.
+        /// - Parameter frameCounterBase: larger than any IPAM frame counter an earlier run of
+        ///   this identity sent (the daemon: its wall clock in ns; the simulator: the restart count
+        ///   shifted left by 48).
         public init(membership: Membership.Instance, ipam: IPAM.Instance, records: [DNS.Records.Key: DNS.Records.Record] = [:],
-                    settings: Settings = .default, storage: any NodeStorage) {
+                    settings: Settings = .default, storage: any NodeStorage, frameCounterBase: UInt64) {
+            self.frameCounterBase = frameCounterBase
             self.membership = membership
             self.ipam = ipam
             self.dns.merge(records)
@@ -180,22 +191,26 @@ extension Node {
                              event: "join-failed", ["seeds": detail]))]
         }
 
-        /// A point-to-point IPAM frame: `sender ‖ message ‖ signature` (`ipamFrameClaim`). The
-        /// cluster key only proves the frame comes from some key holder; the signature proves
-        /// which member sent it, with the public key from its signed member record. Without it
-        /// any key holder could ask a member, in another member's name, to donate its space,
-        /// vote, or acknowledge a write (docs/security.md).
+        /// A point-to-point IPAM frame: `sender ‖ counter ‖ message ‖ signature`
+        /// (`ipamFrameClaim`). The cluster key only proves the frame comes from some key holder;
+        /// the signature proves which member sent it, with the public key from its signed member
+        /// record, and the counter that it is not a replay. Without them any key holder could
+        /// ask a member, in another member's name, to donate its space, vote, or acknowledge a
+        /// write, or replay a member's real request (docs/security.md).
         public mutating func onIPAMFrame(_ plaintext: [UInt8], now: Instant) -> [Effect] {
             let sigBytes = Membership.ClaimSigner.signatureBytes
-            guard plaintext.count > NodeID.byteCount + sigBytes, let sender = NodeID(bytes: plaintext.prefix(NodeID.byteCount)) else {
+            let head = NodeID.byteCount + 8
+            guard plaintext.count > head + sigBytes, let sender = NodeID(bytes: plaintext.prefix(NodeID.byteCount)) else {
                 return [.dropped("malformed-ipam")]
             }
-            let message = Array(plaintext[NodeID.byteCount..<(plaintext.count - sigBytes)])
+            let counter = plaintext[NodeID.byteCount..<head].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            let message = Array(plaintext[head..<(plaintext.count - sigBytes)])
             guard sender != me, let member = membership.member(sender) else { return [.dropped("ipam-unknown-sender")] }
-            guard membership.signer.verify(member.publicKey, Self.ipamFrameClaim(sender: sender, recipient: me, message: message),
+            guard membership.signer.verify(member.publicKey, Self.ipamFrameClaim(sender: sender, recipient: me, counter: counter, message: message),
                                            Array(plaintext.suffix(sigBytes))) else {
                 return [.dropped("ipam-bad-signature")]
             }
+            if let refusal = ipamReplay.check(sender: sender, counter: counter) { return [.dropped("ipam-" + refusal.rawValue)] }
             return transact(now: now) { node, w in
                 node.run(ipam: node.ipam.onMessage(message, from: sender, now: now), &w, now: now)
             }.effects
@@ -205,9 +220,19 @@ extension Node {
 
         /// What the sender of a point-to-point IPAM frame signs: a context no other claim uses,
         /// the sender, the recipient (a frame captured on its way to one member is worthless at
-        /// another) and the message.
-        static func ipamFrameClaim(sender: NodeID, recipient: NodeID, message: [UInt8]) -> [UInt8] {
-            ipamFrameContext + sender.bytes + recipient.bytes + message
+        /// another), the counter (a replay to the same one is refused) and the message.
+        static func ipamFrameClaim(sender: NodeID, recipient: NodeID, counter: UInt64, message: [UInt8]) -> [UInt8] {
+            ipamFrameContext + sender.bytes + recipient.bytes + Self.bigEndian(counter) + message
+        }
+
+        static func bigEndian(_ v: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: v >> (56 - 8 * $0)) } }
+
+        /// A signed point-to-point IPAM frame from this node to `recipient` (the next counter).
+        mutating func ipamFrame(_ message: [UInt8], to recipient: NodeID) -> [UInt8] {
+            let counter = frameCounterBase &+ frameSeq
+            frameSeq &+= 1
+            let signature = membership.signer.sign(Self.ipamFrameClaim(sender: me, recipient: recipient, counter: counter, message: message))
+            return me.bytes + Self.bigEndian(counter) + message + signature
         }
 
         // MARK: - Timers
@@ -552,8 +577,7 @@ extension Node {
                         w.effects.append(.dropped("ipam-unknown-peer"))
                         continue
                     }
-                    let signature = membership.signer.sign(Self.ipamFrameClaim(sender: me, recipient: to, message: bytes))
-                    w.effects.append(.sendIPAM(me.bytes + bytes + signature, to: to, endpoint: m.address))
+                    w.effects.append(.sendIPAM(ipamFrame(bytes, to: to), to: to, endpoint: m.address))
                 case .allocated(let handle, let address):
                     if let name = pendingNames.removeValue(forKey: handle) { nameRecord(handle: handle, name: name, address: address, &w) }
                     w.effects.append(.allocated(handle: handle, address: address))
