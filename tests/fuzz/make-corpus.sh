@@ -67,4 +67,21 @@ regress-four-long-questions 1234010000040000000000003c61616161616161616161616161
 regress-unicode-label-grows 1234010000010000000000003ec4b0c4b0c4b0c4b0c4b0c4b0c4b0c4b0c4b0c4b0c4b0c4b0c4b0c4b0c4b0c4b0c4b0c4b0c4b0c4b0c4b0c4b0c4b0c4b0c4b0c4b0c4b0c4b0c4b0c4b0c4b00000010001
 SEEDS
 for f in a-edns-many_weft_internal a-noedns-db_weft_internal; do { printf '\x01'; tail -c +2 "$c/$f"; } > "$c/tcp-$f"; done
+# node_inputs: scripts of records | kind | length | body | built from the message seeds above
+# (IPAM messages behind a counter, membership datagrams and push-pull messages).
+python3 - <<'PY'
+import os
+src = 'fuzz/corpus'; dst = 'fuzz/corpus/node_inputs'
+os.makedirs(dst, exist_ok=True)
+def rec(kind, body):
+    body = body[:255]
+    return bytes([kind, len(body)]) + body
+for sub, kind in (('ipam_message', 0), ('membership_message', 2), ('membership_pushpull', 3)):
+    for f in sorted(os.listdir(os.path.join(src, sub))):
+        b = open(os.path.join(src, sub, f), 'rb').read()
+        if kind == 0:
+            b = (1 << 50).to_bytes(8, 'big') + b
+        seq = rec(0x40 | kind, b) + rec(0x80 | kind, b) + rec(0xC0 | (1 if kind == 0 else kind), b)
+        open(os.path.join(dst, sub + '-' + f), 'wb').write(seq)
+PY
 echo "text seeds written"
