@@ -152,12 +152,11 @@ final class ForgedClaimsTests: XCTestCase {
 
         let donation = IPAM.Message.donationRequest(cluster: ring.cluster, wanted: 1 << 12).encoded()
         let ctr = UInt64(Date().timeIntervalSince1970 * 1e9) + (1 << 40)  // ahead of every real counter
-        let ctrBytes = Node.Instance.bigEndian(ctr)
         func claim(_ sender: NodeID) -> [UInt8] { Node.Instance.ipamFrameClaim(sender: sender, recipient: aID, counter: ctr, message: donation) }
         let frames: [[UInt8]] = [
-            cID.bytes + ctrBytes + donation + [UInt8](repeating: 0, count: 64),          // c's name, no signature
-            cID.bytes + ctrBytes + donation + attacker.sign(claim(cID)),                 // c's name, the attacker's key
-            attacker.nodeID.bytes + ctrBytes + donation + attacker.sign(claim(attacker.nodeID)),  // no member
+            Node.Instance.ipamFrame(sender: cID, counter: ctr, message: donation, signature: [UInt8](repeating: 0, count: 64)),  // c's name, no signature
+            Node.Instance.ipamFrame(sender: cID, counter: ctr, message: donation, signature: attacker.sign(claim(cID))),  // c's name, the attacker's key
+            Node.Instance.ipamFrame(sender: attacker.nodeID, counter: ctr, message: donation, signature: attacker.sign(claim(attacker.nodeID))),  // no member
             cID.bytes + donation,                                                       // too short to carry a signature
         ]
         for _ in 0..<3 {

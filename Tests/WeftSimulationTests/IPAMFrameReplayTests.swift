@@ -30,8 +30,10 @@ final class IPAMFrameReplayTests: XCTestCase {
         XCTAssertEqual(deliver(next), [], "b's next frame still is taken in")
 
         // The counter is signed: a replay with a changed counter breaks the signature.
+        var counter = ByteWriter(capacity: 8)
+        counter.u64(frame.counterValue + 5000)
         var moved = frame
-        moved.replaceSubrange(NodeID.byteCount..<(NodeID.byteCount + 8), with: Node.Instance.bigEndian(frame.counterValue + 5000))
+        moved.replaceSubrange(NodeID.byteCount..<(NodeID.byteCount + 8), with: counter.bytes)
         XCTAssertEqual(deliver(moved), ["ipam-bad-signature"])
         // Once b's newest is a window or more ahead, a captured old frame is too old.
         for _ in 0..<Int(SenderReplayGuard.windowSize) { _ = bFrame(to: a.id) }
@@ -53,5 +55,8 @@ final class IPAMFrameReplayTests: XCTestCase {
 
 private extension Array where Element == UInt8 {
     /// The counter of a frame (`sender ‖ counter ‖ message ‖ signature`).
-    var counterValue: UInt64 { self[NodeID.byteCount..<(NodeID.byteCount + 8)].reduce(0) { $0 << 8 | UInt64($1) } }
+    var counterValue: UInt64 {
+        var r = ByteReader(self, offset: NodeID.byteCount)
+        return (try? r.u64("counter")) ?? 0
+    }
 }

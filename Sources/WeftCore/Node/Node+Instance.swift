@@ -199,12 +199,12 @@ extension Node {
         /// write, or replay a member's real request (docs/security.md).
         public mutating func onIPAMFrame(_ plaintext: [UInt8], now: Instant) -> [Effect] {
             let sigBytes = Membership.ClaimSigner.signatureBytes
-            let head = NodeID.byteCount + 8
-            guard plaintext.count > head + sigBytes, let sender = NodeID(bytes: plaintext.prefix(NodeID.byteCount)) else {
+            var r = ByteReader(plaintext)
+            guard plaintext.count > NodeID.byteCount + 8 + sigBytes,
+                  let sender = try? r.nodeID("sender"), let counter = try? r.u64("counter"),
+                  let message = try? r.raw(r.remaining - sigBytes, "message") else {
                 return [.dropped("malformed-ipam")]
             }
-            let counter = plaintext[NodeID.byteCount..<head].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-            let message = Array(plaintext[head..<(plaintext.count - sigBytes)])
             guard sender != me, let member = membership.member(sender) else { return [.dropped("ipam-unknown-sender")] }
             guard membership.signer.verify(member.publicKey, Self.ipamFrameClaim(sender: sender, recipient: me, counter: counter, message: message),
                                            Array(plaintext.suffix(sigBytes))) else {
@@ -222,17 +222,24 @@ extension Node {
         /// the sender, the recipient (a frame captured on its way to one member is worthless at
         /// another), the counter (a replay to the same one is refused) and the message.
         static func ipamFrameClaim(sender: NodeID, recipient: NodeID, counter: UInt64, message: [UInt8]) -> [UInt8] {
-            ipamFrameContext + sender.bytes + recipient.bytes + Self.bigEndian(counter) + message
+            var w = ByteWriter(capacity: ipamFrameContext.count + 40 + message.count)
+            w.raw(ipamFrameContext); w.nodeID(sender); w.nodeID(recipient); w.u64(counter); w.raw(message)
+            return w.bytes
         }
 
-        static func bigEndian(_ v: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: v >> (56 - 8 * $0)) } }
+        /// A point-to-point IPAM frame: `sender ‖ counter ‖ message ‖ signature`.
+        static func ipamFrame(sender: NodeID, counter: UInt64, message: [UInt8], signature: [UInt8]) -> [UInt8] {
+            var w = ByteWriter(capacity: 24 + message.count + signature.count)
+            w.nodeID(sender); w.u64(counter); w.raw(message); w.raw(signature)
+            return w.bytes
+        }
 
         /// A signed point-to-point IPAM frame from this node to `recipient` (the next counter).
         mutating func ipamFrame(_ message: [UInt8], to recipient: NodeID) -> [UInt8] {
             let counter = frameCounterBase &+ frameSeq
             frameSeq &+= 1
             let signature = membership.signer.sign(Self.ipamFrameClaim(sender: me, recipient: recipient, counter: counter, message: message))
-            return me.bytes + Self.bigEndian(counter) + message + signature
+            return Self.ipamFrame(sender: me, counter: counter, message: message, signature: signature)
         }
 
         // MARK: - Timers

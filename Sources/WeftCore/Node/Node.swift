@@ -70,7 +70,7 @@ public enum Node {
         /// Open TCP to the endpoint, send `makePushPullRequest(now:)` sealed, feed the answer to
         /// `onPushPullReply` (or the failure to `onPushPullFailed`).
         case pushPull(to: Endpoint)
-        /// A one-way point-to-point IPAM frame (this node's id, the message, its signature): seal it
+        /// A one-way point-to-point IPAM frame (this node's id, a counter, the message, its signature): seal it
         /// and send it over TCP to the member at `endpoint`.
         case sendIPAM([UInt8], to: NodeID, endpoint: Endpoint)
         /// A pending allocation was answered.

@@ -56,9 +56,13 @@ final class VXLANForwarder: KernelForwarding, @unchecked Sendable {
     }
 
     func take(_ effects: [Node.Effect]) -> UInt32? {
-        var changed = false
-        for e in effects where desired.apply(e) { changed = true }
-        let configured = configureOverlay()
+        var changed = false, overlayChanged = false
+        for e in effects where desired.apply(e) {
+            changed = true
+            if case .overlayAddress = e { overlayChanged = true }
+        }
+        // A refused address is retried by `resync` (once a second), not on every input.
+        let configured = overlayChanged ? configureOverlay() : nil
         if changed { reconcile() }
         return configured
     }

@@ -67,7 +67,7 @@ actor NodeRuntime {
     /// bound before that (a bind failure must leave the data dir as it was), so a peer's
     /// push-pull or an operator's request can arrive first; the node must not take it in then,
     /// or the routes, tunnel peers and overlay address it produces would reach no data plane
-    /// and never be announced again (the vxlan and Docker restart failures of CI run 18).
+    /// and never be announced again (the vxlan and Docker restart failures in stop 17's CI).
     var serving = false
     /// The drop reason of an input refused while `serving` is false.
     static let notStarted = "not-started"
