@@ -15,7 +15,8 @@
 # port PORT_BASE. Every process it starts is stopped by PID on exit (trap), also on failure.
 #
 # Usage: bench/scale.sh [--nodes N] [--allocs N] [--profile default|fast] [--idle-seconds S]
-#                       [--json FILE] [--keep]
+#                       [--json FILE] [--keep] [--clean]
+#   --clean removes the namespaces, processes and work dirs an earlier --keep run left
 # Environment: WEFT_BIN (default .build/release/weft: build it with
 #   `swift build -c release --product weft`), THREADS (16), PORT_BASE (24000), SCALE_TIMEOUT
 #   (watchdog, 900 s).
@@ -35,6 +36,7 @@ while (($#)); do
     --idle-seconds) IDLE_SECONDS=$2; shift 2 ;;
     --json) JSON=$2; shift 2 ;;
     --keep) KEEP_RUN=1; shift ;;
+    --clean) require_root "bench/scale.sh"; clean_stale weft-lab-; rm -rf /tmp/weft-scale.* 2>/dev/null; exit 0 ;;
     -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "bench/scale.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac

@@ -73,6 +73,21 @@ public enum Daemon {
         case rejoinAfterLeave(leftAt: String)
     }
 
+    /// Raises the soft limit on open files to the hard limit (Debian's default soft limit is
+    /// 1024) and returns the limit now in force. The node bounds its own connections (64
+    /// inbound, 32 outgoing IPAM frames, push-pulls); the headroom is for the rest of the
+    /// process, because libdispatch aborts the whole process when it cannot open a file.
+    static func raiseFileLimit() -> UInt64 {
+        var rl = rlimit()
+        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &rl) == 0 else { return 0 }
+        if rl.rlim_cur < rl.rlim_max {
+            var raised = rl
+            raised.rlim_cur = rl.rlim_max
+            if setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &raised) == 0 { return UInt64(raised.rlim_cur) }
+        }
+        return UInt64(rl.rlim_cur)
+    }
+
     static func runNode(
         options: NodeOptions, footprint: DataDirFootprint, logger baseLogger: Logger, onReady: @Sendable ([String]) -> Void
     ) async throws -> Exit {
@@ -83,6 +98,7 @@ public enum Daemon {
             throw StartupError("libsodium failed to initialize (\(error)): reinstall libsodium (bootstrap/setup)")
         }
 
+        let fileLimit = raiseFileLimit()
         // A node already serving this data dir (an older weft without the lock)? Refuse before touching its files.
         if ControlClient(dataDir: dataDir, timeoutSeconds: 2).isNodeRunning() {
             throw StartupError("a weft node is already running for data dir \(dataDir): stop it first, or use another --data-dir")
@@ -378,7 +394,7 @@ public enum Daemon {
         logger.notice("node started", metadata: [
             "event": "start", "name": .string(name), "addr": .string(advertise.description),
             "cluster": .string(clusterKey.clusterID), "incarnation": .stringConvertible(incarnation),
-            "members": .stringConvertible(known.count + 1),
+            "members": .stringConvertible(known.count + 1), "openFiles": .stringConvertible(fileLimit),
         ])
         onReady(readyLines)
 

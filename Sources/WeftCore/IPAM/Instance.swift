@@ -50,6 +50,8 @@ extension IPAM {
         struct Takeover: Sendable {
             var entries: [Entry]
             var startedAt: Instant
+            /// When the takeover last went to the voters (resent every `resendInterval`).
+            var sentAt: Instant
             var acks: [NodeID: Holdings]
             var force: Bool
             var reason: String
@@ -70,6 +72,8 @@ extension IPAM {
         var ownHoldingsDirty = false
         var dirtyRegisters: Set<NodeID> = []
         var writeNeeded = false
+        /// When the last holdings write went out (resent every `settings.resendInterval`).
+        var writeSentAt: Instant? = nil
         var live: Set<NodeID> = []
         var deadSince: [NodeID: Instant] = [:]
         var left: Set<NodeID> = []
@@ -472,6 +476,7 @@ extension IPAM {
             entries.sort { $0.token < $1.token }
             let bytes = Message.holdingsWrite(cluster: ring.cluster, subnet: ring.subnet, owner: me, holdings: ownRegister(),
                                               pending: pendingAddresses, entries: entries).encoded()
+            writeSentAt = now
             return waitingOn.sorted().map { .send(bytes, to: $0) }
         }
 
@@ -1001,7 +1006,9 @@ extension IPAM {
                             .log(LogEvent(.warning, "ipam.allocation.unconfirmed", ["handle": h, "reachable": "\(r)", "voters": "\(n)"]))]
                 }
             }
-            if !unconfirmed.isEmpty { out += sendHoldingsWrites(now: now) }
+            if !unconfirmed.isEmpty && (writeNeeded || writeSentAt.map { now - $0 >= settings.resendInterval } ?? true) {
+                out += sendHoldingsWrites(now: now)
+            }
             // Reclaims in phase 1: complete (outside quorum mode), abort, or resend.
             for (dead, t) in takeovers.sorted(by: { $0.key < $1.key }) {
                 if !quorumMode || t.acks.count >= quorum - 1 { out += completeTakeover(dead, now: now); continue }
@@ -1009,7 +1016,10 @@ extension IPAM {
                     takeovers[dead] = nil
                     lastTakeoverAbort[dead] = now
                     out.append(.log(LogEvent(.warning, "ipam.reclaim.aborted", ["node": dead.short, "acks": "\(t.acks.count)", "needed": "\(quorum - 1)"])))
-                } else {
+                } else if now - t.sentAt >= settings.resendInterval {
+                    var t = t
+                    t.sentAt = now
+                    takeovers[dead] = t
                     let bytes = Message.takeover(cluster: ring.cluster, subnet: ring.subnet, dead: dead, entries: t.entries).encoded()
                     for v in reachableVoters.subtracting([me]).subtracting(t.acks.keys).sorted() { out.append(.send(bytes, to: v)) }
                 }
@@ -1148,7 +1158,7 @@ extension IPAM {
             for e in ring.entries where e.owner == dead {
                 entries.append(Entry(token: e.token, owner: me, version: e.version &+ Instance.takeoverStride, free: 0))
             }
-            takeovers[dead] = Takeover(entries: entries, startedAt: now, acks: [:], force: force, reason: reason)
+            takeovers[dead] = Takeover(entries: entries, startedAt: now, sentAt: now, acks: [:], force: force, reason: reason)
             if !quorumMode || force { return completeTakeover(dead, now: now) }
             let bytes = Message.takeover(cluster: ring.cluster, subnet: ring.subnet, dead: dead, entries: entries).encoded()
             var out: [Directive] = [.log(LogEvent(.info, "ipam.reclaim.fencing", ["node": dead.short, "ranges": "\(entries.count)", "reason": reason]))]

@@ -14,6 +14,12 @@ extension IPAM {
         /// released. A reclaim's first phase is aborted after the same time. Default 5 s: a few
         /// round trips on a slow WAN, short enough for a CNI plugin's timeout.
         public var confirmTimeout: Duration = .seconds(5)
+        /// An unanswered holdings write or takeover is sent again to the voters that have not
+        /// acknowledged it after this long (not at every tick: at n = 100 that was 99 TCP
+        /// connections per node every 200 ms while booting, a storm that exhausted file
+        /// descriptors; docs/ipam.md "Resends"). Default 1 s: four resends inside
+        /// `confirmTimeout`, each a round trip on a slow WAN.
+        public var resendInterval: Duration = .seconds(1)
         /// Ask a peer for more space when this node's free addresses drop below this.
         /// Default 16: a burst of container starts is served locally while the donation runs.
         public var lowWaterMark: UInt32 = 16
@@ -45,6 +51,7 @@ extension IPAM {
             var s = Settings()
             s.reclaimAfter = .seconds(600)
             s.confirmTimeout = .seconds(1)
+            s.resendInterval = .milliseconds(250)
             s.requestTimeout = .seconds(1)
             s.pendingTimeout = .seconds(10)
             s.lowWaterMark = 4
@@ -64,6 +71,7 @@ extension IPAM {
                 if r <= confirmTimeout { return "reclaimAfter (\(r)) must be longer than confirmTimeout (\(confirmTimeout))" }
             }
             if confirmTimeout <= .zero { return "confirmTimeout must be positive (default 5 s)" }
+            if resendInterval <= .zero { return "resendInterval must be positive (default 1 s)" }
             if requestTimeout <= .zero { return "requestTimeout must be positive (default 5 s)" }
             if pendingTimeout < requestTimeout { return "pendingTimeout must be at least requestTimeout" }
             return nil

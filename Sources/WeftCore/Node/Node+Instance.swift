@@ -406,7 +406,16 @@ extension Node {
         /// Runs `body`, settles the cross-protocol consequences, and commits the batch. On a
         /// failed commit every change of the input is undone and only the failure is reported.
         mutating func transact(now: Instant, _ body: (inout Instance, inout Work) -> Void) -> (effects: [Effect], failure: StorageFailure?) {
-            let saved = self
+            // The snapshot for the undo below shares every buffer with `self`, so whatever the
+            // input mutates is copied once (copy-on-write). The two largest and busiest parts
+            // are left out of it: the gossip retransmit queue (its undo drops the items queued
+            // since `mark`) and the cache of verified signatures (a memo of a pure function,
+            // true either way). At n = 100 copying them on every datagram was the node's
+            // hottest path (docs/benchmarks.md, 100 real processes).
+            var saved = self
+            let mark = membership.queue.mark
+            saved.membership.queue = .init()
+            saved.membership.verifiedCache = .init(capacity: 0)
             var w = Work()
             body(&self, &w)
             settle(&w, now: now)
@@ -416,7 +425,12 @@ extension Node {
             } catch {
                 let failure = StorageFailure("\(error)")
                 let count = storageFailures + 1
+                var queue = membership.queue
+                queue.discard(after: mark)
+                let cache = membership.verifiedCache
                 self = saved
+                membership.queue = queue
+                membership.verifiedCache = cache
                 storageFailures = count
                 lastStorageError = failure.detail
                 return ([.dropped("storage-error"),

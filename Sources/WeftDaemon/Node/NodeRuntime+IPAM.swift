@@ -12,7 +12,8 @@ extension NodeRuntime {
         for w in waiters { w.resume(returning: result) }
     }
 
-    /// Sends a point-to-point IPAM frame over TCP (reliable; frames can exceed a datagram).
+    /// Sends a point-to-point IPAM frame over TCP (reliable; frames can exceed a datagram),
+    /// through the bounded outbox: one connection at a time per peer, 32 in all.
     func sendIPAM(_ bytes: [UInt8], to: NodeID, endpoint: Endpoint) {
         guard let address = try? endpoint.socketAddress() else {
             metrics.drop(reason: "ipam-unknown-peer")
@@ -20,17 +21,37 @@ extension NodeRuntime {
         }
         let frame = GossipEnvelope.seal(bytes, kind: .ipam, with: sealer)
         metrics.message(.ipam, direction: .out)
+        let before = (ipamOutbox.overflowed, ipamOutbox.expired)
+        let starts = ipamOutbox.enqueue((frame, address), to: to, now: now)
+        countOutboxDrops(since: before)
+        for s in starts { startIPAMConnection(s) }
+    }
+
+    private func countOutboxDrops(since before: (Int, Int)) {
+        for _ in before.0..<max(before.0, ipamOutbox.overflowed) { metrics.drop(reason: "ipam-send-queue-full") }
+        for _ in before.1..<max(before.1, ipamOutbox.expired) { metrics.drop(reason: "ipam-send-expired") }
+    }
+
+    private func startIPAMConnection(_ s: Outbox<(bytes: [UInt8], address: SocketAddress)>.Start) {
         let group = self.group
         let logger = self.logger
         Task {
             do {
-                _ = try await framedExchange(group: group, to: address, request: frame, maxFrame: 64, timeout: .seconds(5))
+                _ = try await framedExchange(group: group, to: s.item.address, request: s.item.bytes, maxFrame: 64, timeout: .seconds(5))
             } catch FramedExchangeError.closedWithoutAnswer {
                 // Expected: IPAM messages are one-way; the receiver closes after reading.
             } catch {
-                logger.debug("IPAM message not delivered", metadata: ["event": "ipam-send-failed", "to": .string(to.short), "error": "\(error)"])
+                logger.debug("IPAM message not delivered", metadata: ["event": "ipam-send-failed", "to": .string(s.peer.short), "error": "\(error)"])
             }
+            self.ipamConnectionEnded(s.peer)
         }
+    }
+
+    private func ipamConnectionEnded(_ peer: NodeID) {
+        let before = (ipamOutbox.overflowed, ipamOutbox.expired)
+        let starts = ipamOutbox.finished(peer, now: now)
+        countOutboxDrops(since: before)
+        for s in starts { startIPAMConnection(s) }
     }
 
     // MARK: - Control operations

@@ -83,6 +83,8 @@ actor NodeRuntime {
     var dnsProblem: String?
 
     /// Control requests waiting for a pending allocation, by handle.
+    /// Outgoing IPAM frames, bounded (one connection per peer, 32 in all; `Outbox`).
+    var ipamOutbox = Outbox<(bytes: [UInt8], address: SocketAddress)>()
     var waitingAllocations: [String: [CheckedContinuation<Result<UInt32, IPAM.AllocationError>, Never>]] = [:]
 
     init(node: Node.Instance, identity: Identity, settings: Membership.Settings, sealer: GossipSealer,

@@ -491,7 +491,13 @@ func framedExchange(
         promise.fail(FramedExchangeError.timedOut)
         channel.close(promise: nil)
     }
-    defer { timer.cancel() }
+    // Whatever happens (a failed write, a refused or oversized reply), the connection is closed
+    // on the way out: a write error used to leave it open, and the peer's FIN then sat in
+    // CLOSE-WAIT for good, one file descriptor each.
+    defer {
+        timer.cancel()
+        channel.close(promise: nil)
+    }
     try await channel.writeAndFlush(Framing.frame(request, allocator: channel.allocator)).get()
     return try await promise.futureResult.get()
 }
