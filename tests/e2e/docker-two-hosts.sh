@@ -295,9 +295,14 @@ docker_side_clean() { # docker_side_clean HOST: no docker: allocation and no wfd
   [ "$(dallocs $1 | jq 'length')" = 0 ] && [ "$(ip -n ${NS[$1]} -o link show 2>/dev/null | grep -c ': wf[dp]')" = 0 ]
 }
 restart_dockerd_b() { # restart_dockerd_b TERM|KILL
-  local c; c=$(pgrep -P "${DOCKERD[b]}" 2>/dev/null | head -1)
+  local c pidns=""; c=$(pgrep -P "${DOCKERD[b]}" 2>/dev/null | head -1)
+  [ -n "$c" ] && pidns=$(readlink "/proc/$c/ns/pid" 2>/dev/null)
   if [ "$1" = KILL ]; then kill -KILL "$c" 2>/dev/null; fi
   dockerd_stop "${DOCKERD[b]}"; unset 'DOCKERD[b]'
+  # After a SIGKILL dockerd_stop cannot see the PID namespace any more (its PID 1 is gone), so
+  # wait here until the kernel has killed the rest of it (containerd, shims): a containerd still
+  # dying holds its database lock, and the new dockerd's containerd then times out starting.
+  [ -n "$pidns" ] && dockerd_wait_pidns_empty "$pidns"
   local t; t=$(date +%s%N)
   if dockerd_start ${NS[b]} "$W/b/dockerd" "$W/b/plugin.sock"; then DOCKERD[b]=$DOCKERD_PID; say "dockerd b restarted ($(ms $t) ms)"
   else DOCKERD[b]=$DOCKERD_PID; bad "dockerd b restart: $(tail -3 "$W/b/dockerd/dockerd.log")"; fi

@@ -11,7 +11,8 @@
 #   /etc/docker/plugins/weft.spec points at it, so a plugin outside that mount namespace serves
 #   this dockerd. Sets DOCKERD_PID (the unshare process: killing it takes dockerd, containerd,
 #   shims and containers along). Waits (bounded, 60 s) until the API answers.
-# dockerd_stop PID : TERM, bounded wait (20 s), KILL of that one process (its PID namespace dies).
+# dockerd_stop PID : TERM, bounded wait (20 s), KILL of that one process (its PID namespace dies);
+#   waits until nothing is left in that PID namespace.
 # dk DIR args… : the 20.10 client (/usr/bin/docker) against DIR/docker.sock, bounded by a timeout.
 # make_busybox_tar OUT : a root filesystem tar with busybox-static and its applets (for `docker import`).
 
@@ -67,15 +68,21 @@ dockerd_stop() {
   wait "$p" 2>/dev/null
   # The kernel kills the rest of that PID namespace (containerd, shims) asynchronously: wait until
   # none is left, or a restarted containerd finds its database still locked.
-  if [ -n "$pidns" ]; then
-    for ((i = 0; i < 100; i++)); do
-      local left=0 f
-      for f in /proc/[0-9]*/ns/pid; do [ "$(readlink "$f" 2>/dev/null)" = "$pidns" ] && { left=1; break; }; done
-      [ $left = 0 ] && break
-      sleep 0.1
-    done
-  fi
+  [ -n "$pidns" ] && dockerd_wait_pidns_empty "$pidns"
   return 0
+}
+
+# dockerd_wait_pidns_empty PIDNS : waits (bounded, 20 s) until no process is left in the PID
+# namespace PIDNS (as `readlink /proc/PID/ns/pid` names it).
+dockerd_wait_pidns_empty() {
+  local pidns=$1 i left f
+  for ((i = 0; i < 200; i++)); do
+    left=0
+    for f in /proc/[0-9]*/ns/pid; do [ "$(readlink "$f" 2>/dev/null)" = "$pidns" ] && { left=1; break; }; done
+    [ $left = 0 ] && return 0
+    sleep 0.1
+  done
+  return 1
 }
 
 make_busybox_tar() {
