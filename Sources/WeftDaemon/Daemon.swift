@@ -75,7 +75,7 @@ public enum Daemon {
 
     /// Raises the soft limit on open files to the hard limit (Debian's default soft limit is
     /// 1024) and returns the limit now in force. The node bounds its own connections (64
-    /// inbound, 32 outgoing IPAM frames, push-pulls); the headroom is for the rest of the
+    /// inbound, 32 outgoing IPAM connections); the headroom is for the rest of the
     /// process, because libdispatch aborts the whole process when it cannot open a file.
     static func raiseFileLimit() -> UInt64 {
         var rl = rlimit()

@@ -82,9 +82,9 @@ actor NodeRuntime {
     var dnsChannels: [any Channel] = []
     var dnsProblem: String?
 
-    /// Control requests waiting for a pending allocation, by handle.
     /// Outgoing IPAM frames, bounded (one connection per peer, 32 in all; `Outbox`).
     var ipamOutbox = Outbox<(bytes: [UInt8], address: SocketAddress)>()
+    /// Control requests waiting for a pending allocation, by handle.
     var waitingAllocations: [String: [CheckedContinuation<Result<UInt32, IPAM.AllocationError>, Never>]] = [:]
 
     init(node: Node.Instance, identity: Identity, settings: Membership.Settings, sealer: GossipSealer,

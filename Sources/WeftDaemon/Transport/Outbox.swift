@@ -4,7 +4,8 @@ import WeftCore
 /// connection). Without it every frame became a connection of its own at once: 100 booting
 /// nodes, each resending a holdings write to 99 voters, opened tens of thousands of connections,
 /// ran out of file descriptors, and libdispatch aborted the process (SIGILL, EMFILE in its
-/// worker monitor). docs/operations.md "Outgoing connections".
+/// worker monitor). docs/operations.md "Connections and
+/// file descriptors".
 ///
 /// Rules: at most one connection in flight per peer (frames to one peer go in order), at most
 /// `maxInFlight` in all; a peer keeps at most `perPeer` frames waiting, the oldest dropped first;
