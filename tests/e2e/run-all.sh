@@ -20,7 +20,7 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 
 total_pass=0 total_fail=0 skipped=0
-declare -a lines=()
+declare -a lines=() failures=()
 for script in "$HERE"/*.sh; do
   [[ $(basename "$script") == run-all.sh ]] && continue
   name=$(basename "$script")
@@ -43,9 +43,16 @@ for script in "$HERE"/*.sh; do
     total_fail=$((total_fail + 1))
     lines+=("$(printf '%-24s no summary line, exit %d: counted as 1 failed' "$name" "$rc")")
   fi
+  # Keep each failing check's line (and a few lines before it) for the summary: CI shows only the
+  # tail of the output, so what failed must be repeated there.
+  while IFS= read -r l; do failures+=("$name: $l"); done < <(grep -B3 -E '(^|\] )FAIL - ' "$out" | cut -c1-400 | head -n 60)
   rm -f "$out"
 done
 
+if ((${#failures[@]})); then
+  echo "==== failed checks (with the lines before each)"
+  for l in "${failures[@]}"; do echo "$l"; done
+fi
 echo "==== summary"
 for l in "${lines[@]}"; do echo "$l"; done
 ((skipped)) && echo "$skipped script(s) skipped"

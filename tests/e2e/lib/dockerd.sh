@@ -24,6 +24,11 @@ dockerd_start() {
   local ns=$1 dir=$2 plugin=${3:-}
   mkdir -p "$dir"/{data,exec,etc}
   rm -f "$dir/dockerd.pid"   # left by a killed dockerd; it would name PID 1, which is the new dockerd itself
+  # Left by a killed dockerd too: dockerd reuses the containerd whose PID that file names if a
+  # process with that PID is alive. In the fresh PID namespace that PID can be one of the new
+  # dockerd's own threads, and dockerd then waits for a containerd that never answers ("timeout
+  # waiting for containerd to start", one restart in three here).
+  rm -f "$dir/exec/containerd/containerd.pid"
   echo '{}' >"$dir/etc/daemon.json"
   # No bridge and no iptables by default; DOCKERD_BRIDGE=1 (bench/docker-run.sh) keeps Docker's
   # default bridge network, whose docker0 and iptables rules then live inside NETNS only.
