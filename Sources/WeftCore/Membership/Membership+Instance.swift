@@ -777,6 +777,10 @@ extension Membership {
             }
             store(m)
             probeOrder.insert(u.id, at: Int.random(in: 0...probeOrder.count, using: &rng))
+            // The cluster is growing: exchange full state soon (settings.catchUpPushPullDelay).
+            // The spread comes from the new member's id, not the RNG, so schedules stay as they were.
+            let soon = now + settings.catchUpPushPullDelay.scaled(by: 0.5 + Double(u.id.low % 1024) / 2048)
+            if soon < nextPushPullAt { nextPushPullAt = soon }
             out.append(.memberChanged(m, previous: nil))
             if m.state == .suspect { startSuspicion(m, by: u.from, now: now) }
             queue.enqueue(update: Update(m))

@@ -46,6 +46,14 @@ extension Membership {
         /// Full-state push-pull with one random live member. 30 s (memberlist LAN); above 32
         /// members it is stretched by ⌈log2(n) − log2(32)⌉ + 1 so total traffic stays flat.
         public var pushPullInterval: Duration = .seconds(30)
+        /// After learning of a member it did not know, a node runs its next push-pull within
+        /// this long (×0.5…1, spread per member) instead of waiting up to `pushPullInterval`.
+        /// While a cluster grows (many nodes starting at once, a healed split) full-state
+        /// exchanges then spread the new members in a few rounds; gossip alone carries only
+        /// about seven signed member records per datagram, so a hundred concurrent joins took
+        /// 20 s to reach everyone (docs/benchmarks.md). A cluster that is not growing pays
+        /// nothing. 2 s (fast profile 400 ms).
+        public var catchUpPushPullDelay: Duration = .seconds(2)
         /// How often a random dead member is contacted by push-pull, so a healed partition or a
         /// member restarted at the same address rejoins by itself. 30 s: cheap, and a partition
         /// of any size heals within a few intervals because every node does it.
@@ -78,6 +86,7 @@ extension Membership {
             s.probeTimeout = .milliseconds(100)
             s.gossipInterval = .milliseconds(40)
             s.pushPullInterval = .seconds(6)
+            s.catchUpPushPullDelay = .milliseconds(400)
             s.deadReprobeInterval = .seconds(2)
             s.deadRetention = .seconds(600)
             return s
@@ -102,6 +111,8 @@ extension Membership {
             try need((1...20).contains(retransmitMultiplier), "retransmitMultiplier", "1 ... 20")
             try need((1...64).contains(awarenessMax), "awarenessMax", "1 ... 64")
             try need(pushPullInterval >= .milliseconds(100), "pushPullInterval", ">= 100 ms")
+            try need(catchUpPushPullDelay >= .milliseconds(10) && catchUpPushPullDelay <= pushPullInterval,
+                     "catchUpPushPullDelay", "10 ms ... pushPullInterval")
             try need(deadReprobeInterval >= .milliseconds(100), "deadReprobeInterval", ">= 100 ms")
             try need(deadRetention >= probeInterval, "deadRetention", ">= probeInterval")
             try need((256...65_000).contains(maxPayloadBytes), "maxPayloadBytes", "256 ... 65000")
