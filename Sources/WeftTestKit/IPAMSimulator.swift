@@ -231,7 +231,7 @@ public struct IPAMSimulator {
         }
         report.nodes = h.nodes.count
         report.conflicts = h.conflicts.values.reduce(0) { $0 + $1.count }
-        report.unconfirmedTimeouts = h.failed.values.reduce(0) { $0 + $1.filter { if case .partitioned = $0.error { return true }; return false }.count }
+        report.unconfirmedTimeouts = h.failed.values.reduce(0) { $0 + $1.filter { switch $0.error { case .partitioned, .unconfirmed: return true; default: return false } }.count }
         return report
     }
 }

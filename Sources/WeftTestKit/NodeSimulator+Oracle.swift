@@ -83,6 +83,9 @@ extension NodeSimulator {
             for m in node.membership.members where ids.contains(m.id) && m.state != .alive {
                 throw Violation(what: "\(context): host \(host.index) sees running \(m.id.short) as \(m.state)")
             }
+            if let computed = node.computeRoutes()?.table, computed != node.routes {
+                throw Violation(what: "\(context): host \(host.index) announced \(node.routes.count) routes, but its ring and registers give \(computed.count): a change that moves routes was not noticed")
+            }
         }
         for e in first.ipam.ring?.entries ?? [] where !ids.contains(e.owner) {
             throw Violation(what: "\(context): range \(IPAM.format(e.token)) is stranded with \(e.owner.short), which is not running")

@@ -438,6 +438,11 @@ public final class NodeSimulator {
             case .sendIPAM(let bytes, _, let endpoint):
                 guard let j = byEndpoint[endpoint], reaches(me.endpoint, endpoint) else { continue }
                 events.push(now + network.streamDelay(rng: &rng), .ipamFrame(to: j, bytes: bytes))
+            case .sendIPAMDatagram(let bytes, _, let endpoint):
+                // A datagram: lost, delayed and reordered as the network's datagrams are.
+                guard let j = byEndpoint[endpoint], reaches(me.endpoint, endpoint),
+                      let delay = network.transit(from: me.endpoint, to: endpoint, rng: &rng) else { continue }
+                events.push(now + delay, .ipamFrame(to: j, bytes: bytes))
             case .allocated(let handle, let address):
                 if waiting.removeValue(forKey: handle) == me.id {
                     acked[handle] = Ack(node: me.id, handle: handle, address: address)

@@ -143,6 +143,39 @@ final class IPAMQuorumTests: XCTestCase {
         XCTAssertTrue(n5.onMessage(ack2.bytes, from: c, now: h5.now).contains(.allocated(handle: "v", address: n5.allocations["v"]!)))
     }
 
+    /// Twenty voters (Q = 11, 10 acks needed): the first write goes to 10 + 2 + 1 = 13 of the
+    /// 19 others, not all; different register versions pick different voters; a resend after
+    /// `resendInterval` goes to every voter that has not acked; the allocation is confirmed by
+    /// acks from the first subset alone.
+    func testFirstWriteGoesToAQuorumWithMarginResendsToEveryone() throws {
+        let ids = (1...20).map { ipamNode(UInt64($0)) }
+        let h = try cluster(ids)
+        var nb = h.nodes[ids[1]]!
+        XCTAssertEqual(nb.quorum, 11)
+        let r = try nb.allocate(handle: "w", now: h.now)
+        let first = sends(r.directives, kind: .holdingsWrite)
+        XCTAssertEqual(first.count, 13, "need 10, margin 2 + 10/8")
+        XCTAssertEqual(Set(first.map(\.to)).count, 13, "distinct voters")
+        XCTAssertFalse(first.contains { $0.to == ids[1] }, "never to itself")
+        // A second allocation (a newer register version) picks another subset of the missing voters.
+        let r2 = try nb.allocate(handle: "w2", now: h.now)
+        let second = sends(r2.directives, kind: .holdingsWrite)
+        XCTAssertEqual(second.count, 13)
+        XCTAssertNotEqual(Set(second.map(\.to)), Set(first.map(\.to)), "the subset depends on the version")
+        // Before resendInterval nothing is resent; after it, every voter still missing gets it.
+        XCTAssertTrue(sends(nb.onTick(now: h.now + .milliseconds(100)), kind: .holdingsWrite).isEmpty)
+        let resend = sends(nb.onTick(now: h.now + IPAM.Settings.fast.resendInterval), kind: .holdingsWrite)
+        XCTAssertEqual(Set(resend.map(\.to)), Set(ids).subtracting([ids[1]]), "the resend widens to all 19")
+        // Acks from ten voters of the first subset confirm both allocations (the resend carried both).
+        var done: [IPAM.Directive] = []
+        for w in resend.prefix(10) {
+            var voter = h.nodes[w.to]!
+            let ack = try XCTUnwrap(sends(voter.onMessage(w.bytes, from: ids[1], now: h.now), kind: .holdingsAck).first)
+            done += nb.onMessage(ack.bytes, from: w.to, now: h.now)
+        }
+        XCTAssertEqual(done.filter { if case .allocated = $0 { return true } else { return false } }.count, 2)
+    }
+
     func testPartitionedMinorityFailsAtOnceWithTheMessage() throws {
         var h = try cluster([a, b, c, d, e])
         _ = try h.allocate(a, "old")
@@ -181,7 +214,8 @@ final class IPAMQuorumTests: XCTestCase {
         h.now = h.now + .milliseconds(600)
         h.tickAll(); h.deliverAll()
         XCTAssertNil(h.nodes[a]!.allocations["lost"])
-        XCTAssertTrue(h.failed[a]?.contains { $0.handle == "lost" && $0.error == .partitioned(reachable: 3, voters: 3) } ?? false, "\(h.failed)")
+        // a still counts 3 reachable voters: not "partitioned" but "not confirmed", with the count.
+        XCTAssertTrue(h.failed[a]?.contains { $0.handle == "lost" && $0.error == .unconfirmed(acks: 0, needed: 1) } ?? false, "\(h.failed)")
         XCTAssertFalse(h.nodes[a]!.ownHoldings.contains(addr), "the address is released")
         XCTAssertNil(h.durable[a]!.allocations["lost"], "and the release is persisted")
     }

@@ -249,6 +249,29 @@ final class MembershipInstanceTests: XCTestCase {
         XCTAssertFalse(Self.run(&a, until: .zero + .seconds(10)).contains { if case .send(let b, _) = $0.1, case .ping? = try? M.Codec.decodeMessage(b) { return true }; return false })
     }
 
+    /// Learning of an unknown member pulls the next push-pull in to within
+    /// `catchUpPushPullDelay` (×½–1); news about members already known does not, so a cluster
+    /// that is not growing keeps its `pushPullInterval`.
+    func testUnknownMemberBringsThePushPullForwardKnownOnesDoNot() {
+        var a = Self.instance(others: [2, 3])
+        let t0 = Instant.zero + .seconds(1)
+        let before = a.nextPushPullAt
+        XCTAssertGreaterThan(before - t0, Self.settings.catchUpPushPullDelay, "the regular push-pull is far away")
+        // Known members' news (a higher incarnation): no catch-up.
+        _ = a.onDatagram(Self.gossipBytes([M.Update(Self.member(2, inc: 7))]), from: Self.ep(3), now: t0)
+        XCTAssertEqual(a.nextPushPullAt, before)
+        // A stranger: the next push-pull within the catch-up delay.
+        _ = a.onDatagram(Self.gossipBytes([M.Update(Self.member(4))]), from: Self.ep(3), now: t0)
+        XCTAssertNotNil(a.member(Self.id(4)))
+        let soon = a.nextPushPullAt - t0
+        XCTAssertGreaterThanOrEqual(soon, Self.settings.catchUpPushPullDelay * 0.5)
+        XCTAssertLessThanOrEqual(soon, Self.settings.catchUpPushPullDelay)
+        let pulls = Self.run(&a, until: a.nextPushPullAt).filter { if case .pushPull = $0.1 { return true } else { return false } }
+        XCTAssertEqual(pulls.count, 1, "one push-pull at the catch-up time")
+        // After it, the interval is the regular one again.
+        XCTAssertGreaterThan(a.nextPushPullAt - t0, Self.settings.pushPullInterval / 2)
+    }
+
     func testNewAddressWithHigherIncarnationAcceptedLowerIgnored() {
         var a = Self.instance(others: [2])
         var moved = M.Update(Self.member(2, inc: 5)); moved.address = Endpoint("10.9.9.9:8000")!

@@ -247,6 +247,7 @@ final class TCPAdmissionTests: XCTestCase {
         XCTAssertEqual(first.count, 3 + GossipEnvelope.datagramHeaderLength + GossipSealer.overhead)
         guard case .success(let r) = o.open(first) else { return XCTFail("must open") }
         XCTAssertEqual(r.sender, me)
+        XCTAssertEqual(r.kind, .datagram)
         XCTAssertEqual(r.plaintext, [1, 2, 3])
         guard case .failure(let again) = o.open(first) else { return XCTFail("a replay must be refused") }
         XCTAssertEqual(again.reason, .replayed)
@@ -264,5 +265,36 @@ final class TCPAdmissionTests: XCTestCase {
         XCTAssertEqual(f.reason, .unauthenticated)
         // Garbage never traps.
         for n in 0..<80 { if case .success = o.open([UInt8](repeating: 2, count: n)) { XCTFail() } }
+    }
+
+    /// Kind 20 (an IPAM frame in a datagram) opens as kind 20, shares the sender's replay window
+    /// with kind 1, cannot be turned into kind 1 (or back) by flipping the kind byte, and no
+    /// other kind passes as a version-2 datagram.
+    func testIPAMDatagramKindIsAuthenticatedAndSharesTheReplayWindow() {
+        let me = NodeID(high: 3, low: 4)
+        let s = GossipEnvelope.DatagramSealer(sender: me, sealer: sealer, base: 5_000_000)
+        let o = GossipEnvelope.DatagramOpener(sealer: sealer)
+        let ipam = s.seal([9, 8, 7], kind: .ipamDatagram)
+        XCTAssertEqual(ipam[1], GossipEnvelope.Kind.ipamDatagram.rawValue)
+        var flipped = ipam; flipped[1] = GossipEnvelope.Kind.datagram.rawValue
+        guard case .failure(let f) = o.open(flipped) else { return XCTFail("a changed kind must not authenticate") }
+        XCTAssertEqual(f.reason, .unauthenticated)
+        guard case .success(let r) = o.open(ipam) else { return XCTFail("must open") }
+        XCTAssertEqual(r.kind, .ipamDatagram)
+        XCTAssertEqual(r.sender, me)
+        XCTAssertEqual(r.plaintext, [9, 8, 7])
+        guard case .failure(let again) = o.open(ipam) else { return XCTFail("a replay must be refused") }
+        XCTAssertEqual(again.reason, .replayed)
+        // One counter sequence per sender across both kinds.
+        let g = s.seal([1]), i = s.seal([2], kind: .ipamDatagram)
+        guard case .success = o.open(i), case .success(let gr) = o.open(g) else { return XCTFail() }
+        XCTAssertEqual(gr.kind, .datagram)
+        // A TCP kind asked of the sealer is sealed as a membership datagram, never as itself.
+        XCTAssertEqual(s.seal([3], kind: .pushPullRequest)[1], GossipEnvelope.Kind.datagram.rawValue)
+        for k in GossipEnvelope.Kind.allCases where !k.isVersion2Datagram {
+            var other = s.seal([4], kind: .ipamDatagram); other[1] = k.rawValue
+            guard case .failure(let w) = o.open(other) else { return XCTFail("kind \(k) must be refused") }
+            XCTAssertEqual(w.reason, .wrongKind)
+        }
     }
 }

@@ -96,6 +96,10 @@ extension IPAM {
         /// Quorum mode: this node reaches fewer than a majority of the cluster's voters, so it
         /// cannot confirm a new address (thrown at once, or after `confirmTimeout`).
         case partitioned(reachable: Int, voters: Int)
+        /// Quorum mode: enough voters seemed reachable, but fewer than the `needed` acks arrived
+        /// within `confirmTimeout` (messages lost, or the voters too slow to answer). The
+        /// address was released; nothing was handed out.
+        case unconfirmed(acks: Int, needed: Int)
 
         public var description: String {
             switch self {
@@ -106,6 +110,8 @@ extension IPAM {
             case .unknownHandle(let h): return "no allocation for handle '\(h)'"
             case .handleInConflict(let h): return "handle '\(h)' holds an address now owned by another node; release it first"
             case .partitioned(let r, let n): return "partitioned: this node reaches \(r) of \(n) members; new addresses resume when it rejoins"
+            case .unconfirmed(let a, let n):
+                return "not confirmed in time: \(a) of the \(n) acknowledgements a new address needs arrived (the members are reachable but slow, or messages are lost); nothing was handed out: retry, and see `weft doctor` if it persists"
             }
         }
     }

@@ -64,6 +64,23 @@ extension IPAM {
             case ringFull = 1, ringDelta = 2, ringRequest = 3, donationRequest = 4, donationGrant = 5, donationDeny = 6
             case holdings = 7, fullState = 8, holdingsWrite = 9, holdingsAck = 10, holdingsNack = 11
             case takeover = 12, takeoverAck = 13
+
+            /// Lost in transit costs only time: the sender resends it (a holdings write, a
+            /// takeover) every `Settings.resendInterval` until it is answered, or it is the answer
+            /// (ack, nack) to such a message, whose loss makes the sender resend. These may travel
+            /// as datagrams (docs/ipam.md "Transport"); every other kind goes over TCP.
+            public var isResentUntilAnswered: Bool {
+                switch self {
+                case .holdingsWrite, .holdingsAck, .holdingsNack, .takeover, .takeoverAck: return true
+                default: return false
+                }
+            }
+
+            /// The kind of an encoded message (its second byte), if it is one.
+            public static func of(encoded bytes: [UInt8]) -> Kind? {
+                guard bytes.count >= 2, bytes[0] == Message.version else { return nil }
+                return Kind(rawValue: bytes[1])
+            }
         }
 
         public static let entryBytes = 32

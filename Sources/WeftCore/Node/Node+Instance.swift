@@ -39,8 +39,14 @@ extension Node {
         var lastIPAMTick: Instant = .zero
         var tunnelIncarnations: [NodeID: UInt64] = [:]
         var announcedOverlay: UInt32?
+        /// Overlay address claims that failed in a row, and when the next may start
+        /// (`Settings.overlayRetryInitial`).
+        var overlayClaimFailures = 0
+        var overlayClaimNotBefore: Instant?
         /// The route table must be computed at the next settle (at start, before any change).
         var routesStale = true
+        /// The nodes with a reserved /32 in the last computed route table (`affectsRoutes`).
+        var reservedRouteOwners: Set<NodeID> = []
         var loggedMismatches: Set<String> = []
         /// When this node last ran a push-pull because members came back from the dead.
         var lastHealExchange: Instant?
@@ -88,6 +94,7 @@ extension Node {
             // Seeds are retried only while running (a node that left or was refused must not
             // ask to be woken for a retry it will never make: that was a busy loop).
             if let s = nextSeedRetry, !joined, !seeds.isEmpty, phase == .running { w = min(w, s) }
+            if let t = overlayClaimNotBefore, phase == .running, ipam.ring != nil, ipam.overlayAddress == nil { w = min(w, t) }
             return w
         }
 
@@ -460,7 +467,8 @@ extension Node {
             for id in w.changed.keys.sorted() where id != me {
                 if let m = w.changed[id] { syncTunnelPeer(m, &w) }
             }
-            if phase == .running, ipam.ring != nil, ipam.overlayAddress == nil, !ipam.hasLeft,
+            if let t = overlayClaimNotBefore, now >= t { overlayClaimNotBefore = nil }  // the wait is over (and no longer a wake-up)
+            if phase == .running, ipam.ring != nil, ipam.overlayAddress == nil, !ipam.hasLeft, overlayClaimNotBefore == nil,
                !ipam.pending.contains(where: { $0.handle == IPAM.Instance.overlayHandle }),
                let (_, ds) = try? ipam.claimOverlayAddress(now: now) {
                 run(ipam: ds, &w, now: now)
@@ -472,7 +480,7 @@ extension Node {
             // Routes depend only on the ring and the registers (docs/node.md): recomputed when an
             // input changed those, not on every member change or own allocation (at n = 1000
             // that was O(ring + registers) per input, the simulator's hottest path).
-            if routesStale || w.batch.ipam.contains(where: Self.affectsRoutes) {
+            if routesStale || w.batch.ipam.contains(where: affectsRoutes) {
                 routesStale = false
                 updateRoutes(&w)
             }
@@ -481,6 +489,18 @@ extension Node {
                 w.effects.append(.overlayAddress(a, prefixLength: Int(subnet.prefixLength)))
                 w.effects.append(.log(Log(.notice, "overlay address assigned", event: "overlay-address", ["address": IPAM.format(a)])))
             }
+        }
+
+        /// The overlay claim failed: wait `overlayRetryInitial · 2^(failures−1)` (at most
+        /// `overlayRetryMax`), times a factor in [0.5, 1) drawn from a hash of this node and the
+        /// failure count, so nodes that failed together do not retry together.
+        mutating func overlayClaimFailed(now: Instant) {
+            overlayClaimFailures = min(overlayClaimFailures + 1, 32)
+            var delay = settings.overlayRetryInitial
+            for _ in 1..<overlayClaimFailures where delay < settings.overlayRetryMax { delay = delay * 2 }
+            delay = min(delay, settings.overlayRetryMax)
+            let spread = IPAM.Instance.rendezvous(me, NodeID(high: UInt64(overlayClaimFailures), low: 0x6f76_6572_6c61_7921))
+            overlayClaimNotBefore = now + delay * (0.5 + Double(spread % 1024) / 2048)
         }
 
         /// A member came back from the dead: a partition healed. Exchange full state with one of
@@ -598,11 +618,18 @@ extension Node {
                         w.effects.append(.dropped("ipam-unknown-peer"))
                         continue
                     }
-                    w.effects.append(.sendIPAM(ipamFrame(bytes, to: to), to: to, endpoint: m.address))
+                    let frame = ipamFrame(bytes, to: to)
+                    if frame.count <= membership.settings.maxPayloadBytes, IPAM.Message.Kind.of(encoded: bytes)?.isResentUntilAnswered == true {
+                        w.effects.append(.sendIPAMDatagram(frame, to: to, endpoint: m.address))
+                    } else {
+                        w.effects.append(.sendIPAM(frame, to: to, endpoint: m.address))
+                    }
                 case .allocated(let handle, let address):
+                    if handle == IPAM.Instance.overlayHandle { overlayClaimFailures = 0; overlayClaimNotBefore = nil }
                     if let name = pendingNames.removeValue(forKey: handle) { nameRecord(handle: handle, name: name, address: address, &w) }
                     w.effects.append(.allocated(handle: handle, address: address))
                 case .allocationFailed(let handle, let error):
+                    if handle == IPAM.Instance.overlayHandle { overlayClaimFailed(now: now) }
                     pendingNames[handle] = nil
                     w.effects.append(.allocationFailed(handle: handle, error: error))
                 case .conflict(let c):
@@ -650,19 +677,40 @@ extension Node {
             }
         }
 
-        /// The data plane's routes: every range owned by another node, adjacent ranges of one
-        /// owner merged; and every address another node's containers still hold inside a range
-        /// that is not theirs (a returning node's conflicts, reserved after a takeover) routes
-        /// to its holder as a /32, so those containers stay reachable (docs/ipam.md, rule 10).
-        static func affectsRoutes(_ c: IPAM.PersistChange) -> Bool {
+        /// Whether a persisted change can change the route table. Another node's register
+        /// matters only when it holds an address outside its owner's ranges (a reserved /32,
+        /// rule 10) or held one at the last computation: at n = 100 every voter stored a register
+        /// per allocation, and recomputing every reserved route for each was the cluster's
+        /// hottest function (docs/benchmarks.md, stop 20).
+        func affectsRoutes(_ c: IPAM.PersistChange) -> Bool {
             switch c {
-            case .cluster, .ringEntries, .holdings, .conflicted, .release: return true
+            case .cluster, .ringEntries, .conflicted, .release: return true
+            case .holdings(let owner, let h):
+                if reservedRouteOwners.contains(owner) { return true }
+                guard let ring = ipam.ring else { return false }
+                return h.addresses.contains { ring.owner(of: $0) != owner }
             case .allocation, .unconfirmedAllocation, .ownHoldingsVersion: return false  // inside own ranges
             }
         }
 
+        /// The data plane's routes: every range owned by another node, adjacent ranges of one
+        /// owner merged; and every address another node's containers still hold inside a range
+        /// that is not theirs (a returning node's conflicts, reserved after a takeover) routes
+        /// to its holder as a /32, so those containers stay reachable (docs/ipam.md, rule 10).
         mutating func updateRoutes(_ w: inout Work) {
-            guard let ring = ipam.ring else { return }
+            guard let (table, owners) = computeRoutes() else { return }
+            reservedRouteOwners = owners
+            guard table != routes else { return }
+            routes = table
+            w.effects.append(.routes(table))
+        }
+
+        /// The route table from scratch (ranges of other owners, adjacent ones merged, with the
+        /// reserved /32s cut in), and the owners of those /32s. Nil without a ring. The oracle
+        /// of the whole-node simulator compares it with the announced `routes`, so a change that
+        /// `affectsRoutes` wrongly skipped shows up as a failing seed.
+        public func computeRoutes() -> (table: [Route], reservedOwners: Set<NodeID>)? {
+            guard let ring = ipam.ring else { return nil }
             let reserved = ipam.reservedRoutes()
             let sortedReserved = reserved.keys.sorted()
             var table: [Route] = []
@@ -688,9 +736,7 @@ extension Node {
                 }
                 if from < endX { add(UInt32(from), UInt32(endX - 1), e.owner) }
             }
-            guard table != routes else { return }
-            routes = table
-            w.effects.append(.routes(table))
+            return (table, Set(reserved.values))
         }
     }
 }

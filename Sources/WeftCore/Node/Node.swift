@@ -73,6 +73,11 @@ public enum Node {
         /// A one-way point-to-point IPAM frame (this node's id, a counter, the message, its signature): seal it
         /// and send it over TCP to the member at `endpoint`.
         case sendIPAM([UInt8], to: NodeID, endpoint: Endpoint)
+        /// The same kind of frame, of a message the allocator resends until answered and small
+        /// enough for one datagram: seal it as an IPAM datagram and send it over UDP. A loss costs
+        /// one `IPAM.Settings.resendInterval`; a TCP connection per message cost the whole
+        /// cluster's CPU at n = 100 (docs/ipam.md "Transport").
+        case sendIPAMDatagram([UInt8], to: NodeID, endpoint: Endpoint)
         /// A pending allocation was answered.
         case allocated(handle: String, address: UInt32)
         case allocationFailed(handle: String, error: IPAM.AllocationError)
@@ -110,6 +115,13 @@ public enum Node {
         /// At most one extra full-state exchange this often when members come back from the
         /// dead (a partition healed).
         public var healExchangeInterval: Duration = .seconds(2)
+        /// After the overlay address claim failed (its confirmation timed out: too few voters
+        /// answered), the next claim waits this long, doubling with each failure in a row up to
+        /// `overlayRetryMax`, spread per node (×0.5…1). Claiming again at once was a livelock at
+        /// n = 100: every booting node's retry cost a full round of holdings writes to every
+        /// voter while the overloaded voters could not answer the last one in time.
+        public var overlayRetryInitial: Duration = .seconds(1)
+        public var overlayRetryMax: Duration = .seconds(30)
         /// The cluster's DNS domain (`--dns-domain`): containers are `NAME.<domain>`.
         public var dnsDomain = DNS.Name(labels: ["weft", "internal"])
         /// The data plane this node runs (`--data-plane`): a cluster runs one. Carried in the
@@ -124,6 +136,8 @@ public enum Node {
             s.seedRetryInitial = .milliseconds(500)
             s.seedRetryMax = .seconds(4)
             s.ipamTick = .milliseconds(100)
+            s.overlayRetryInitial = .milliseconds(250)
+            s.overlayRetryMax = .seconds(4)
             return s
         }
 
@@ -133,6 +147,8 @@ public enum Node {
             if seedRetryMax < seedRetryInitial { return "seedRetryMax must be at least seedRetryInitial" }
             if ipamTick <= .zero { return "ipamTick must be positive" }
             if healExchangeInterval <= .zero { return "healExchangeInterval must be positive" }
+            if overlayRetryInitial <= .zero { return "overlayRetryInitial must be positive" }
+            if overlayRetryMax < overlayRetryInitial { return "overlayRetryMax must be at least overlayRetryInitial" }
             return nil
         }
     }

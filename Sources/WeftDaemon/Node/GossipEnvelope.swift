@@ -13,13 +13,14 @@ import WeftCrypto
 ///     | ver=1 | kind  |   nonce (24 bytes)     | ciphertext + 16-byte tag  |
 ///     +-------+-------+------------------------+---------------------------+
 ///
-/// Version 2, UDP datagrams with replay protection (kind 1, `DatagramSealer`/`DatagramOpener`):
+/// Version 2, UDP datagrams with replay protection (kinds 1 and 20, `DatagramSealer`/`DatagramOpener`):
 ///
 ///      0       1       2                 18                26      50
 ///     +-------+-------+-----------------+-----------------+-------+------------------+
-///     | ver=2 | kind=1| sender id (16)  | counter u64     | nonce | ciphertext + tag |
+///     | ver=2 | kind  | sender id (16)  | counter u64     | nonce | ciphertext + tag |
 ///     +-------+-------+-----------------+-----------------+-------+------------------+
 ///       the 26 header bytes are the AD; (sender, counter) goes through a `SenderReplayGuard`
+///       (one window per sender for both kinds: the sender numbers all its datagrams in one run)
 ///
 /// Version 2, TCP frames (kinds 2, 3, 16): a 46-byte sealed hello, then the body sealed with
 /// the hello as its associated data. The hello proves the cluster key before the node
@@ -35,7 +36,9 @@ import WeftCrypto
 ///
 /// Kinds: 1 membership datagram, 2 push-pull request, 3 push-pull reply, 16 IPAM message
 /// (plaintext = sender NodeID (16) || IPAM message), 17/18 operator request/reply (TCP), 19
-/// operator probe (a version-1 datagram). Kinds 4–15 belong to the tunnel (same
+/// operator probe (a version-1 datagram), 20 IPAM datagram (a version-2 datagram whose
+/// plaintext is the same signed IPAM frame as kind 16's, for the small messages the allocator
+/// resends until answered: docs/ipam.md "Transport"). Kinds 4–15 belong to the tunnel (same
 /// UDP port, version byte 1, their own cryptography). Numbers are never reused.
 enum GossipEnvelope {
     /// Version of the datagram envelope sent by `seal(_:kind: .datagram, with:)`. The tunnel's
@@ -44,7 +47,7 @@ enum GossipEnvelope {
     /// Version of the TCP-frame envelope (with hello) and of the replay-protected datagram.
     static let version2: UInt8 = 2
 
-    enum Kind: UInt8 {
+    enum Kind: UInt8, CaseIterable {
         case datagram = 1
         case pushPullRequest = 2
         case pushPullReply = 3
@@ -56,8 +59,12 @@ enum GossipEnvelope {
         case operatorRequest = 17
         case operatorReply = 18
         case operatorProbe = 19
+        /// A point-to-point IPAM frame carried in one version-2 datagram (UDP).
+        case ipamDatagram = 20
 
-        var isFramed: Bool { self != .datagram && self != .operatorProbe }
+        var isFramed: Bool { self != .datagram && self != .operatorProbe && self != .ipamDatagram }
+        /// The kinds a version-2 datagram may carry.
+        var isVersion2Datagram: Bool { self == .datagram || self == .ipamDatagram }
     }
 
     static let headerLength = 2
@@ -165,10 +172,13 @@ enum GossipEnvelope {
             self.counter = ReplayCounter(base: base)
         }
 
-        func seal(_ plaintext: [UInt8]) -> [UInt8] {
+        /// - Parameter kind: `.datagram` (membership) or `.ipamDatagram`; any other kind is
+        ///   sealed as `.datagram`.
+        func seal(_ plaintext: [UInt8], kind: Kind = .datagram) -> [UInt8] {
             let c: UInt64 = lock.withLock { counter.take() }
             var header = ByteWriter(capacity: datagramHeaderLength)
-            header.u8(version2); header.u8(Kind.datagram.rawValue); header.nodeID(sender); header.u64(c)
+            header.u8(version2); header.u8(kind.isVersion2Datagram ? kind.rawValue : Kind.datagram.rawValue)
+            header.nodeID(sender); header.u64(c)
             return sealer.seal(plaintext, header: header.bytes)
         }
     }
@@ -184,12 +194,12 @@ enum GossipEnvelope {
             self.guardState = SenderReplayGuard(maxSenders: maxSenders)
         }
 
-        /// The plaintext and its authenticated sender, or why it was refused. The replay window
-        /// moves only for datagrams that authenticated.
-        func open(_ sealed: [UInt8]) -> Result<(sender: NodeID, plaintext: [UInt8]), OpenFailureBox> {
+        /// The kind (`.datagram` or `.ipamDatagram`), plaintext and authenticated sender, or why
+        /// it was refused. The replay window moves only for datagrams that authenticated.
+        func open(_ sealed: [UInt8]) -> Result<(sender: NodeID, kind: Kind, plaintext: [UInt8]), OpenFailureBox> {
             guard sealed.count >= datagramHeaderLength + GossipSealer.overhead else { return .failure(OpenFailureBox(.short)) }
             guard sealed[0] == version2 else { return .failure(OpenFailureBox(.badVersion)) }
-            guard sealed[1] == Kind.datagram.rawValue else { return .failure(OpenFailureBox(.wrongKind)) }
+            guard let kind = Kind(rawValue: sealed[1]), kind.isVersion2Datagram else { return .failure(OpenFailureBox(.wrongKind)) }
             let plain: [UInt8]
             do { plain = try sealer.open(sealed, headerLength: datagramHeaderLength) } catch {
                 return .failure(OpenFailureBox(.unauthenticated))
@@ -200,7 +210,7 @@ enum GossipEnvelope {
             }
             let refusal: SenderReplayGuard.Refusal? = lock.withLock { guardState.check(sender: sender, counter: counter) }
             switch refusal {
-            case nil: return .success((sender, plain))
+            case nil: return .success((sender, kind, plain))
             case .replayed: return .failure(OpenFailureBox(.replayed))
             case .tooOld: return .failure(OpenFailureBox(.tooOld))
             }

@@ -104,7 +104,7 @@ struct NodeMetrics {
     static let knownDropReasons: [String] =
         ["short-packet", "unsupported-envelope-version", "unexpected-kind", "unauthenticated"]
         + Membership.DropReason.allCases.map(NodeMetrics.label)
-        + ["unsendable", "malformed-ipam", "ipam-rejected", "ipam-unknown-peer", "ipam-send-queue-full", "ipam-send-expired", "ipam-unknown-sender", "ipam-bad-signature", "tunnel-disabled", "tunnel-bad-member-key"]
+        + ["unsendable", "malformed-ipam", "ipam-rejected", "ipam-unknown-peer", "ipam-send-queue-full", "ipam-send-expired", "ipam-unknown-sender", "ipam-bad-signature", "ipam-sender-mismatch", "tunnel-disabled", "tunnel-bad-member-key"]
         + ["storage-error", "dns-records-malformed", "replayed", "replay-too-old", "frame-length-mismatch"]
         + SenderReplayGuard.Refusal.allCases.map { "ipam-" + $0.rawValue }  // Node.Instance.onIPAMFrame
         + [NodeRuntime.notStarted]  // inputs that arrived while the node was still starting

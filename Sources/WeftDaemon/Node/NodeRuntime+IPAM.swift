@@ -27,6 +27,15 @@ extension NodeRuntime {
         for s in starts { startIPAMConnection(s) }
     }
 
+    /// A small IPAM frame the allocator resends until answered, in one replay-protected
+    /// datagram (kind 20) on the gossip socket.
+    func sendIPAMDatagram(_ frame: [UInt8], to endpoint: Endpoint) {
+        guard let dataPlane else { return metrics.drop(reason: "unsendable") }
+        metrics.message(.ipam, direction: .out)
+        metrics.datagram(.out)
+        dataPlane.send(datagramSealer.seal(frame, kind: .ipamDatagram), to: endpoint)
+    }
+
     private func countOutboxDrops(since before: (Int, Int)) {
         for _ in before.0..<max(before.0, ipamOutbox.overflowed) { metrics.drop(reason: "ipam-send-queue-full") }
         for _ in before.1..<max(before.1, ipamOutbox.expired) { metrics.drop(reason: "ipam-send-expired") }
@@ -144,7 +153,7 @@ extension NodeRuntime {
         case .outOfSpace: .exhausted
         case .unknownHandle: .notFound
         case .handleInConflict: .conflict
-        case .partitioned: .notReady
+        case .partitioned, .unconfirmed: .notReady
         }
         return API.ErrorBody(code: code, message: e.description)
     }

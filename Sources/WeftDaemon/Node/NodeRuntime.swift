@@ -155,7 +155,17 @@ actor NodeRuntime {
         switch datagramOpener.open(bytes) {
         case .failure(let f):
             drop(f.reason.rawValue, from: from)
-        case .success(let (_, plain)):
+        case .success(let (sender, kind, plain)):
+            if kind == .ipamDatagram {
+                metrics.message(.ipam, direction: .in)
+                // The frame names its sender again (signed); the envelope's must be the same.
+                var r = ByteReader(plain)
+                guard (try? r.nodeID("sender")) == sender else {
+                    return drop("ipam-sender-mismatch", from: from)
+                }
+                perform(node.onIPAMFrame(plain, now: now))
+                return
+            }
             metrics.membershipMessage(plain, direction: .in)
             perform(node.onGossip(plain, from: from, now: now))
         }
@@ -325,6 +335,8 @@ actor NodeRuntime {
                 Task { _ = await self.pushPull(with: to) }
             case .sendIPAM(let bytes, let to, let endpoint):
                 sendIPAM(bytes, to: to, endpoint: endpoint)
+            case .sendIPAMDatagram(let bytes, _, let endpoint):
+                sendIPAMDatagram(bytes, to: endpoint)
             case .allocated(let handle, let address):
                 resume(handle, .success(address))
             case .allocationFailed(let handle, let error):
