@@ -8,6 +8,9 @@
 #   alloc      ALLOCS allocations spread over the live nodes by THREADS concurrent clients
 #              (straight to the control sockets), all distinct; throughput and latency
 #   rss-after  VmRSS again after the allocations
+#   settled    per-node CPU and RSS again over IDLE_SECONDS, SETTLE_SECONDS (30) after the
+#              allocations: the steady state of a cluster holding them (the first idle phase
+#              starts 5 s after convergence, while retransmit queues still drain)
 #
 # Prints median / p90 / max and writes everything to bench/results/scale-<UTC time>.json
 # (or --json FILE). As root the nodes run inside a namespace of their own (weft-lab-<pid>-scale,
@@ -19,7 +22,7 @@
 #   --clean removes the namespaces, processes and work dirs an earlier --keep run left
 # Environment: WEFT_BIN (default .build/release/weft: build it with
 #   `swift build -c release --product weft`), THREADS (16), PORT_BASE (24000), SCALE_TIMEOUT
-#   (watchdog, 900 s).
+#   (watchdog, 900 s), SETTLE_SECONDS (30).
 # Aims (issue 8): converge <= 10 s, idle CPU <= 0.5 % of a core and RSS <= 40 MB per node.
 set -uo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -27,7 +30,7 @@ ROOT=$(cd "$HERE/.." && pwd)
 # shellcheck source=../tests/e2e/lib/netns.sh
 source "$ROOT/tests/e2e/lib/netns.sh"
 
-NODES=100 ALLOCS=10000 PROFILE=default IDLE_SECONDS=30 JSON="" KEEP_RUN=0
+NODES=100 ALLOCS=10000 PROFILE=default IDLE_SECONDS=30 SETTLE_SECONDS=${SETTLE_SECONDS:-30} JSON="" KEEP_RUN=0
 while (($#)); do
   case $1 in
     --nodes) NODES=$2; shift 2 ;;
@@ -228,11 +231,14 @@ ALLOC=$(drv alloc "$ALLOCS" "$THREADS" "${REST[@]}")
 say "alloc: $ALLOC"
 AFTER=$(drv proc 1 "${PIDS[@]:1:$((NODES - 1))}")
 say "after allocations: $AFTER"
+sleep "$SETTLE_SECONDS"
+SETTLED=$(drv proc "$IDLE_SECONDS" "${PIDS[@]:1:$((NODES - 1))}")
+say "settled idle (${SETTLE_SECONDS}s after the allocations): $SETTLED"
 
-"$PY" - "$JSON" "$NODES" "$PROFILE" "$BIN" "$CONV" "$CONV_LAST" "$IDLE" "$DEAD" "$ALLOC" "$AFTER" "$(nproc)" <<'PYEOF'
+"$PY" - "$JSON" "$NODES" "$PROFILE" "$BIN" "$CONV" "$CONV_LAST" "$IDLE" "$DEAD" "$ALLOC" "$AFTER" "$(nproc)" "$SETTLED" <<'PYEOF'
 import json, sys, time
-out, nodes, profile, binary, conv, conv_last, idle, dead, alloc, after, cores = sys.argv[1:]
-conv, idle, dead, alloc, after = map(json.loads, (conv, idle, dead, alloc, after))
+out, nodes, profile, binary, conv, conv_last, idle, dead, alloc, after, cores, settled = sys.argv[1:]
+conv, idle, dead, alloc, after, settled = map(json.loads, (conv, idle, dead, alloc, after, settled))
 r = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "nodes": int(nodes), "profile": profile,
      "binary": binary, "cores": int(cores),
      "converge_seconds_from_first_start": conv["seconds"], "converge_seconds_after_last_start": float(conv_last),
@@ -240,12 +246,13 @@ r = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "nodes": int(no
      "converge_per_node_median": conv.get("per_node_median"), "converge_per_node_p90": conv.get("per_node_p90"),
      "dead_per_node_median": dead.get("per_node_median"), "dead_per_node_p90": dead.get("per_node_p90"),
      "idle": idle, "kill_to_all_dead_seconds": dead["seconds"], "nodes_seeing_dead": dead["nodes_seeing_dead"],
-     "allocations": alloc, "after_allocations": after,
+     "allocations": alloc, "after_allocations": after, "settled_idle": settled,
      "aims": {"converge_seconds": 10, "idle_cpu_percent_of_core": 0.5, "rss_mb": 40}}
 a = r["aims"]
 r["meets"] = {
     "converge": conv["seconds"] is not None and conv["seconds"] <= a["converge_seconds"],
     "idle_cpu_median": bool(idle["cpu_percent_of_core"]) and idle["cpu_percent_of_core"]["median"] <= a["idle_cpu_percent_of_core"],
+    "settled_idle_cpu_median": bool(settled["cpu_percent_of_core"]) and settled["cpu_percent_of_core"]["median"] <= a["idle_cpu_percent_of_core"],
     "rss_median": bool(after["rss_mb"]) and after["rss_mb"]["median"] <= a["rss_mb"],
     "allocations_distinct": alloc["acknowledged"] == alloc["requested"] == alloc["distinct_addresses"],
 }
@@ -253,6 +260,8 @@ json.dump(r, open(out, "w"), indent=2); open(out, "a").write("\n")
 c, m = idle["cpu_percent_of_core"] or {}, (after["rss_mb"] or {})
 print(f"converge      {conv['seconds']} s from the first start ({r['converge_seconds_after_last_start']} s after the last), {conv['converged_nodes']}/{nodes} nodes; per node median {conv.get('per_node_median')} s, p90 {conv.get('per_node_p90')} s")
 print(f"idle CPU      median {c.get('median')} %, p90 {c.get('p90')} %, max {c.get('max')} % of a core per node (sum {idle['total_cpu_percent']} %)")
+sc = settled["cpu_percent_of_core"] or {}
+print(f"settled idle  median {sc.get('median')} %, p90 {sc.get('p90')} %, max {sc.get('max')} % of a core per node (sum {settled['total_cpu_percent']} %), RSS median {(settled['rss_mb'] or {}).get('median')} MB")
 print(f"RSS           idle median {(idle['rss_mb'] or {}).get('median')} MB; after allocations median {m.get('median')} MB, p90 {m.get('p90')} MB, max {m.get('max')} MB")
 print(f"kill -> dead  {dead['seconds']} s until {dead['nodes_seeing_dead']}/{int(nodes) - 1} nodes list it dead; per node median {dead.get('per_node_median')} s, p90 {dead.get('per_node_p90')} s")
 print(f"allocations   {alloc['acknowledged']}/{alloc['requested']} acknowledged, {alloc['distinct_addresses']} distinct, {alloc['failed']} failed, "
