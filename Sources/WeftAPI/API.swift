@@ -42,6 +42,8 @@ extension API {
         case doctor
         /// Release the addresses of attachments that are certainly gone (Attachments.swift).
         case gc
+        /// `weft keys list|install|use|remove`: the cluster keyring (API.KeysReport).
+        case keys, keysInstall = "keys-install", keysUse = "keys-use", keysRemove = "keys-remove"
     }
 
     public struct Request: Codable, Sendable, Equatable {
@@ -59,6 +61,11 @@ extension API {
         public var force: Bool?
         /// `gc`: only report what would be released.
         public var dryRun: Bool?
+        /// `keys-install`: the key (printed form); `keys-use`, `keys-remove`: a key id, an id
+        /// prefix, or the printed key.
+        public var key: String?
+        /// `keys-*`: change only this node's keyring (a node that missed a rotation).
+        public var local: Bool?
 
         public init(op: Operation, addresses: [String]? = nil, handle: String? = nil, node: String? = nil, name: String? = nil) {
             self.v = API.version
@@ -355,6 +362,57 @@ extension API {
         public init(name: String, fqdn: String, address: String, owner: String, ownerName: String, handle: String, served: Bool) {
             self.name = name; self.fqdn = fqdn; self.address = address; self.owner = owner
             self.ownerName = ownerName; self.handle = handle; self.served = served
+        }
+    }
+}
+
+extension API {
+    /// One key of `weft keys list`, across the members that answered.
+    public struct KeyInfo: Codable, Sendable, Equatable {
+        /// The key's public fingerprint (16 hex characters); never the key.
+        public var id: String
+        /// Members (names) that seal with it / that accept it.
+        public var primaryOn: [String]
+        public var installedOn: [String]
+        public init(id: String, primaryOn: [String], installedOn: [String]) {
+            self.id = id; self.primaryOn = primaryOn; self.installedOn = installedOn
+        }
+    }
+
+    /// What one member said about its keyring (or why it said nothing).
+    public struct MemberKeys: Codable, Sendable, Equatable {
+        public var id: String
+        public var name: String
+        /// Its key ids, the primary first; nil when it did not answer.
+        public var keys: [String]?
+        /// Why it did not answer, or why it refused the change.
+        public var problem: String?
+        /// Its keyring changed with this request.
+        public var changed: Bool
+        public init(id: String, name: String, keys: [String]?, problem: String?, changed: Bool) {
+            self.id = id; self.name = name; self.keys = keys; self.problem = problem; self.changed = changed
+        }
+    }
+
+    /// `weft keys ... --json`: the keyring across the cluster after the operation.
+    public struct KeysReport: Codable, Sendable, Equatable {
+        /// `list`, `install`, `use`, `remove`.
+        public var operation: String
+        /// The cluster id (stays when keys are rotated).
+        public var cluster: String
+        /// The key the operation was about (id), if any.
+        public var key: String?
+        /// Every member asked (this node first), with its answer.
+        public var members: [MemberKeys]
+        /// Keys seen on any member that answered, the asking node's primary first.
+        public var keys: [KeyInfo]
+        /// Members that are dead or left: not asked.
+        public var notAsked: [String]
+        /// True when every member asked answered and none refused.
+        public var complete: Bool
+        public init(operation: String, cluster: String, key: String?, members: [MemberKeys], keys: [KeyInfo], notAsked: [String], complete: Bool) {
+            self.operation = operation; self.cluster = cluster; self.key = key; self.members = members
+            self.keys = keys; self.notAsked = notAsked; self.complete = complete
         }
     }
 }

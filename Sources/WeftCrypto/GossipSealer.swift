@@ -1,4 +1,5 @@
 import CSodium
+import Synchronization
 
 /// Authenticated encryption for every gossip datagram and push-pull frame
 /// (XChaCha20-Poly1305-IETF, key = `clusterKey.derive(context: "weftgosp", subkeyID: 1)`).
@@ -15,17 +16,46 @@ import CSodium
 /// Nonce rule: 24 random bytes from the CSPRNG per seal. With 192-bit nonces the chance of
 /// any repeat stays below 2^-64 for the first 2^64 messages under one key, far beyond a
 /// cluster key's life, so no counter or state is needed and two senders never coordinate.
+///
+/// Keys: a sealer holds a ``ClusterKeyring``'s gossip subkeys. It seals with the primary and
+/// opens with any of them, the primary tried first (docs/security.md, "Key rotation"). Copies
+/// share one keyring, so ``setKeyring(_:)`` changes every copy at once — the runtime's, the TCP
+/// hello gate's — without a restart.
 public struct GossipSealer: Sendable {
     public static let nonceByteCount = 24   // crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
     public static let tagByteCount = 16     // crypto_aead_xchacha20poly1305_ietf_ABYTES
     /// Bytes `seal` adds besides the header: nonce + tag = 40.
     public static let overhead: Int = nonceByteCount + tagByteCount
 
-    private let key: SecretBytes
+    private final class Keys: Sendable {
+        /// Gossip subkeys, the primary first.
+        let subkeys: Mutex<[SecretBytes]>
+        init(_ k: [SecretBytes]) { subkeys = Mutex(k) }
+    }
+    private let keys: Keys
 
     public init(clusterKey: ClusterKey) {
-        key = clusterKey.derive(context: KDFContext.gossip, subkeyID: 1)
+        self.init(keyring: ClusterKeyring(primary: clusterKey))
     }
+
+    public init(keyring: ClusterKeyring) {
+        keys = Keys(Self.subkeys(keyring))
+    }
+
+    /// Replaces the keys of this sealer and of every copy of it.
+    public func setKeyring(_ keyring: ClusterKeyring) {
+        let k = Self.subkeys(keyring)
+        keys.subkeys.withLock { $0 = k }
+    }
+
+    /// How many keys open (1 outside a rotation).
+    public var keyCount: Int { keys.subkeys.withLock { $0.count } }
+
+    private static func subkeys(_ keyring: ClusterKeyring) -> [SecretBytes] {
+        keyring.keys.map { $0.derive(context: KDFContext.gossip, subkeyID: 1) }
+    }
+
+    private var primary: SecretBytes { keys.subkeys.withLock { $0[0] } }
 
     /// `header || nonce || ciphertext+tag`; the header travels in clear but is authenticated.
     public func seal(_ plaintext: [UInt8], header: [UInt8]) -> [UInt8] {
@@ -37,7 +67,7 @@ public struct GossipSealer: Sendable {
             if h > 0 { header.withUnsafeBufferPointer { base.update(from: $0.baseAddress!, count: h) } }
             randombytes_buf(base + h, n)
             var clen: UInt64 = 0
-            let rc = key.withUnsafeBytes { k in
+            let rc = primary.withUnsafeBytes { k in
                 plaintext.withUnsafeBufferPointer { p in
                     header.withUnsafeBufferPointer { ad in
                         crypto_aead_xchacha20poly1305_ietf_encrypt(
@@ -66,20 +96,23 @@ public struct GossipSealer: Sendable {
         let h = headerLength, n = GossipSealer.nonceByteCount
         let cipherLength = sealed.count - h - n
         var plain = [UInt8](repeating: 0, count: cipherLength - GossipSealer.tagByteCount)
-        var mlen: UInt64 = 0
-        let rc = sealed.withUnsafeBufferPointer { s in
-            let base = s.baseAddress!
-            return plain.withUnsafeMutableBufferPointer { p in
-                key.withUnsafeBytes { k in
-                    // A zero-length buffer may have no base address; libsodium never writes then.
-                    crypto_aead_xchacha20poly1305_ietf_decrypt(
-                        p.baseAddress ?? UnsafeMutablePointer(mutating: base), &mlen, nil,
-                        base + h + n, UInt64(cipherLength), h > 0 ? base : nil, UInt64(h), base + h,
-                        k.baseAddress!.assumingMemoryBound(to: UInt8.self))
+        // Each key is tried on the whole message; a failed attempt writes nothing usable.
+        for key in keys.subkeys.withLock({ $0 }) {
+            var mlen: UInt64 = 0
+            let rc = sealed.withUnsafeBufferPointer { s in
+                let base = s.baseAddress!
+                return plain.withUnsafeMutableBufferPointer { p in
+                    key.withUnsafeBytes { k in
+                        // A zero-length buffer may have no base address; libsodium never writes then.
+                        crypto_aead_xchacha20poly1305_ietf_decrypt(
+                            p.baseAddress ?? UnsafeMutablePointer(mutating: base), &mlen, nil,
+                            base + h + n, UInt64(cipherLength), h > 0 ? base : nil, UInt64(h), base + h,
+                            k.baseAddress!.assumingMemoryBound(to: UInt8.self))
+                    }
                 }
             }
+            if rc == 0 { return plain }
         }
-        guard rc == 0 else { throw .authenticationFailed }
-        return plain
+        throw .authenticationFailed
     }
 }

@@ -123,7 +123,7 @@ public enum Daemon {
 
         let keyPair = try loadOrCreateIdentity(store: store, options: options)
         var readyLines: [String] = []
-        let clusterKey = try resolveClusterKey(options: options, store: store, evidence: evidence, readyLines: &readyLines)
+        let keyring = try resolveKeyring(options: options, store: store, evidence: evidence, readyLines: &readyLines)
         let path: StartPath
         if let leftAt = evidence.leftAt {
             path = .rejoinAfterLeave(leftAt: leftAt)
@@ -160,7 +160,7 @@ public enum Daemon {
         var logger = baseLogger
         logger[metadataKey: "node"] = .string(keyPair.nodeID.short)
         if case .rejoinAfterLeave(let leftAt) = path {
-            readyLines.append("this node left cluster \(clusterKey.clusterID) \(describeLeftAt(leftAt)); it rejoins as a new member: same id, incarnation \(incarnation), new address space by donation and a new overlay address")
+            readyLines.append("this node left cluster \(keyring.clusterID) \(describeLeftAt(leftAt)); it rejoins as a new member: same id, incarnation \(incarnation), new address space by donation and a new overlay address")
         }
 
         let settings = options.profile.settings
@@ -179,11 +179,11 @@ public enum Daemon {
             // It joined once (or tried to) but never got the ring and knows nobody: it could
             // only sit alone. Only a seed helps.
             throw StartupError(
-                "data dir \(dataDir) belongs to cluster \(clusterKey.clusterID) but knows no member and holds no address space yet: give a live member to join through (HOST:PORT as in `weft members` there):",
+                "data dir \(dataDir) belongs to cluster \(keyring.clusterID) but knows no member and holds no address space yet: give a live member to join through (HOST:PORT as in `weft members` there):",
                 commands: [startCommand(options)]
             )
         }
-        let identity = NodeRuntime.Identity(keyPair: keyPair, advertise: advertise, clusterID: clusterKey.clusterID)
+        let identity = NodeRuntime.Identity(keyPair: keyPair, advertise: advertise, clusterID: keyring.clusterID)
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         var nodeSettings = options.profile.nodeSettings
@@ -198,10 +198,14 @@ public enum Daemon {
         }
         let node = Node.Instance(membership: instance, ipam: ipam.instance, records: records, settings: nodeSettings, storage: store,
                                  frameCounterBase: WallClock.nanoseconds())
+        // One sealer for the runtime and the TCP hello gate: a key rotation (`weft keys`)
+        // changes both at once.
+        let sealer = GossipSealer(keyring: keyring)
         let runtime = NodeRuntime(
             node: node, identity: identity, settings: settings,
-            sealer: GossipSealer(clusterKey: clusterKey), logger: logger, group: group
+            sealer: sealer, logger: logger, group: group
         )
+        await runtime.setKeyring(keyring, keyFile: options.dataDir + "/cluster.key")
         var dnsService: DNSService?
         if options.dnsListen != .off {
             var own: Endpoint?
@@ -235,10 +239,11 @@ public enum Daemon {
                 throw corruptDatabaseError(detail: "its identity key cannot be converted for tunnels", options: options)
             }
             tunnel = Tunnel.Instance(
-                localID: keyPair.nodeID, staticKey: staticKey, presharedKey: SodiumTunnelSuite.presharedKey(clusterKey: clusterKey),
+                localID: keyPair.nodeID, staticKey: staticKey, presharedKey: SodiumTunnelSuite.presharedKey(clusterKey: keyring.primary),
                 suite: SodiumTunnelSuite(), timestampOrigin: .init(wall: WallClock.tunnelTimestamp(), instant: await runtime.now),
                 rng: DeterministicRNG(seed: Sodium.randomUInt64())
             )
+            tunnel?.setPresharedKeys(keyring.keys.map { SodiumTunnelSuite.presharedKey(clusterKey: $0) })
         }
         let shutdown = AsyncStream.makeStream(of: Exit.self)
         let refusal = RefusalBox()
@@ -248,7 +253,7 @@ public enum Daemon {
             // connection limits, timeouts and refusal counters live in `tcpAdmission`.
             let tcpAdmission = TCPAdmission()
             await runtime.setTCPAdmission(tcpAdmission)
-            let helloGate = tcpAdmission.helloGate(sealer: GossipSealer(clusterKey: clusterKey))
+            let helloGate = tcpAdmission.helloGate(sealer: sealer)
             let tcp = try await ServerBootstrap(group: group)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .serverChannelOption(.backlog, value: 128)
@@ -355,7 +360,7 @@ public enum Daemon {
         // changed beyond its incarnation (cluster id, name, the reset of a node that left).
         do {
             if case .rejoinAfterLeave = path { try store.resetToJoiner() }
-            if evidence.clusterID == nil { try store.setMeta(NodeStore.MetaKey.clusterID, clusterKey.clusterID) }
+            if evidence.clusterID == nil { try store.setMeta(NodeStore.MetaKey.clusterID, keyring.clusterID) }
             try store.setMeta(NodeStore.MetaKey.nodeName, name)
         } catch {
             kernelForwarding?.stop()
@@ -393,7 +398,7 @@ public enum Daemon {
         let signals = installSignalHandlers { sig in shutdown.continuation.yield(.signal(sig)) }
         logger.notice("node started", metadata: [
             "event": "start", "name": .string(name), "addr": .string(advertise.description),
-            "cluster": .string(clusterKey.clusterID), "incarnation": .stringConvertible(incarnation),
+            "cluster": .string(keyring.clusterID), "keys": .stringConvertible(keyring.keys.count), "incarnation": .stringConvertible(incarnation),
             "members": .stringConvertible(known.count + 1), "openFiles": .stringConvertible(fileLimit),
         ])
         onReady(readyLines)
@@ -488,9 +493,9 @@ public enum Daemon {
     }
 
     /// Reads and parses a cluster key file; `flagForErrors` names the flag in messages (nil: the data dir's own key).
-    static func readKeyFile(_ path: String, flagForErrors: String?) throws -> ClusterKey {
+    static func readKeyFile(_ path: String, flagForErrors: String?) throws -> ClusterKeyring {
         let text = try readKeyText(path, what: flagForErrors != nil ? "cluster key file \(path)" : path)
-        do { return try ClusterKey(text: text) } catch {
+        do { return try ClusterKeyring(text: text) } catch {
             if flagForErrors != nil {
                 throw StartupError("cluster key file \(path) does not hold a valid key (\(error)): use a copy of cluster.key from a member's data dir, or for a new cluster create one:", commands: ["weft keygen > \(shellQuote(path))"])
             }
@@ -498,25 +503,27 @@ public enum Daemon {
         }
     }
 
-    /// The cluster key: from a flag, else the data dir's `cluster.key`, else (only when nothing
-    /// says the data dir belonged to a cluster and no seed is given) a new one. The flag's key
-    /// and the data dir's must agree; a key is written to the data dir only when none is there
-    /// (a failed start removes it again). The database's cluster id is written by `runNode` once
-    /// the start has succeeded.
-    static func resolveClusterKey(options: NodeOptions, store: NodeStore, evidence: NodeStore.ClusterEvidence, readyLines: inout [String]) throws -> ClusterKey {
+    /// The cluster's keyring: from a flag, else the data dir's `cluster.key`, else (only when
+    /// nothing says the data dir belonged to a cluster and no seed is given) a new one-key
+    /// keyring. The flag's keys and the data dir's must be the same cluster's (its id, or a key
+    /// in common), and then the data dir's keyring is used: it is the one `weft keys` keeps up to
+    /// date. A keyring is written to the data dir only when none is there (a failed start
+    /// removes it again). The database's cluster id is written by `runNode` once the start has
+    /// succeeded.
+    static func resolveKeyring(options: NodeOptions, store: NodeStore, evidence: NodeStore.ClusterEvidence, readyLines: inout [String]) throws -> ClusterKeyring {
         let dataDirKeyPath = options.dataDir + "/cluster.key"
         let keyInDataDir = FileManager.default.fileExists(atPath: dataDirKeyPath)
         let stored = evidence.clusterID
-        var key: ClusterKey
+        var keyring: ClusterKeyring
         var created = false
         switch options.clusterKey {
         case .literal(let text):
-            do { key = try ClusterKey(text: text) } catch { throw StartupError("--cluster-key is not a valid cluster key (\(error)): use the text `weft keygen` prints, or a copy of cluster.key with --cluster-key-file") }
+            do { keyring = ClusterKeyring(primary: try ClusterKey(text: text)) } catch { throw StartupError("--cluster-key is not a valid cluster key (\(error)): use the text `weft keygen` prints, or a copy of cluster.key with --cluster-key-file") }
         case .file(let path):
-            key = try readKeyFile(path, flagForErrors: "--cluster-key-file")
+            keyring = try readKeyFile(path, flagForErrors: "--cluster-key-file")
         case .dataDir:
             if keyInDataDir {
-                key = try readKeyFile(dataDirKeyPath, flagForErrors: nil)
+                keyring = try readKeyFile(dataDirKeyPath, flagForErrors: nil)
             } else if let stored {
                 throw StartupError(
                     "data dir \(options.dataDir) belongs to cluster \(stored) but its cluster.key is missing: copy the key from another member (or pass it with --cluster-key-file FILE):",
@@ -528,28 +535,29 @@ public enum Daemon {
                     commands: [startCommand(options, keyFile: "FILE")]
                 )
             } else {
-                key = ClusterKey.generate()
+                keyring = ClusterKeyring(primary: ClusterKey.generate())
                 created = true
             }
         }
-        // A data dir belongs to one cluster: its database's and its key file's.
-        if let stored, stored != key.clusterID {
-            throw StartupError("data dir \(options.dataDir) belongs to cluster \(stored), but the given key is for cluster \(key.clusterID): use that cluster's key (\(dataDirKeyPath)), or a fresh --data-dir")
-        }
         if keyInDataDir, options.clusterKey != .dataDir {
             let own = try readKeyFile(dataDirKeyPath, flagForErrors: nil)
-            if own.clusterID != key.clusterID {
-                throw StartupError("\(dataDirKeyPath) is the key of cluster \(own.clusterID), but the given key is for cluster \(key.clusterID): drop the key flag to use the data dir's, or use a fresh --data-dir")
+            let shared = keyring.keys.contains { own.contains($0) }
+            if own.clusterID != keyring.clusterID && !shared {
+                throw StartupError("\(dataDirKeyPath) holds the keys of cluster \(own.clusterID) (\(own.keyIDs.joined(separator: ", "))), and the given key is none of them (\(keyring.keyIDs.joined(separator: ", "))): drop the key flag to use the data dir's keys; if the cluster rotated its key while this node was away, copy cluster.key from a member's data dir over this one")
             }
-            key = own
+            keyring = own
         }
-        // Keep the key in the data dir so a restart needs no flags.
+        // A data dir belongs to one cluster: its database's and its key file's.
+        if let stored, stored != keyring.clusterID {
+            throw StartupError("data dir \(options.dataDir) belongs to cluster \(stored), but the given key is for cluster \(keyring.clusterID): use that cluster's key (\(dataDirKeyPath), or cluster.key from one of its members), or a fresh --data-dir")
+        }
+        // Keep the keyring in the data dir so a restart needs no flags.
         if !keyInDataDir {
-            let ok = FileManager.default.createFile(atPath: dataDirKeyPath, contents: Data((key.text + "\n").utf8), attributes: [.posixPermissions: 0o600])
+            let ok = FileManager.default.createFile(atPath: dataDirKeyPath, contents: Data(keyring.text.utf8), attributes: [.posixPermissions: 0o600])
             if !ok { throw StartupError("cannot write \(dataDirKeyPath): check that the data dir is writable") }
         }
         if created {
-            readyLines.append("created a new cluster \(key.clusterID); its key is in \(dataDirKeyPath)")
+            readyLines.append("created a new cluster \(keyring.clusterID); its key is in \(dataDirKeyPath)")
         }
         // The join hint is for whoever just created the cluster, not for every restart of every
         // node (a restarted joiner has no seeds on its command line either).
@@ -558,7 +566,24 @@ public enum Daemon {
             readyLines.append("to add a host, copy \(dataDirKeyPath) to it and run there:")
             readyLines.append("  weft start --data-dir \(API.defaultDataDir) --listen HOST:\(NodeOptions.defaultPort) --seed \(listen) --cluster-key-file cluster.key")
         }
-        return key
+        return keyring
+    }
+
+    /// Writes a keyring over `path` atomically (a 0600 temporary file renamed over it), so a
+    /// crash leaves either the old keyring or the new one.
+    static func writeKeyring(_ keyring: ClusterKeyring, to path: String) throws {
+        let tmp = path + ".tmp"
+        try? FileManager.default.removeItem(atPath: tmp)
+        guard FileManager.default.createFile(atPath: tmp, contents: Data(keyring.text.utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw StartupError("cannot write \(tmp): check that the data dir is writable")
+        }
+        let fd = open(tmp, O_RDONLY)
+        if fd >= 0 { _ = fsync(fd); close(fd) }
+        guard rename(tmp, path) == 0 else {
+            let e = errno
+            try? FileManager.default.removeItem(atPath: tmp)
+            throw StartupError("cannot replace \(path): \(String(cString: strerror(e)))")
+        }
     }
 
     /// The text of a key file, with a message naming the actual problem (missing, a directory,

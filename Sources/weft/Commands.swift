@@ -404,3 +404,146 @@ struct DNSRemove: ParsableCommand {
         print("removed \(name)")
     }
 }
+
+struct KeysCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "keys",
+        abstract: "List, install, promote and remove cluster keys on a running cluster (key rotation).",
+        discussion: """
+            Every node accepts each installed key and seals with its primary one. A rotation without
+            downtime, from any one node (each step reaches every live member):
+
+              weft keygen > new.key
+              weft keys install --key-file new.key   # every node now also accepts the new key
+              weft keys use NEW-ID                     # every node now seals with it
+              weft keys remove OLD-ID                  # nothing sealed with the old key opens any more
+
+            KEY-ID is the 16-character id `weft keys list` shows (a unique prefix will do). A node
+            that missed a rotation (it was down) is cut off once the old key is removed: copy
+            cluster.key from a member's data dir over its own and restart it, or give it the new
+            key with `weft keys install ... --local` and `weft keys use ... --local`.
+            """,
+        subcommands: [KeysList.self, KeysInstall.self, KeysUse.self, KeysRemove.self],
+        defaultSubcommand: KeysList.self
+    )
+}
+
+/// Options of the keyring commands that change something.
+struct KeysScope: ParsableArguments {
+    @Flag(name: .long, help: "Change only this node's keyring (a node that missed a rotation).")
+    var local = false
+}
+
+enum KeysOutput {
+    /// Prints the report; throws when a member did not answer or refused.
+    static func show(_ r: API.KeysReport, json: Bool) throws {
+        let asked = r.members.count
+        let problems = r.members.filter { $0.keys == nil || $0.problem != nil }
+        if json {
+            if problems.isEmpty { return try printJSON(r) }
+        } else {
+            if r.operation != "list", let key = r.key {
+                let changed = r.members.filter(\.changed).map(\.name)
+                let verb = ["install": "installed", "use": "made primary", "remove": "removed"][r.operation] ?? r.operation
+                print(changed.isEmpty ? "key \(key): nothing to change (already \(verb) on every member that answered)"
+                                      : "key \(key) \(verb) on \(plural(changed.count, "member")): \(changed.joined(separator: ", "))")
+            }
+            let answered = r.members.filter { $0.keys != nil }.count
+            print("cluster \(r.cluster): \(answered) of \(plural(asked, "member")) answered" + (r.notAsked.isEmpty ? "" : " (not asked, dead or left: \(r.notAsked.joined(separator: ", ")))"))
+            printTable(["KEY", "PRIMARY ON", "INSTALLED ON", "MISSING ON"], r.keys.map { k in
+                let missing = r.members.filter { m in m.keys != nil && !(m.keys ?? []).contains(k.id) }.map(\.name)
+                return [k.id, "\(k.primaryOn.count)/\(answered)", "\(k.installedOn.count)/\(answered)", missing.isEmpty ? "-" : missing.joined(separator: ", ")]
+            })
+        }
+        guard problems.isEmpty else {
+            var details: [String: String] = [:]
+            for p in problems { details[p.name] = p.problem ?? "no answer" }
+            let list = problems.map { "\($0.name): \($0.problem ?? "no answer")" }.joined(separator: "; ")
+            let again = r.operation == "list" ? "" : " Run the same command again once they are back (it changes only what is missing)."
+            throw CLIFailure.runtime("incomplete", "\(plural(problems.count, "member")) did not take part: \(list).\(again)", details: details)
+        }
+    }
+}
+
+struct KeysList: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "Each key's id and which members hold it and seal with it (the default).")
+    @OptionGroup var node: NodeSelection
+    @OptionGroup var scope: KeysScope
+
+    func run() throws {
+        var request = API.Request(op: .keys)
+        request.local = scope.local
+        try KeysOutput.show(try node.call(request, as: API.KeysReport.self, timeout: 30), json: node.json)
+    }
+}
+
+struct KeysInstall: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "install",
+        abstract: "Make every live member accept KEY as well (it seals with its primary key still).")
+    @OptionGroup var node: NodeSelection
+    @OptionGroup var scope: KeysScope
+    @Argument(help: ArgumentHelp("The key as `weft keygen` prints it, or - to read it from standard input. A key on the command line shows in `ps`: prefer --key-file.", valueName: "key"))
+    var key: String?
+    @Option(name: .long, help: ArgumentHelp("Read the key from this file.", valueName: "file"))
+    var keyFile: String?
+
+    func validate() throws {
+        if key == nil && keyFile == nil { throw ValidationError("give the key: --key-file FILE (from `weft keygen > FILE`), or - to read it from standard input") }
+        if key != nil && keyFile != nil { throw ValidationError("give the key once: either KEY or --key-file") }
+    }
+
+    func run() throws {
+        let text: String
+        if let keyFile {
+            guard let data = FileManager.default.contents(atPath: keyFile) else {
+                throw CLIFailure.usage("cannot read \(keyFile): check the path and that this user may read it")
+            }
+            text = String(decoding: data, as: UTF8.self)
+        } else if key == "-" {
+            text = readLine(strippingNewline: true) ?? ""
+        } else {
+            text = key ?? ""
+        }
+        let parsed: ClusterKey
+        do { parsed = try ClusterKey(text: text) } catch { throw CLIFailure.usage("not a valid cluster key: \(error)") }
+        var request = API.Request(op: .keysInstall)
+        request.key = parsed.text
+        request.local = scope.local
+        try KeysOutput.show(try node.call(request, as: API.KeysReport.self, timeout: 30), json: node.json)
+    }
+}
+
+struct KeysUse: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "use",
+        abstract: "Make KEY-ID the primary key (the one every member seals with). Refused unless every live member holds it.")
+    @OptionGroup var node: NodeSelection
+    @OptionGroup var scope: KeysScope
+    @Argument(help: ArgumentHelp("The key's id from `weft keys list` (or a unique prefix).", valueName: "key-id"))
+    var keyID: String
+
+    func run() throws {
+        var request = API.Request(op: .keysUse)
+        request.key = keyID
+        request.local = scope.local
+        try KeysOutput.show(try node.call(request, as: API.KeysReport.self, timeout: 30), json: node.json)
+    }
+}
+
+struct KeysRemove: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "remove",
+        abstract: "Stop accepting KEY-ID everywhere. Refused while any member seals with it.")
+    @OptionGroup var node: NodeSelection
+    @OptionGroup var scope: KeysScope
+    @Argument(help: ArgumentHelp("The key's id from `weft keys list` (or a unique prefix).", valueName: "key-id"))
+    var keyID: String
+
+    func run() throws {
+        var request = API.Request(op: .keysRemove)
+        request.key = keyID
+        request.local = scope.local
+        try KeysOutput.show(try node.call(request, as: API.KeysReport.self, timeout: 30), json: node.json)
+    }
+}

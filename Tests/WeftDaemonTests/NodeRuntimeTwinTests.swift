@@ -44,8 +44,9 @@ final class NodeRuntimeTwinTests: XCTestCase {
 
     /// `beforeStart` runs once the node's TCP listener is bound and its runtime exists, before
     /// `start` attaches the data plane (the window a daemon has between binding and starting).
-    private func startNode(name: String, seeds: [Endpoint],
-                           beforeStart: ((NodeRuntime, Endpoint) async throws -> Void)? = nil) async throws -> Running {
+    func startNode(name: String, seeds: [Endpoint], clusterKey: ClusterKey? = nil,
+                   beforeStart: ((NodeRuntime, Endpoint) async throws -> Void)? = nil) async throws -> Running {
+        let key = clusterKey ?? self.key
         let keyPair = IdentityKeyPair.generate()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let sealer = GossipSealer(clusterKey: key)
@@ -60,7 +61,9 @@ final class NodeRuntimeTwinTests: XCTestCase {
                     try channel.pipeline.syncOperations.addHandler(FramedRequestHandler(
                         maxFrame: DaemonLimits.maxPushPullFrame + GossipEnvelope.helloLength, admission: admission, gate: gate
                     ) { bytes, peer in
-                        await runtimeBox.runtime?.onTCPRequest(bytes, from: Endpoint(peer))
+                        // As the daemon dispatches: operator frames (doctor, `weft keys`) apart.
+                        if NodeRuntime.isOperatorFrame(bytes) { return await runtimeBox.runtime?.onOperatorFrame(bytes, from: Endpoint(peer)) }
+                        return await runtimeBox.runtime?.onTCPRequest(bytes, from: Endpoint(peer))
                     })
                 }
             }
@@ -91,6 +94,7 @@ final class NodeRuntimeTwinTests: XCTestCase {
         )
         runtimeBox.runtime = runtime
         await runtime.setTCPAdmission(admission)
+        await runtime.setKeyring(ClusterKeyring(primary: key), keyFile: nil)
         let plane = network.plane(for: keyPair.nodeID, at: endpoint)
         let staticKey = try XCTUnwrap(SodiumTunnelSuite.staticKeyPair(identity: keyPair))
         let tunnel = Tunnel.Instance(
@@ -120,7 +124,7 @@ final class NodeRuntimeTwinTests: XCTestCase {
     }
 
     /// Polls `check` every 50 ms for at most `seconds`.
-    private func eventually(_ seconds: Double, _ what: String, _ check: () async -> Bool) async throws {
+    func eventually(_ seconds: Double, _ what: String, _ check: () async -> Bool) async throws {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
             if await check() { return }
@@ -130,7 +134,7 @@ final class NodeRuntimeTwinTests: XCTestCase {
         throw CancellationError()
     }
 
-    private static func ipv4Packet(from src: UInt32, to dst: UInt32, payload: [UInt8]) -> [UInt8] {
+    static func ipv4Packet(from src: UInt32, to dst: UInt32, payload: [UInt8]) -> [UInt8] {
         let total = 20 + payload.count
         var p: [UInt8] = [0x45, 0, UInt8(total >> 8), UInt8(total & 0xff), 0, 1, 0x40, 0, 64, 17, 0, 0]
         for a in [src, dst] { p += [UInt8(a >> 24), UInt8(a >> 16 & 0xff), UInt8(a >> 8 & 0xff), UInt8(a & 0xff)] }

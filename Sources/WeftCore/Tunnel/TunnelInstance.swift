@@ -17,9 +17,9 @@ extension Tunnel {
         public let localID: NodeID
         public let suite: Suite
         let staticKey: StaticKeyPair
-        let psk: PresharedKey
-        let ourMAC1Key: Secret
-        let ourCookieKey: Secret
+        /// The pre-shared keys this node accepts, the primary (what it initiates with) first:
+        /// more than one only during a cluster key rotation (docs/tunnel.md, "Key rotation").
+        var pskSlots: [PSKSlot]
         let timestampOrigin: TimestampOrigin
         var rng: DeterministicRNG
         var peers: [NodeID: PeerRecord] = [:]
@@ -44,11 +44,9 @@ extension Tunnel {
             self.localID = localID
             self.suite = suite
             self.staticKey = staticKey
-            self.psk = presharedKey
             self.timestampOrigin = timestampOrigin
             self.rng = rng
-            ourMAC1Key = Handshake.mac1Key(suite, psk: presharedKey, staticKey: staticKey.publicKey)
-            ourCookieKey = Handshake.cookieKey(suite, psk: presharedKey, staticKey: staticKey.publicKey)
+            pskSlots = [PSKSlot(suite, psk: presharedKey, staticKey: staticKey.publicKey)]
             sourceLimiter = RateLimiter(ratePerSecond: settings.initiationsPerSecondPerSource,
                                         burst: settings.initiationBurstPerSource, maxSources: settings.maxTrackedSources)
             loadBucket = TokenBucket(ratePerSecond: settings.initiationsPerSecondBeforeLoad, burst: settings.initiationBurstBeforeLoad)
@@ -56,6 +54,29 @@ extension Tunnel {
 
         /// This node's static public key (what peers use as `remoteStatic`).
         public var publicKey: PublicKey { staticKey.publicKey }
+
+        /// The pre-shared keys to accept, the first the one to initiate with (a cluster key
+        /// rotation: docs/security.md). Sessions keep their keys; handshakes from now on use these.
+        public mutating func setPresharedKeys(_ keys: [PresharedKey]) {
+            precondition(!keys.isEmpty, "at least one pre-shared key")
+            pskSlots = keys.map { PSKSlot(suite, psk: $0, staticKey: staticKey.publicKey) }
+            for (id, var p) in peers {
+                p.mac1Key = Handshake.mac1Key(suite, psk: keys[0], staticKey: p.staticKey)
+                p.cookieKey = Handshake.cookieKey(suite, psk: keys[0], staticKey: p.staticKey)
+                peers[id] = p
+            }
+        }
+
+        /// How many pre-shared keys are accepted.
+        public var presharedKeyCount: Int { pskSlots.count }
+
+        /// The slot whose MAC1 key gives `mac1` over `covered`, if any.
+        func slot(matchingMAC1 mac1: [UInt8], over covered: [UInt8]) -> PSKSlot? {
+            for slot in pskSlots where tunnelConstantTimeEqual(suite.mac(key: slot.ourMAC1Key, message: covered), mac1) {
+                return slot
+            }
+            return nil
+        }
 
         // MARK: - Peers
 
@@ -166,15 +187,16 @@ extension Tunnel {
                                                    underLoad: Bool = false) -> [Directive] {
             let message: HandshakeInitiation
             do { message = try HandshakeInitiation(decoding: bytes) } catch { return [.dropped(.malformed(error))] }
-            let mac1 = suite.mac(key: ourMAC1Key, message: Array(bytes[0..<HandshakeInitiation.mac1Offset]))
-            guard tunnelConstantTimeEqual(mac1, message.mac1) else { return [.dropped(.badMAC1)] }
+            guard let slot = slot(matchingMAC1: message.mac1, over: Array(bytes[0..<HandshakeInitiation.mac1Offset])) else {
+                return [.dropped(.badMAC1)]
+            }
 
             let loaded = !loadBucket.take(now: now) || underLoad
             if loaded {
                 let cookie = makeCookie(for: source, now: now)
                 let mac2 = suite.mac(key: Secret(cookie), message: Array(bytes[0..<HandshakeInitiation.mac2Offset]))
                 if !tunnelConstantTimeEqual(mac2, message.mac2) {
-                    return [.send(cookieReply(cookie: cookie, receiverIndex: message.senderIndex, mac1: message.mac1), to: source)]
+                    return [.send(cookieReply(cookie: cookie, receiverIndex: message.senderIndex, mac1: message.mac1, slot: slot), to: source)]
                 }
             }
             guard sourceLimiter.allow(source.address, now: now) else { return [.dropped(.rateLimited)] }
@@ -193,7 +215,7 @@ extension Tunnel {
             }
             let localIndex = allocateIndex(for: id)
             let ephemeral = suite.generateEphemeralKeyPair()
-            guard let (response, keys) = Handshake.createResponse(suite, state, psk: psk, ephemeral: ephemeral,
+            guard let (response, keys) = Handshake.createResponse(suite, state, psk: slot.psk, ephemeral: ephemeral,
                                                                   senderIndex: localIndex, receiverIndex: message.senderIndex) else {
                 indices[localIndex] = nil
                 return [.dropped(.handshakeFailed)]
@@ -207,8 +229,13 @@ extension Tunnel {
                                   receiveKey: ReceiveKey(secret: keys.initiatorToResponder),
                                   createdAt: now, isInitiator: false, limit: settings.rejectAfterMessages)
             peers[id] = p
+            // MAC1 of the response is keyed with the pre-shared key the initiator used.
+            var macPeer = p
+            if slot.psk.secret != pskSlots[0].psk.secret {
+                macPeer.mac1Key = Handshake.mac1Key(suite, psk: slot.psk, staticKey: p.staticKey)
+            }
             out.append(.send(withMACs(response.encoded, mac1Offset: HandshakeResponse.mac1Offset,
-                                      mac2Offset: HandshakeResponse.mac2Offset, peer: p, now: now), to: source))
+                                      mac2Offset: HandshakeResponse.mac2Offset, peer: macPeer, now: now), to: source))
             return out
         }
 
@@ -217,11 +244,12 @@ extension Tunnel {
         public mutating func onHandshakeResponse(_ bytes: [UInt8], from source: Endpoint, now: Instant) -> [Directive] {
             let message: HandshakeResponse
             do { message = try HandshakeResponse(decoding: bytes) } catch { return [.dropped(.malformed(error))] }
-            let mac1 = suite.mac(key: ourMAC1Key, message: Array(bytes[0..<HandshakeResponse.mac1Offset]))
-            guard tunnelConstantTimeEqual(mac1, message.mac1) else { return [.dropped(.badMAC1)] }
+            guard slot(matchingMAC1: message.mac1, over: Array(bytes[0..<HandshakeResponse.mac1Offset])) != nil else {
+                return [.dropped(.badMAC1)]
+            }
             guard let id = indices[message.receiverIndex], var p = peers[id], let pending = p.pending,
                   pending.localIndex == message.receiverIndex else { return [.dropped(.unknownReceiverIndex)] }
-            guard let keys = Handshake.consumeResponse(suite, message, state: pending.state, local: staticKey, psk: psk) else {
+            guard let keys = Handshake.consumeResponse(suite, message, state: pending.state, local: staticKey, psk: pending.psk) else {
                 p.lastError = .responseRejected(.handshakeFailed)
                 peers[id] = p
                 return [.dropped(.handshakeFailed)]
@@ -428,6 +456,20 @@ extension Tunnel {
         var retryAt: Instant
         /// MAC1 of the initiation sent, the associated data of a cookie reply to it.
         var mac1: [UInt8]
+        /// The pre-shared key the initiation was made with (the primary at the time).
+        var psk: PresharedKey
+    }
+
+    /// One accepted pre-shared key with the keys derived from it for this node's static key.
+    struct PSKSlot: Sendable {
+        var psk: PresharedKey
+        var ourMAC1Key: Secret
+        var ourCookieKey: Secret
+        init<S: TunnelCryptoSuite>(_ suite: S, psk: PresharedKey, staticKey: PublicKey) {
+            self.psk = psk
+            ourMAC1Key = Handshake.mac1Key(suite, psk: psk, staticKey: staticKey)
+            ourCookieKey = Handshake.cookieKey(suite, psk: psk, staticKey: staticKey)
+        }
     }
 
     struct PeerRecord: Sendable {
@@ -484,8 +526,8 @@ extension Tunnel.Instance {
 
     func newPeer(_ id: NodeID, _ key: Tunnel.PublicKey, _ endpoint: Endpoint?) -> Tunnel.PeerRecord {
         Tunnel.PeerRecord(id: id, staticKey: key, endpoint: endpoint,
-                   mac1Key: Tunnel.Handshake.mac1Key(suite, psk: psk, staticKey: key),
-                   cookieKey: Tunnel.Handshake.cookieKey(suite, psk: psk, staticKey: key))
+                   mac1Key: Tunnel.Handshake.mac1Key(suite, psk: pskSlots[0].psk, staticKey: key),
+                   cookieKey: Tunnel.Handshake.cookieKey(suite, psk: pskSlots[0].psk, staticKey: key))
     }
 
     /// When a wanted peer without session or pending handshake should get an initiation: at
@@ -621,7 +663,7 @@ extension Tunnel.Instance {
                              mac2Offset: Tunnel.HandshakeInitiation.mac2Offset, peer: p, now: now)
         let mac1 = Array(bytes[Tunnel.HandshakeInitiation.mac1Offset..<Tunnel.HandshakeInitiation.mac2Offset])
         p.pending = Tunnel.PendingHandshake(localIndex: localIndex, state: state,
-                                            retryAt: now + retryDelay(afterAttempts: p.attempts), mac1: mac1)
+                                            retryAt: now + retryDelay(afterAttempts: p.attempts), mac1: mac1, psk: pskSlots[0].psk)
         p.nextAttemptAt = nil
         peers[id] = p
         out.append(.send(bytes, to: endpoint))
@@ -651,9 +693,9 @@ extension Tunnel.Instance {
 
     /// Cookie reply: nonce = 24 random bytes, key = KDF1(cookieKey(our static), nonce),
     /// AEAD(key, 0, cookie, ad: MAC1 of the initiation).
-    func cookieReply(cookie: [UInt8], receiverIndex: UInt32, mac1: [UInt8]) -> [UInt8] {
+    func cookieReply(cookie: [UInt8], receiverIndex: UInt32, mac1: [UInt8], slot: Tunnel.PSKSlot) -> [UInt8] {
         let nonce = suite.randomBytes(Tunnel.CookieReply.nonceByteCount)
-        let key = suite.kdf(chainingKey: ourCookieKey, input: nonce, outputs: 1)[0]
+        let key = suite.kdf(chainingKey: slot.ourCookieKey, input: nonce, outputs: 1)[0]
         let sealed = suite.seal(key: key, counter: 0, plaintext: cookie, associatedData: mac1)
         return Tunnel.CookieReply(receiverIndex: receiverIndex, nonce: nonce, encryptedCookie: sealed).encoded
     }

@@ -28,11 +28,11 @@ struct ControlService: Sendable {
         // A change before the node has started would be taken in with nothing attached to
         // carry its effects (NodeRuntime.serving): refuse it; reads are fine.
         switch request.op {
-        case .join, .leave, .alloc, .release, .dnsAdd, .dnsRemove, .gc, .reclaim:
+        case .join, .leave, .alloc, .release, .dnsAdd, .dnsRemove, .gc, .reclaim, .keysInstall, .keysUse, .keysRemove:
             guard await runtime.serving else {
                 return encodeError(.notReady, "the node is still starting (its data plane is not attached yet): try again in a moment")
             }
-        case .status, .members, .ipam, .peers, .doctor, .dns:
+        case .status, .members, .ipam, .peers, .doctor, .dns, .keys:
             break
         }
         switch request.op {
@@ -88,6 +88,8 @@ struct ControlService: Sendable {
         case .gc:
             guard let attachments else { return encodeError(.notReady, "attachment reconciliation is not running yet: try again shortly") }
             return encode(await attachments.reconcile(runtime: runtime, dryRun: request.dryRun ?? false, automatic: false))
+        case .keys, .keysInstall, .keysUse, .keysRemove:
+            return encode(await runtime.keysOperation(request.op, key: request.key, local: request.local ?? false))
         case .reclaim:
             guard let node = request.node, !node.isEmpty else { return encodeError(.badRequest, "reclaim needs a node (id, id prefix or name)") }
             return encode(await runtime.reclaim(node, force: request.force ?? false))

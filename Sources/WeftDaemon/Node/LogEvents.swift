@@ -11,7 +11,7 @@ enum LogEvents {
         // Membership (WeftCore Node)
         "member-alive", "member-suspect", "member-dead", "member-left", "member-forgotten",
         // Packets, overlay, tunnels, DNS (NodeRuntime*)
-        "drop", "overlay-address", "tun-up", "tun-error", "tun-ipv6-error", "tunnel-up", "dns-up", "dns-error",
+        "drop", "keys-changed", "keys-refused", "overlay-address", "tun-up", "tun-error", "tun-ipv6-error", "tunnel-up", "dns-up", "dns-error",
         // The kernel VXLAN data plane (NodeRuntime+VXLAN, WeftCore Node+DataPlane)
         "vxlan-up", "vxlan-down", "vxlan-op", "vxlan-error", "data-plane-mismatch",
         // Attachments whose runtime skipped DEL (AttachmentReconciler, weft gc)

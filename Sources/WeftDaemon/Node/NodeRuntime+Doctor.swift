@@ -31,6 +31,9 @@ enum OperatorWire {
         case info
         /// The member's TCP connection back: answer at once.
         case echo
+        /// `weft keys`: report (and, for install/use/remove, change) the member's keyring. The
+        /// request is signed by the asking member (NodeRuntime+Keys.swift).
+        case keys
     }
 
     struct Request: Codable, Sendable {
@@ -44,6 +47,14 @@ enum OperatorWire {
         var replyNonce: UInt64
         /// Size of the full-size probe the asker sent (0: none, e.g. --no-tun).
         var bigSize: Int
+        /// Mode `keys`: `list`, `install`, `use` or `remove`; the key (printed form for install,
+        /// id otherwise); the recipient's id; the asker's wall clock (ns); its ed25519
+        /// signature (hex) over ``NodeRuntime/keysRequestMessage(_:)``.
+        var keysOp: String? = nil
+        var key: String? = nil
+        var to: String? = nil
+        var sentAt: UInt64? = nil
+        var signature: String? = nil
     }
 
     struct Reply: Codable, Sendable {
@@ -61,6 +72,11 @@ enum OperatorWire {
         /// Nil: the TCP connection back worked; else why not.
         var tcpBack: String?
         var version: String
+        /// Mode `keys`: the member's key ids (primary first) after the request, why it refused
+        /// the request, whether its keyring changed.
+        var keys: [String]? = nil
+        var keysProblem: String? = nil
+        var keysChanged: Bool? = nil
     }
 
     static let maxFrame = 16 * 1024
@@ -151,6 +167,10 @@ extension NodeRuntime {
             request = r
         }
         var udpSmall = false, udpBig = false, tcpBack: String? = nil
+        var keysAnswer: (keys: [String], problem: String?, changed: Bool)?
+        if request.mode == .keys {
+            keysAnswer = onKeysRequest(request)
+        }
         if request.mode == .probe {
             // The asker's UDP probes left before its TCP frame; give them up to 1 s.
             for _ in 0..<20 {
@@ -170,7 +190,8 @@ extension NodeRuntime {
             id: me.id.hex, name: me.name, incarnation: me.incarnation,
             overlayAddress: node.ipam.overlayAddress.map { IPAM.format($0) }, tunMTU: tunnel == nil ? nil : tunMTU,
             wallNanoseconds: arrived, handledNanoseconds: UInt64(max(0, (clock.now - started).nanoseconds)),
-            udpSmall: udpSmall, udpBig: udpBig, tcpBack: tcpBack, version: WeftVersion.current
+            udpSmall: udpSmall, udpBig: udpBig, tcpBack: tcpBack, version: WeftVersion.current,
+            keys: keysAnswer?.keys, keysProblem: keysAnswer?.problem, keysChanged: keysAnswer?.changed
         )
         guard let body = try? JSONEncoder().encode(reply) else { return nil }
         return GossipEnvelope.seal(Array(body), kind: .operatorReply, with: sealer)
@@ -201,9 +222,14 @@ extension NodeRuntime {
     /// One kind-17 exchange; the reply, or why there is none.
     func operatorExchange(_ mode: OperatorWire.Mode, to target: Endpoint, nonce: UInt64 = 0, replyNonce: UInt64 = 0,
                           timeout: Duration) async -> (reply: OperatorWire.Reply?, problem: String?) {
-        guard let address = try? target.socketAddress() else { return (nil, "not a usable address") }
         let request = OperatorWire.Request(mode: mode, from: identity.keyPair.nodeID.hex, replyTo: identity.advertise.description,
                                            nonce: nonce, replyNonce: replyNonce, bigSize: bigProbeSize)
+        return await operatorExchange(request, to: target, timeout: timeout)
+    }
+
+    /// One kind-17 exchange with a prepared request.
+    func operatorExchange(_ request: OperatorWire.Request, to target: Endpoint, timeout: Duration) async -> (reply: OperatorWire.Reply?, problem: String?) {
+        guard let address = try? target.socketAddress() else { return (nil, "not a usable address") }
         guard let body = try? JSONEncoder().encode(request) else { return (nil, "cannot encode") }
         let frame = GossipEnvelope.seal(Array(body), kind: .operatorRequest, with: sealer)
         let bytes: [UInt8]
@@ -302,14 +328,14 @@ extension NodeRuntime {
             let recent = ago < 120
             out.append(nodeCheck("key-mismatch", recent ? "fail" : "warn",
                                  "\(f.count) datagram\(f.count == 1 ? "" : "s") from \(source) failed to open with this cluster's key (last \(Int(ago)) s ago)",
-                                 "that host runs with another cluster key (or sends garbage): give it this cluster's key (cluster.key in a member's data dir) or stop it; compare `weft status` -> cluster on both",
+                                 "that host runs with another cluster key, or one this cluster has removed (or sends garbage): give it this cluster's keys (copy cluster.key from a member's data dir) or stop it; compare `weft keys list` on both",
                                  ["count": Double(f.count), "lastSeconds": ago]))
             keyLines += 1
         }
         let tcpBad = s.drops["tcp-unauthenticated"] ?? 0
         if tcpBad > 0 {
             out.append(nodeCheck("key-mismatch", "warn", "\(tcpBad) TCP connection\(tcpBad == 1 ? "" : "s") did not open with a hello sealed with this cluster's key",
-                                 "a host with another cluster key tries to exchange state with this node (or a scanner): compare `weft status` -> cluster",
+                                 "a host with another cluster key (or one this cluster has removed) tries to exchange state with this node (or a scanner): compare `weft keys list` on both",
                                  ["count": Double(tcpBad)]))
             keyLines += 1
         }

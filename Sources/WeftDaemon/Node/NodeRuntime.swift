@@ -59,6 +59,12 @@ actor NodeRuntime {
     var metrics = NodeMetrics()
     /// Probes, failed-to-open sources and peers' self-reports for `weft doctor` (NodeRuntime+Doctor.swift).
     var operatorState = OperatorState()
+    /// The cluster keys this node accepts (primary first) and the file that keeps them
+    /// (`cluster.key`); `weft keys` changes them at run time (NodeRuntime+Keys.swift).
+    var keyring: ClusterKeyring?
+    var keyFile: String?
+    /// Nonces of `weft keys` requests taken in the last few minutes: a replay is refused.
+    var keysNoncesSeen: [UInt64: Instant] = [:]
 
     var plannedWake: Instant?
     var sleeper: Task<Void, Never>?
@@ -415,7 +421,7 @@ actor NodeRuntime {
             )
         } catch let e as FramedExchangeError {
             if case .closedWithoutAnswer = e {
-                return "closed the connection without answering (different cluster key?)"
+                return "closed the connection without answering: it does not accept this node's cluster key\(keyIDs.count == 1 ? "" : "s") (\(keyIDs.joined(separator: ", "))) — another cluster's, or a key the cluster has since removed (`weft keys list` on a member shows its keys; copy cluster.key from a member's data dir over this node's and restart)"
             }
             return e.description
         } catch {
@@ -424,7 +430,7 @@ actor NodeRuntime {
         switch GossipEnvelope.open(reply, expecting: .pushPullReply, with: sealer) {
         case .failure(let f):
             drop(f.reason.rawValue, from: target)
-            return "its answer could not be authenticated (different cluster key?)"
+            return "its answer could not be authenticated with this node's cluster keys (\(keyIDs.joined(separator: ", "))): compare `weft keys list` on both"
         case .success(let plain):
             perform(node.onPushPullReply(plain, from: target, now: now))
             return nil
