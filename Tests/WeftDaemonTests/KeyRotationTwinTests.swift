@@ -85,12 +85,22 @@ extension NodeRuntimeTwinTests {
         XCTAssertEqual(before, after, "a member was suspected during the rotation")
 
         // A node with only the removed key: its push-pull is refused, with a message that says why.
-        let stale = try await startNode(name: "stale", seeds: [], clusterKey: old)
+        let stale = try await startNode(name: "stale", seeds: [a.plane.endpoint], clusterKey: old)
         let problem = await stale.runtime.pushPull(with: a.plane.endpoint)
         let p = try XCTUnwrap(problem, "a member answered a push-pull sealed with the removed key")
         XCTAssertTrue(p.contains("does not accept this node's cluster key") && p.contains(old.keyID), p)
         let aMembers = await a.runtime.members()
         XCTAssertFalse(aMembers.contains { $0.name == "stale" }, "the old-key node was admitted")
+
+        // Its way back: the new key on that node alone (--local), then push-pull works.
+        let localInstall = try await stale.runtime.keysOperation(.keysInstall, key: new.text, local: true).get()
+        XCTAssertEqual(localInstall.members.map(\.name), ["stale"], "--local asks no other member")
+        _ = try await stale.runtime.keysOperation(.keysUse, key: new.keyID, local: true).get()
+        let retry = await stale.runtime.pushPull(with: a.plane.endpoint)
+        XCTAssertNil(retry, "the node with the new key installed locally is answered")
+        try await eventually(20, "a sees the node that caught up alive") {
+            await a.runtime.members().contains { $0.name == "stale" && $0.state == "alive" }
+        }
     }
 
     func testKeysRequestsAreSignedAddressedFreshAndTakenOnce() async throws {
