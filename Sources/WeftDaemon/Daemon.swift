@@ -543,7 +543,7 @@ public enum Daemon {
             let own = try readKeyFile(dataDirKeyPath, flagForErrors: nil)
             let shared = keyring.keys.contains { own.contains($0) }
             if own.clusterID != keyring.clusterID && !shared {
-                throw StartupError("\(dataDirKeyPath) holds the keys of cluster \(own.clusterID) (\(own.keyIDs.joined(separator: ", "))), and the given key is none of them (\(keyring.keyIDs.joined(separator: ", "))): drop the key flag to use the data dir's keys; if the cluster rotated its key while this node was away, copy cluster.key from a member's data dir over this one")
+                throw StartupError("data dir \(options.dataDir) belongs to cluster \(own.clusterID) (\(dataDirKeyPath) holds its keys \(own.keyIDs.joined(separator: ", "))), and the given key is none of them (\(keyring.keyIDs.joined(separator: ", "))): drop the key flag to use the data dir's keys; if the cluster rotated its key while this node was away, copy cluster.key from a member's data dir over this one")
             }
             keyring = own
         }

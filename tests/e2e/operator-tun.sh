@@ -23,6 +23,9 @@
 #   page       the status page in headless Chromium (in h1's namespace) shows a tunnel row per
 #              `weft peers --json` peer, with its overlay address, path and state; screenshot
 #              kept in .build/test-artifacts/status-page-tun.png (skipped without chromium)
+#   keys       a cluster key rotation (install on h2, use on h1, remove on h2) while h1 pings h2
+#              every 100 ms loses no ping; both end with the new key alone; after h2 restarts,
+#              the tunnel comes back under the new key
 #   peers      after h2's `weft leave`, h1's `weft peers` says there is no other live member
 #
 # Usage: tests/e2e/operator-tun.sh [--clean] [-h]
@@ -172,6 +175,39 @@ fi
 small=$(jq -r '.checks[] | select(.check == "udp-out") | .status' "$WORK/doctor2.json")
 if [[ $small == ok ]]; then pass "mtu: small datagrams still pass (udp-out ok)"; else fail "mtu: udp-out $small"; fi
 ip -n "$SW" link set p2 mtu 1500
+
+# A cluster key rotation while h1 pings h2 through the tunnel every 100 ms: install on h2, use on
+# h1, remove on h2. Not one ping may be lost (established sessions keep their keys), both nodes
+# end with the new key alone, and after h2 restarts (its sessions are gone) the tunnel comes
+# back under the new key only.
+weft keygen >"$WORK/new.key"
+chmod 600 "$WORK/new.key"
+OLD_ID=$(weft keys list --json --data-dir "$WORK/n1" | jq -r '.keys[0].id')
+ip netns exec "${NS[1]}" timeout 30 ping -i 0.1 -c 60 -q "$O2" >"$WORK/rotation-ping.txt" 2>&1 &
+PING_PID=$!
+sleep 1
+weft keys install --key-file "$WORK/new.key" --data-dir "$WORK/n2" >"$WORK/rot-install.txt" 2>&1; r1=$?
+NEW_ID=$(weft keys list --json --data-dir "$WORK/n1" | jq -r --arg old "$OLD_ID" '[.keys[].id | select(. != $old)][0] // empty')
+sleep 1
+weft keys use "$NEW_ID" --data-dir "$WORK/n1" >"$WORK/rot-use.txt" 2>&1; r2=$?
+sleep 1
+weft keys remove "$OLD_ID" --data-dir "$WORK/n2" >"$WORK/rot-remove.txt" 2>&1; r3=$?
+wait "$PING_PID"
+lost=$(grep -o '[0-9]* received' "$WORK/rotation-ping.txt" | grep -o '^[0-9]*')
+if [[ $r1 == 0 && $r2 == 0 && $r3 == 0 && -n $NEW_ID ]]; then pass "keys: install, use, remove of $NEW_ID (old $OLD_ID) all exit 0"
+else fail "keys: exit codes $r1 $r2 $r3 ($(cat "$WORK"/rot-*.txt | tail -n 5))"; fi
+if [[ ${lost:-0} == 60 ]]; then pass "keys: 60 of 60 pings through the tunnel during the rotation"
+else fail "keys: $(tail -n 2 "$WORK/rotation-ping.txt")"; fi
+both_new() {
+  [[ $(weft keys list --json --data-dir "$WORK/n1" | jq -c '[.keys[] | {id, p: (.primaryOn | length), i: (.installedOn | length)}]') == "[{\"id\":\"$NEW_ID\",\"p\":2,\"i\":2}]" ]]
+}
+if both_new; then pass "keys: both nodes hold only $NEW_ID, as primary"; else fail "keys: $(weft keys list --data-dir "$WORK/n1" 2>&1)"; fi
+kill -TERM "${NODE_PID[2]}" 2>/dev/null
+wait_until 100 0.1 bash -c "! kill -0 ${NODE_PID[2]} 2>/dev/null"
+bg_ns "${NS[2]}" "$WORK/n2.log" "$WEFT_BIN" start --data-dir "$WORK/n2" --listen "${UNDER[2]}:$PORT" --name op-h2 --profile fast
+NODE_PID[2]=$LAST_PID
+if wait_until 150 0.2 ping_ok 1 "$O2"; then pass "keys: after h2's restart the tunnel is back under the new key alone"
+else fail "keys: no ping to $O2 after h2's restart"; fi
 
 # The peer leaves: `weft peers` on h1 says why there is no tunnel (not "no members yet, or --no-tun").
 weft leave --data-dir "$WORK/n2" >/dev/null 2>&1

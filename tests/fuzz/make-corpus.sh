@@ -18,6 +18,13 @@ printf '{"v":1,"op":"reclaim","node":"a1b2"}' > $c/reclaim
 printf '{"v":99,"op":"future"}' > $c/newer
 printf '{"v":1,"op":"release","handle":"\\u0000\\ud800"}' > $c/odd-strings
 
+c=fuzz/corpus/keyring; mkdir -p $c
+printf 'weft1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n' > $c/one-key
+printf '# cluster 0123456789abcdef\nweft1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\nweft1:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=\n' > $c/two-keys
+printf '\n# a comment\r\n  weft1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=  \r\n\n' > $c/spaces-crlf
+printf 'weft1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\nweft1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n' > $c/twice
+printf '# cluster ZZ\nweft1:short\n' > $c/bad
+
 c=fuzz/corpus/cni_config; mkdir -p $c
 printf '\0{"cniVersion":"1.0.0","name":"weft","type":"weft-cni","mtu":1420,"dataDir":"/var/lib/weft"}' > $c/conf
 printf '\0{"cniVersion":"1.1.0","name":"weft","type":"weft-cni","cni.dev/valid-attachments":[{"containerID":"c1","ifname":"eth0"}],"prevResult":{"ips":[{"address":"10.42.0.5/16"}]}}' > $c/gc

@@ -38,6 +38,11 @@ build_target() {  # target → $OUT/<target>
             swiftc "${FLAGS[@]}" -module-name FuzzEnvelope -I "$OUT/obj" -I Sources/CSodium \
                 fuzz/envelope.swift Sources/WeftDaemon/Node/GossipEnvelope.swift \
                 -L "$OUT/obj" -lWeftCrypto -lWeftCore -lsodium -o "$OUT/$t" ;;
+        keyring)
+            [ -f "$OUT/obj/libWeftCrypto.a" ] || build_module WeftCrypto $(find Sources/WeftCrypto -name '*.swift' | sort) \
+                -- -I Sources/CSodium -Xcc -I/usr/include || return 1
+            swiftc "${FLAGS[@]}" -module-name FuzzKeyring -I "$OUT/obj" -I Sources/CSodium fuzz/keyring.swift \
+                -L "$OUT/obj" -lWeftCrypto -lWeftCore -lsodium -o "$OUT/$t" ;;
         control_request)
             swiftc "${FLAGS[@]}" -module-name FuzzControl fuzz/control_request.swift $(find Sources/WeftAPI -name '*.swift' | sort) -o "$OUT/$t" ;;
         cni_config)
