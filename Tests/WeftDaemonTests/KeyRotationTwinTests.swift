@@ -113,12 +113,17 @@ extension NodeRuntimeTwinTests {
         let intruderKey = ClusterKey.generate()
         let before = await b.runtime.keyIDs
         let signer = await a.runtime.identity.keyPair
+        let bKey = await b.runtime.identity.keyPair.publicKey
+        func request(_ op: NodeRuntime.KeysOp, _ key: String?, to: NodeID) async throws -> OperatorWire.Request {
+            let r = await a.runtime.signedKeysRequest(op, key: key, to: to, recipientKey: bKey)
+            return try XCTUnwrap(r)
+        }
         func sign(_ r: inout OperatorWire.Request, with k: IdentityKeyPair) {
             r.signature = Hex.encode(k.sign(NodeRuntime.keysRequestMessage(r)))
         }
 
         // A genuine request from a is taken, once.
-        let genuine = await a.runtime.signedKeysRequest(.list, key: nil, to: b.id)
+        let genuine = try await request(.list, nil, to: b.id)
         let first = await b.runtime.onKeysRequest(genuine)
         XCTAssertNil(first.problem)
         let replay = await b.runtime.onKeysRequest(genuine)
@@ -126,34 +131,48 @@ extension NodeRuntimeTwinTests {
 
         var forgeries: [(String, OperatorWire.Request)] = []
         // Unsigned.
-        var unsigned = await a.runtime.signedKeysRequest(.install, key: intruderKey.text, to: b.id)
+        var unsigned = try await request(.install, intruderKey.text, to: b.id)
         unsigned.signature = nil
         forgeries.append(("unsigned", unsigned))
         // In a's name, signed by someone else (a cluster-key holder without a's identity).
-        var wrongSigner = await a.runtime.signedKeysRequest(.install, key: intruderKey.text, to: b.id)
+        var wrongSigner = try await request(.install, intruderKey.text, to: b.id)
         sign(&wrongSigner, with: IdentityKeyPair.generate())
         forgeries.append(("signed by a stranger in a's name", wrongSigner))
         // From an identity that is no member.
         let stranger = IdentityKeyPair.generate()
-        var notMember = await a.runtime.signedKeysRequest(.install, key: intruderKey.text, to: b.id)
+        var notMember = try await request(.install, intruderKey.text, to: b.id)
         notMember.from = stranger.nodeID.hex
         sign(&notMember, with: stranger)
         forgeries.append(("from a non-member", notMember))
         // A genuine request to a, replayed to b.
-        forgeries.append(("addressed to another member", await a.runtime.signedKeysRequest(.install, key: intruderKey.text, to: a.id)))
+        forgeries.append(("addressed to another member", try await request(.install, intruderKey.text, to: a.id)))
         // Signed by a, but ten minutes old.
-        var stale = await a.runtime.signedKeysRequest(.install, key: intruderKey.text, to: b.id)
+        var stale = try await request(.install, intruderKey.text, to: b.id)
         stale.sentAt = (stale.sentAt ?? 0) - 600_000_000_000
         sign(&stale, with: signer)
         forgeries.append(("ten minutes old", stale))
         // Signed by a, then the key swapped.
-        var swapped = await a.runtime.signedKeysRequest(.install, key: ClusterKey.generate().text, to: b.id)
+        var swapped = try await request(.install, ClusterKey.generate().text, to: b.id)
         swapped.key = intruderKey.text
         forgeries.append(("key changed after signing", swapped))
         // Removal of b's only key in a's name, unsigned.
-        var removal = await a.runtime.signedKeysRequest(.remove, key: key.keyID, to: b.id)
+        var removal = try await request(.remove, key.keyID, to: b.id)
         removal.signature = "00"
         forgeries.append(("bad signature on remove", removal))
+
+        // The key an install hands out is sealed to the recipient: not in the clear under the
+        // cluster key, and no other member (here a, which holds the cluster key) can open it.
+        let sealedInstall = try await request(.install, intruderKey.text, to: b.id)
+        XCTAssertFalse(sealedInstall.key?.contains("weft1:") ?? true)
+        let sealedBytes = try XCTUnwrap(Hex.decode(sealedInstall.key ?? ""))
+        XCTAssertNil(SealedBox.open(sealedBytes, with: signer), "a member other than the recipient opened the new key")
+        let bIdentity = await b.runtime.identity.keyPair
+        XCTAssertNotNil(SealedBox.open(sealedBytes, with: bIdentity))
+        // A genuine install whose key was sealed to someone else is refused.
+        var elsewhere = try await request(.install, intruderKey.text, to: b.id)
+        elsewhere.key = Hex.encode(try XCTUnwrap(SealedBox.seal(Array(intruderKey.text.utf8), to: signer.publicKey)))
+        sign(&elsewhere, with: signer)
+        forgeries.append(("key sealed to another member", elsewhere))
 
         let refusedBefore = await b.runtime.status().drops["keys-refused"] ?? 0
         for (what, r) in forgeries {

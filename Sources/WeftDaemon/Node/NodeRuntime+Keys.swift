@@ -12,7 +12,9 @@ import WeftCrypto
 /// signed by the asking member's identity key over the recipient's id, the operation, the key,
 /// the asker's wall clock and a nonce; a member takes it only from a known member, within two
 /// minutes of its own clock, and once. So a holder of the cluster key alone cannot install,
-/// promote or remove a key, and a captured request cannot be replayed.
+/// promote or remove a key, and a captured request cannot be replayed. The key an `install`
+/// hands out travels encrypted to the recipient's identity (`SealedBox`), not only under the
+/// cluster key: whoever holds a leaked old key must not read the new one off the wire.
 ///
 /// `use` first asks every member for its keyring and refuses unless each one answered and holds
 /// the key (a member that sealed with a key others do not accept would be cut off); `remove`
@@ -91,11 +93,18 @@ extension NodeRuntime {
         return w.bytes
     }
 
-    func signedKeysRequest(_ op: KeysOp, key: String?, to member: NodeID) -> OperatorWire.Request {
+    /// A signed request to `member`; for `install`, `key` is the printed key and is sent sealed
+    /// to `recipientKey` (nil when that key is unusable).
+    func signedKeysRequest(_ op: KeysOp, key: String?, to member: NodeID, recipientKey: PublicKey? = nil) -> OperatorWire.Request? {
         var r = OperatorWire.Request(mode: .keys, from: identity.keyPair.nodeID.hex, replyTo: identity.advertise.description,
                                      nonce: UInt64.random(in: 1...UInt64.max), replyNonce: 0, bigSize: 0)
         r.keysOp = op.rawValue
-        r.key = key
+        if op == .install, let key {
+            guard let pk = recipientKey, let sealed = SealedBox.seal(Array(key.utf8), to: pk) else { return nil }
+            r.key = Hex.encode(sealed)
+        } else {
+            r.key = key
+        }
         r.to = member.hex
         r.sentAt = WallClock.nanoseconds()
         r.signature = Hex.encode(identity.keyPair.sign(Self.keysRequestMessage(r)))
@@ -134,7 +143,15 @@ extension NodeRuntime {
         }
         guard keysNoncesSeen[r.nonce] == nil else { return refuse("a replayed request") }
         keysNoncesSeen[r.nonce] = t
-        let (changed, problem) = applyKeyOp(op, key: r.key)
+        var key = r.key
+        if op == .install {
+            // The new key is sealed to this member's identity.
+            guard let hex = r.key, let sealed = Hex.decode(hex), let plain = SealedBox.open(sealed, with: identity.keyPair) else {
+                return refuse("the key in the request is not sealed to this member")
+            }
+            key = plain.withUnsafeBytes { String(decoding: $0, as: UTF8.self) }
+        }
+        let (changed, problem) = applyKeyOp(op, key: key)
         return (keyIDs, problem, changed)
     }
 
@@ -145,7 +162,10 @@ extension NodeRuntime {
         var out: [NodeID: API.MemberKeys] = [:]
         await withTaskGroup(of: API.MemberKeys.self) { g in
             for m in members {
-                let request = signedKeysRequest(op, key: key, to: m.id)
+                guard let request = signedKeysRequest(op, key: key, to: m.id, recipientKey: try? PublicKey(bytes: m.publicKey)) else {
+                    out[m.id] = API.MemberKeys(id: m.id.hex, name: m.name, keys: nil, problem: "its identity key cannot be encrypted to", changed: false)
+                    continue
+                }
                 g.addTask {
                     let (reply, problem) = await self.operatorExchange(request, to: m.address, timeout: .seconds(4))
                     guard let reply else { return API.MemberKeys(id: m.id.hex, name: m.name, keys: nil, problem: problem ?? "no answer", changed: false) }
