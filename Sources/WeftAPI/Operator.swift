@@ -12,7 +12,7 @@ extension API {
         /// The member's id (scope `member`), else this node's.
         public var subjectID: String
         /// Stable check name: `member-state`, `tcp-out`, `tcp-in`, `udp-out`, `udp-in`, `mtu`,
-        /// `clock`, `tunnel`, `membership`, `warning`, `key-mismatch`, `ipam`, `cni-plugin`, `cni-config`.
+        /// `clock`, `tunnel`, `membership`, `warning`, `key-mismatch`, `keys`, `ipam`, `cni-plugin`, `cni-config`.
         public var check: String
         /// `ok`, `warn` or `fail`.
         public var status: String

@@ -42,6 +42,10 @@ extension NodeRuntimeTwinTests {
             return true
         }
         try await carry("a to b before the rotation", from: a, to: b)
+        func doctorKeys(_ n: Running) async -> API.DoctorCheck? { await n.runtime.doctor().checks.first { $0.check == "keys" } }
+        let calm = await doctorKeys(b)
+        XCTAssertEqual(calm?.status, "ok")
+        XCTAssertTrue(calm?.message.contains("3 members hold the same cluster key") ?? false, calm?.message ?? "no keys line")
         let before = await incarnations(all)
         let old = key, new = ClusterKey.generate()
 
@@ -52,6 +56,9 @@ extension NodeRuntimeTwinTests {
         for n in all { let ids = await n.runtime.keyIDs; XCTAssertEqual(ids, [old.keyID, new.keyID]) }
         for n in all { let count = await n.runtime.tunnel?.presharedKeyCount; XCTAssertEqual(count, 2, "the tunnels accept both pre-shared keys") }
         try await carry("a to b after install", from: a, to: b)
+        let midway = await doctorKeys(c)
+        XCTAssertEqual(midway?.status, "ok")
+        XCTAssertTrue(midway?.message.contains("rotation in progress") ?? false, midway?.message ?? "no keys line")
 
         // Use, asked on b.
         let used = try await b.runtime.keysOperation(.keysUse, key: String(new.keyID.prefix(8)), local: false).get()
@@ -74,6 +81,14 @@ extension NodeRuntimeTwinTests {
         for n in all { let count = await n.runtime.tunnel?.presharedKeyCount; XCTAssertEqual(count, 1, "the tunnels accept only the new pre-shared key") }
         try await carry("a to b after remove", from: a, to: b)
         try await carry("b to c: a new handshake with only the new key", from: b, to: c)
+
+        // A key installed on c alone: the doctor on a names it and where it is missing.
+        let extra = ClusterKey.generate()
+        _ = try await c.runtime.keysOperation(.keysInstall, key: extra.text, local: true).get()
+        let uneven = await doctorKeys(a)
+        XCTAssertEqual(uneven?.status, "warn")
+        XCTAssertTrue(uneven?.message.contains("\(extra.keyID) is missing on a, b") ?? false, uneven?.message ?? "no keys line")
+        _ = try await c.runtime.keysOperation(.keysRemove, key: extra.keyID, local: true).get()
 
         // Gossip kept flowing under the new key: nobody was suspected, so no incarnation moved.
         try await Task.sleep(for: .seconds(2))

@@ -288,12 +288,47 @@ extension NodeRuntime {
         let me = identity.keyPair.nodeID
         let others = node.membership.members.filter { $0.id != me }
         var byMember: [NodeID: [API.DoctorCheck]] = [:]
+        let live = others.filter { $0.state == .alive || $0.state == .suspect }
+        async let keyAnswers = keysFanOut(.list, key: nil, to: live)
         await withTaskGroup(of: (NodeID, [API.DoctorCheck]).self) { g in
             for m in others { g.addTask { (m.id, await self.doctor(member: m)) } }
             for await (id, c) in g { byMember[id] = c }
         }
+        checks.append(keyringCheck(await keyAnswers))
         for m in others.sorted(by: { ($0.name, $0.id.hex) < ($1.name, $1.id.hex) }) { checks += byMember[m.id] ?? [] }
         return API.DoctorReport(checks: checks)
+    }
+
+    /// `keys`: do the members that answered hold the same keys, with the same primary? A
+    /// difference is an unfinished rotation (or a member that missed one).
+    func keyringCheck(_ answers: [API.MemberKeys]) -> API.DoctorCheck {
+        let mine = keyIDs
+        let report = Self.keysReport(op: .list, cluster: identity.clusterID, key: nil,
+                                     members: [API.MemberKeys(id: identity.keyPair.nodeID.hex, name: node.membership.myself.name, keys: mine, problem: nil, changed: false)] + answers,
+                                     notAsked: [])
+        let answered = report.members.filter { $0.keys != nil }
+        let n = answered.count
+        var differences: [String] = []
+        for k in report.keys {
+            if k.installedOn.count != n {
+                let missing = answered.filter { !($0.keys ?? []).contains(k.id) }.map(\.name)
+                differences.append("\(k.id) is missing on \(missing.joined(separator: ", "))")
+            }
+        }
+        let primaries = Set(answered.compactMap { $0.keys?.first })
+        if primaries.count > 1 {
+            let by = report.keys.filter { !$0.primaryOn.isEmpty }.map { "\($0.id) on \($0.primaryOn.joined(separator: ", "))" }
+            differences.append("members seal with different keys (\(by.joined(separator: "; ")))")
+        }
+        if !differences.isEmpty {
+            return nodeCheck("keys", "warn", "the members' cluster keys differ: \(differences.joined(separator: "; "))",
+                             "finish the rotation from any node: `weft keys install`, `weft keys use`, `weft keys remove` each reach every live member; `weft keys list` shows who holds what")
+        }
+        let primary = mine.first ?? "?"
+        if mine.count > 1 {
+            return nodeCheck("keys", "ok", "\(n) member\(n == 1 ? "" : "s") hold the same \(mine.count) keys and seal with \(primary): a rotation in progress (finish it with `weft keys use` / `weft keys remove`)")
+        }
+        return nodeCheck("keys", "ok", "\(n) member\(n == 1 ? "" : "s") hold the same cluster key \(primary)")
     }
 
     private func nodeCheck(_ check: String, _ status: String, _ message: String, _ hint: String = "", _ values: [String: Double]? = nil) -> API.DoctorCheck {
