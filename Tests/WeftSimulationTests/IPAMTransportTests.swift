@@ -131,3 +131,47 @@ final class IPAMTransportTests: XCTestCase {
         XCTAssertNoThrow(try sim.checkSafety())
     }
 }
+
+extension IPAMTransportTests {
+    /// The allocator's free-hint deltas and holdings broadcasts are keyed by the tokens and
+    /// owners they cover (`IPAM.Message.gossipKey`): a stream of allocations leaves one queued
+    /// item per key, not one per update. A lone node never gossips, so without keys its queue
+    /// would hold two items for every tick with an allocation.
+    func testAllocatorBroadcastsReplaceTheirPredecessorsInTheGossipQueue() throws {
+        let sim = NodeSimulator(seed: 3)
+        sim.addHost()
+        sim.run(for: .seconds(3))
+        let before = try XCTUnwrap(sim.hosts[0].node).membership.pendingBroadcasts
+        for k in 0..<60 {
+            XCTAssertNotNil(sim.allocateWaiting(0, "c\(k)"), "allocation \(k)")
+            sim.run(for: .milliseconds(500))
+        }
+        let after = try XCTUnwrap(sim.hosts[0].node).membership.pendingBroadcasts
+        XCTAssertLessThanOrEqual(after, before + 4, "60 allocations left \(after - before) more queued broadcasts")
+        XCTAssertNoThrow(try sim.checkSafety())
+    }
+
+    /// What may replace what: own broadcasts of any size by their exact token/owner set; a
+    /// passed-on one only when it covers one item; other kinds never.
+    func testGossipKeysCoverExactlyTheTokensOrOwnersOfTheMessage() throws {
+        let cluster = IPAM.ClusterID(creator: NodeID(high: 9, low: 9), nonce: 5)
+        let subnet = IPAM.Subnet.default
+        let a = NodeID(high: 1, low: 1), b = NodeID(high: 2, low: 2)
+        func delta(_ tokens: [UInt32]) -> [UInt8] {
+            IPAM.Message.ringDelta(cluster: cluster, subnet: subnet,
+                                   entries: tokens.sorted().map { IPAM.Entry(token: 0x0A2A_0000 + $0 * 256, owner: a, version: 1, free: 3) }).encoded()
+        }
+        let one = IPAM.Message.gossipKey(encoded: delta([7]), singleItemOnly: true)
+        XCTAssertNotNil(one)
+        XCTAssertEqual(one, IPAM.Message.gossipKey(encoded: delta([7]), singleItemOnly: false))
+        XCTAssertNotEqual(one, IPAM.Message.gossipKey(encoded: delta([8]), singleItemOnly: false))
+        XCTAssertNil(IPAM.Message.gossipKey(encoded: delta([7, 9]), singleItemOnly: true), "a passed-on delta of two tokens is not keyed")
+        XCTAssertNotEqual(IPAM.Message.gossipKey(encoded: delta([7, 9]), singleItemOnly: false), one, "another token set, another key")
+        let holdings = IPAM.Message.holdings(cluster: cluster, subnet: subnet,
+                                             registers: [IPAM.OwnedHoldings(owner: b, holdings: IPAM.Holdings(version: 3, addresses: [0x0A2A_0001]))]).encoded()
+        let hk = try XCTUnwrap(IPAM.Message.gossipKey(encoded: holdings, singleItemOnly: true))
+        XCTAssertNotEqual(hk, one, "holdings and deltas never share a key")
+        XCTAssertNil(IPAM.Message.gossipKey(encoded: IPAM.Message.donationRequest(cluster: cluster, wanted: 4).encoded(), singleItemOnly: false))
+        XCTAssertNil(IPAM.Message.gossipKey(encoded: [1, 2, 3], singleItemOnly: false), "garbage is not keyed")
+    }
+}

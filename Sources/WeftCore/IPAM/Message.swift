@@ -288,3 +288,35 @@ extension IPAM {
         }
     }
 }
+
+extension IPAM.Message {
+    /// The gossip key of a broadcast ring delta or holdings message (docs/ipam.md "Transport"):
+    /// a newer message with the same key replaces an older one still in the retransmit queue,
+    /// so a stream of updates about the same tokens or owners costs one queue item, not one per
+    /// update. The key is the kind and the sorted tokens (deltas) or owners (holdings) the
+    /// message covers. Replacing is safe exactly when the newer message is at least as new for
+    /// every item it covers:
+    /// - the allocator's own broadcasts always carry the current entries and registers
+    ///   (`flushFreeHints`), so any size is keyed (`singleItemOnly: false`);
+    /// - a passed-on broadcast is passed on because it was news, which says only that *some*
+    ///   item advanced; so it is keyed only when it covers a single item (`singleItemOnly: true`).
+    /// Every other message (and anything that does not decode) is not keyed.
+    public static func gossipKey(encoded bytes: [UInt8], singleItemOnly: Bool) -> [UInt8]? {
+        guard let kind = Kind.of(encoded: bytes), kind == .ringDelta || kind == .holdings,
+              let message = try? IPAM.Message(decoding: bytes) else { return nil }
+        var key: [UInt8] = [0x49, kind.rawValue]  // "I": the allocator's keys, apart from other broadcasts
+        switch message {
+        case .ringDelta(_, _, let entries):
+            guard !entries.isEmpty, !singleItemOnly || entries.count == 1 else { return nil }
+            for t in entries.map(\.token).sorted() {
+                key += [UInt8(t >> 24), UInt8(t >> 16 & 0xff), UInt8(t >> 8 & 0xff), UInt8(t & 0xff)]
+            }
+        case .holdings(_, _, let registers):
+            guard !registers.isEmpty, !singleItemOnly || registers.count == 1 else { return nil }
+            for o in registers.map(\.owner).sorted() { key += o.bytes }
+        default:
+            return nil
+        }
+        return key
+    }
+}

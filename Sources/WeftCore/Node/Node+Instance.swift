@@ -603,7 +603,7 @@ extension Node {
             let directives = ipam.onRingDelta(bytes, from: from, now: now)
             let wasNews = directives.contains { if case .persist = $0 { return true } else { return false } }
             run(ipam: directives, &w, now: now)
-            if rebroadcast && wasNews { _ = membership.enqueueBroadcast(bytes, key: nil) }
+            if rebroadcast && wasNews { _ = membership.enqueueBroadcast(bytes, key: IPAM.Message.gossipKey(encoded: bytes, singleItemOnly: true)) }
         }
 
         mutating func run(ipam directives: [IPAM.Directive], _ w: inout Work, now: Instant) {
@@ -612,7 +612,7 @@ extension Node {
                 case .persist(let change):
                     w.batch.ipam.append(change)
                 case .broadcast(let bytes):
-                    _ = membership.enqueueBroadcast(bytes, key: nil)
+                    _ = membership.enqueueBroadcast(bytes, key: IPAM.Message.gossipKey(encoded: bytes, singleItemOnly: false))
                 case .send(let bytes, let to):
                     guard let m = membership.member(to) else {
                         w.effects.append(.dropped("ipam-unknown-peer"))
