@@ -49,7 +49,7 @@ public struct ClusterKeyring: Sendable, Equatable {
         var lineNumber = 0
         for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
             lineNumber += 1
-            let line = raw.trimmingCharacters(in: " \t\r")
+            let line = String(decoding: Array(raw.utf8).trimmingASCIIWhitespace(), as: UTF8.self)
             if line.hasPrefix(Self.clusterLinePrefix) {
                 let id = String(line.dropFirst(Self.clusterLinePrefix.count)).lowercased()
                 guard Self.isClusterID(id) else { throw .invalidKeyText("line \(lineNumber): the cluster id after \"# cluster\" is not 16 hex characters") }
@@ -133,14 +133,4 @@ extension ClusterKey {
     /// This key's public fingerprint (16 hex characters): how `weft keys` names it. The same
     /// value as ``clusterID``, which a one-key cluster shows as its id.
     public var keyID: String { clusterID }
-}
-
-extension Substring {
-    fileprivate func trimmingCharacters(in set: String) -> String {
-        let s = Set(set)
-        var a = startIndex, b = endIndex
-        while a < b, s.contains(self[a]) { a = index(after: a) }
-        while b > a, s.contains(self[index(before: b)]) { b = index(before: b) }
-        return String(self[a..<b])
-    }
 }

@@ -432,6 +432,14 @@ struct KeysCommand: ParsableCommand {
 struct KeysScope: ParsableArguments {
     @Flag(name: .long, help: "Change only this node's keyring (a node that missed a rotation).")
     var local = false
+
+    /// Sends one keyring request (`op` about `key`) to the node and prints its report.
+    func run(_ op: API.Operation, key: String?, node: NodeSelection) throws {
+        var request = API.Request(op: op)
+        request.key = key
+        request.local = local
+        try KeysOutput.show(try node.call(request, as: API.KeysReport.self, timeout: 30), json: node.json)
+    }
 }
 
 enum KeysOutput {
@@ -471,9 +479,7 @@ struct KeysList: ParsableCommand {
     @OptionGroup var scope: KeysScope
 
     func run() throws {
-        var request = API.Request(op: .keys)
-        request.local = scope.local
-        try KeysOutput.show(try node.call(request, as: API.KeysReport.self, timeout: 30), json: node.json)
+        try scope.run(.keys, key: nil, node: node)
     }
 }
 
@@ -507,10 +513,7 @@ struct KeysInstall: ParsableCommand {
         }
         let parsed: ClusterKey
         do { parsed = try ClusterKey(text: text) } catch { throw CLIFailure.usage("not a valid cluster key: \(error)") }
-        var request = API.Request(op: .keysInstall)
-        request.key = parsed.text
-        request.local = scope.local
-        try KeysOutput.show(try node.call(request, as: API.KeysReport.self, timeout: 30), json: node.json)
+        try scope.run(.keysInstall, key: parsed.text, node: node)
     }
 }
 
@@ -524,10 +527,7 @@ struct KeysUse: ParsableCommand {
     var keyID: String
 
     func run() throws {
-        var request = API.Request(op: .keysUse)
-        request.key = keyID
-        request.local = scope.local
-        try KeysOutput.show(try node.call(request, as: API.KeysReport.self, timeout: 30), json: node.json)
+        try scope.run(.keysUse, key: keyID, node: node)
     }
 }
 
@@ -541,9 +541,6 @@ struct KeysRemove: ParsableCommand {
     var keyID: String
 
     func run() throws {
-        var request = API.Request(op: .keysRemove)
-        request.key = keyID
-        request.local = scope.local
-        try KeysOutput.show(try node.call(request, as: API.KeysReport.self, timeout: 30), json: node.json)
+        try scope.run(.keysRemove, key: keyID, node: node)
     }
 }
