@@ -22,7 +22,7 @@
 #   --clean removes the namespaces, processes and work dirs an earlier --keep run left
 # Environment: WEFT_BIN (default .build/release/weft: build it with
 #   `swift build -c release --product weft`), THREADS (16), PORT_BASE (24000), SCALE_TIMEOUT
-#   (watchdog, 900 s), SETTLE_SECONDS (30).
+#   (watchdog, 900 s), SETTLE_SECONDS (30), WEFT_LOG_LEVEL (warning; info shows each node's joins).
 # Aims (issue 8): converge <= 10 s, idle CPU <= 0.5 % of a core and RSS <= 40 MB per node.
 set -uo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -74,7 +74,7 @@ declare -a PIDS
 start_node() { # start_node I
   local i=$1 args
   args=(start --no-tun --data-dir "$WORK/n$i" --listen "127.0.0.1:$((PORT_BASE + i))" --name "scale-$i"
-        --profile "$PROFILE" --log-level warning)
+        --profile "$PROFILE" --log-level "${WEFT_LOG_LEVEL:-warning}")
   ((i > 1)) && args+=(--seed "127.0.0.1:$((PORT_BASE + 1))" --cluster-key-file "$WORK/n1/cluster.key")
   if ((ROOTED)); then bg_ns "$NS" "$WORK/n$i.log" "$BIN" "${args[@]}"
   else
@@ -108,9 +108,12 @@ def call(d, req, timeout=20):
     if r.get("error"): raise RuntimeError(r["error"].get("message", "error"))
     return r.get("result")
 
+names = {}
 def states(d):
-    try: return {m["id"]: m["state"] for m in call(d, {"op": "members"}, 5)}
+    try: ms = call(d, {"op": "members"}, 5)
     except Exception: return None
+    for m in ms: names[m["id"]] = m.get("name", m["id"][:12])
+    return {m["id"]: m["state"] for m in ms}
 
 def wait_all(dirs, pred, timeout):
     """one poller thread per node (every 0.5 s), so a slow answer from one node does not delay
@@ -120,14 +123,26 @@ def wait_all(dirs, pred, timeout):
     def poll(d):
         while time.time() - t0 < timeout:
             st = states(d)
+            if st is not None:
+                now = time.time()
+                with lock:
+                    for i, s in st.items():
+                        if s == "alive": first_alive.setdefault(i, {}).setdefault(d, now)
             if st is not None and pred(st):
-                with lock: when[d] = time.time()
+                with lock: when[d] = now
                 return
             time.sleep(0.5)
     ts = [threading.Thread(target=poll, args=(d,)) for d in dirs]
     for t in ts: t.start()
     for t in ts: t.join()
     return (max(when.values()) if len(when) == len(dirs) else None), len(when), list(when.values())
+
+# member id -> node dir -> when that node first listed it alive (for "who was late")
+first_alive = {}
+def last_to_appear(t0, k=3):
+    """the k members the others saw alive last (median over the nodes that saw them)"""
+    med = sorted(((pct(list(v.values()), .5) - t0, i) for i, v in first_alive.items()), reverse=True)[:k]
+    return [{"member": names.get(i, i[:12]), "median_seconds": round(t, 2)} for t, i in med]
 
 def pct(v, q):
     v = sorted(v)
@@ -140,7 +155,8 @@ if cmd == "converge":
     each = [x - t0 for x in each]
     print(json.dumps({"seconds": None if t is None else round(t - t0, 2), "converged_nodes": n,
                       "per_node_median": round(pct(each, .5), 2) if each else None,
-                      "per_node_p90": round(pct(each, .9), 2) if each else None}))
+                      "per_node_p90": round(pct(each, .9), 2) if each else None,
+                      "last_to_appear": last_to_appear(t0)}))
 elif cmd == "dead":
     t0, victim, timeout = float(sys.argv[2]), sys.argv[3], float(sys.argv[4]); dirs = sys.argv[5:]
     t, n, each = wait_all(dirs, lambda st: st.get(victim) == "dead", timeout)
@@ -244,6 +260,7 @@ r = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "nodes": int(no
      "converge_seconds_from_first_start": conv["seconds"], "converge_seconds_after_last_start": float(conv_last),
      "converged_nodes": conv["converged_nodes"],
      "converge_per_node_median": conv.get("per_node_median"), "converge_per_node_p90": conv.get("per_node_p90"),
+     "converge_last_to_appear": conv.get("last_to_appear"),
      "dead_per_node_median": dead.get("per_node_median"), "dead_per_node_p90": dead.get("per_node_p90"),
      "idle": idle, "kill_to_all_dead_seconds": dead["seconds"], "nodes_seeing_dead": dead["nodes_seeing_dead"],
      "allocations": alloc, "after_allocations": after, "settled_idle": settled,
@@ -258,7 +275,8 @@ r["meets"] = {
 }
 json.dump(r, open(out, "w"), indent=2); open(out, "a").write("\n")
 c, m = idle["cpu_percent_of_core"] or {}, (after["rss_mb"] or {})
-print(f"converge      {conv['seconds']} s from the first start ({r['converge_seconds_after_last_start']} s after the last), {conv['converged_nodes']}/{nodes} nodes; per node median {conv.get('per_node_median')} s, p90 {conv.get('per_node_p90')} s")
+late = ", ".join("%s %s s" % (x["member"], x["median_seconds"]) for x in conv.get("last_to_appear") or [])
+print(f"converge      {conv['seconds']} s from the first start ({r['converge_seconds_after_last_start']} s after the last), {conv['converged_nodes']}/{nodes} nodes; per node median {conv.get('per_node_median')} s, p90 {conv.get('per_node_p90')} s; seen last: {late}")
 print(f"idle CPU      median {c.get('median')} %, p90 {c.get('p90')} %, max {c.get('max')} % of a core per node (sum {idle['total_cpu_percent']} %)")
 sc = settled["cpu_percent_of_core"] or {}
 print(f"settled idle  median {sc.get('median')} %, p90 {sc.get('p90')} %, max {sc.get('max')} % of a core per node (sum {settled['total_cpu_percent']} %), RSS median {(settled['rss_mb'] or {}).get('median')} MB")

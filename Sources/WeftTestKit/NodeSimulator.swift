@@ -36,7 +36,7 @@ public final class NodeSimulator {
         case datagram(to: Int, bytes: [UInt8], from: Endpoint)
         case pushPullRequest(to: Int, bytes: [UInt8], from: Int, generation: Int)
         case pushPullReply(to: Int, bytes: [UInt8], from: Int, generation: Int)
-        case pushPullFailed(host: Int, target: Endpoint, generation: Int)
+        case pushPullFailed(host: Int, target: Endpoint, generation: Int, busy: Bool)
         case ipamFrame(to: Int, bytes: [UInt8])
     }
 
@@ -48,6 +48,9 @@ public final class NodeSimulator {
     public var network = SimNetwork()
     /// Directed links that drop everything (asymmetric partitions).
     public var blocked: Set<SimNetwork.Link> = []
+    /// Hosts whose push-pull port answers "busy" (its connection limits are full, as
+    /// `Framing.busyMarker` says in the daemon): their push-pulls fail fast with `busy`.
+    public var busy: Set<Int> = []
     public private(set) var now: Instant = Instant(nanoseconds: 1_000_000_000)
     public private(set) var hosts: [Host] = []
     /// Acknowledged allocations not released since, by handle.
@@ -365,6 +368,10 @@ public final class NodeSimulator {
                 fail(from, target: hosts[to].endpoint, generation: generation)
                 return
             }
+            if busy.contains(to) {
+                events.push(now + network.streamDelay(rng: &rng), .pushPullFailed(host: from, target: hosts[to].endpoint, generation: generation, busy: true))
+                return
+            }
             let (reply, effects) = node.onPushPullRequest(bytes, from: requester.endpoint, now: now)
             hosts[to].node = node
             perform(effects, host: to)
@@ -379,10 +386,10 @@ public final class NodeSimulator {
             let effects = node.onPushPullReply(bytes, from: hosts[from].endpoint, now: now)
             host.node = node
             perform(effects, host: to)
-        case .pushPullFailed(let i, let target, let generation):
+        case .pushPullFailed(let i, let target, let generation, let busy):
             let host = hosts[i]
             guard host.generation == generation, var node = host.node else { return }
-            let effects = node.onPushPullFailed(to: target, reason: "unreachable", now: now)
+            let effects = node.onPushPullFailed(to: target, reason: busy ? "busy" : "unreachable", busy: busy, now: now)
             host.node = node
             perform(effects, host: i)
         case .ipamFrame(let to, let bytes):
@@ -412,7 +419,7 @@ public final class NodeSimulator {
     }
 
     func fail(_ requester: Int, target: Endpoint, generation: Int) {
-        events.push(now + .seconds(1), .pushPullFailed(host: requester, target: target, generation: generation))
+        events.push(now + .seconds(1), .pushPullFailed(host: requester, target: target, generation: generation, busy: false))
     }
 
     /// Carries out one host's effects, as the daemon does over sockets.

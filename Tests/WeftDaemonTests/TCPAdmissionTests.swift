@@ -1,5 +1,6 @@
 import NIOCore
 import NIOEmbedded
+import NIOPosix
 import WeftCore
 import WeftCrypto
 import XCTest
@@ -218,6 +219,73 @@ final class TCPAdmissionTests: XCTestCase {
         XCTAssertEqual(admission.openConnections, 0)
     }
 
+    /// A connection refused for lack of room gets `Framing.busyMarker` before the close (the
+    /// asker retries soon instead of reading the silence as a key mismatch); one refused for
+    /// anything the peer did gets nothing.
+    func testRefusedForRoomAnswersBusyAndTheCollectorSaysSo() throws {
+        var limits = FrameLimits()
+        limits.maxPerSource = 1
+        let admission = TCPAdmission(limits: limits)
+        let first = EmbeddedChannel()
+        try first.pipeline.syncOperations.addHandler(FramedRequestHandler(
+            maxFrame: 1 << 20, admission: admission, gate: admission.helloGate(sealer: sealer)) { _, _ in nil })
+        try first.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        let second = EmbeddedChannel()
+        try second.pipeline.syncOperations.addHandler(FramedRequestHandler(
+            maxFrame: 1 << 20, admission: admission, gate: admission.helloGate(sealer: sealer)) { _, _ in nil })
+        try second.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 2)).wait()
+        let out = try second.readOutbound(as: ByteBuffer.self)
+        XCTAssertEqual(out.map { Array($0.readableBytesView) }, Framing.busyMarker)
+        XCTAssertEqual(admission.refusalCounts["tcp-too-many-from-source"], 1)
+        XCTAssertTrue(first.isActive)
+        // It lingers, dropping what the asker still sends (so the asker reads the marker rather
+        // than a reset), holds no connection slot, and is closed after `busyLinger`.
+        XCTAssertTrue(second.isActive)
+        XCTAssertEqual(admission.lingeringConnections, 1)
+        XCTAssertEqual(admission.openConnections, 1)
+        try second.writeInbound(ByteBuffer(bytes: [UInt8](repeating: 7, count: 5000)))
+        XCTAssertNil(try second.readOutbound(as: ByteBuffer.self), "nothing more is answered")
+        XCTAssertNil(try second.readInbound(as: ByteBuffer.self), "nothing is passed on")
+        second.embeddedEventLoop.advanceTime(by: limits.busyLinger + .milliseconds(10))
+        XCTAssertFalse(second.isActive)
+        XCTAssertEqual(admission.lingeringConnections, 0)
+        // With every lingering place taken, a busy refusal still answers, and closes at once.
+        var tight = limits
+        tight.maxLingering = 0
+        let full = TCPAdmission(limits: tight)
+        let holder = EmbeddedChannel()
+        try holder.pipeline.syncOperations.addHandler(FramedRequestHandler(
+            maxFrame: 1 << 20, admission: full, gate: full.helloGate(sealer: sealer)) { _, _ in nil })
+        try holder.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        let refused = EmbeddedChannel()
+        try refused.pipeline.syncOperations.addHandler(FramedRequestHandler(
+            maxFrame: 1 << 20, admission: full, gate: full.helloGate(sealer: sealer)) { _, _ in nil })
+        try refused.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 2)).wait()
+        XCTAssertEqual(try refused.readOutbound(as: ByteBuffer.self).map { Array($0.readableBytesView) }, Framing.busyMarker)
+        refused.embeddedEventLoop.run()
+        XCTAssertFalse(refused.isActive)
+        XCTAssertEqual(full.lingeringConnections, 0)
+        // The asking side turns the marker into `.busy`, not a refused or empty reply.
+        let asker = EmbeddedChannel()
+        let promise = asker.eventLoop.makePromise(of: [UInt8].self)
+        try asker.pipeline.syncOperations.addHandler(FramedReplyCollector(maxFrame: 1 << 24, gate: .hello(sealer: sealer), promise: promise))
+        try asker.writeInbound(ByteBuffer(bytes: Framing.busyMarker))
+        XCTAssertThrowsError(try promise.futureResult.wait()) { error in
+            guard case FramedExchangeError.busy = error else { return XCTFail("\(error)") }
+        }
+        // A request of length 0 on the serving side is malformed, not "busy".
+        var server = FrameAccumulator(maxFrame: 100, gate: admission.helloGate(sealer: sealer))
+        guard case .refused(.malformed) = server.append(ByteBuffer(bytes: Framing.busyMarker)) else { return XCTFail() }
+        // An unkeyed frame is refused silently.
+        let third = EmbeddedChannel()
+        try third.pipeline.syncOperations.addHandler(FramedRequestHandler(
+            maxFrame: 1 << 20, admission: TCPAdmission(), gate: admission.helloGate(sealer: sealer)) { _, _ in [1] })
+        try third.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 3)).wait()
+        let foreign = GossipEnvelope.seal([UInt8](repeating: 1, count: 64), kind: .pushPullRequest, with: GossipSealer(clusterKey: ClusterKey.generate()))
+        try third.writeInbound(ByteBuffer(bytes: framed(foreign)))
+        XCTAssertNil(try third.readOutbound(as: ByteBuffer.self))
+    }
+
     func testReplyGateRefusesAForeignReplyBeforeBufferingIt() throws {
         let channel = EmbeddedChannel()
         let promise = channel.eventLoop.makePromise(of: [UInt8].self)
@@ -296,5 +364,42 @@ final class TCPAdmissionTests: XCTestCase {
             guard case .failure(let w) = o.open(other) else { return XCTFail("kind \(k) must be refused") }
             XCTAssertEqual(w.reason, .wrongKind)
         }
+    }
+
+    /// Over real sockets: a seed with no room for an unproven connection answers "busy", and the
+    /// asker's `framedExchange` reports `.busy` (what makes a joiner retry soon without backing
+    /// off) whether or not its large request was all written when the answer came.
+    func testBusyOverRealSocketsReachesTheAsker() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        var limits = FrameLimits.default
+        limits.maxPerSource = 0  // every connection from loopback is refused for room
+        let admission = TCPAdmission(limits: limits)
+        let gate = admission.helloGate(sealer: sealer)
+        let server = try await ServerBootstrap(group: group)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(FramedRequestHandler(
+                        maxFrame: 4 << 20, admission: admission, gate: gate) { _, _ in [1, 2, 3] })
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        let port = server.localAddress?.port ?? 0
+        let address = try SocketAddress(ipAddress: "127.0.0.1", port: port)
+        // Three megabytes: more than loopback socket buffers hold before the answer comes.
+        let request = GossipEnvelope.seal([UInt8](repeating: 7, count: 3 << 20), kind: .pushPullRequest, with: sealer)
+        for _ in 0..<3 {
+            do {
+                _ = try await framedExchange(group: group, to: address, request: request, maxFrame: 4 << 20,
+                                             timeout: .seconds(5), replyGate: admission.helloGate(sealer: sealer))
+                XCTFail("a seed without room must not answer")
+            } catch FramedExchangeError.busy {
+            } catch {
+                XCTFail("expected busy, got \(error)")
+            }
+        }
+        XCTAssertEqual(admission.refusalCounts[TCPRefusal.tooManyFromSource.rawValue], 3)
+        XCTAssertEqual(admission.acceptedFrames, 0, "a refused request is never read")
+        try await server.close()
+        try await group.shutdownGracefully()
     }
 }

@@ -266,6 +266,39 @@ final class NodeRuleTests: XCTestCase {
     }
 }
 
+extension NodeSimulationTests {
+    /// A seed that answers "busy" (its connection limits full: a hundred nodes joining through
+    /// it at once) is retried within `seedRetryInitial`, spread per node, not after the
+    /// doubling back-off of a silent seed; once it has room the joiner is in at once.
+    func testBusySeedIsRetriedSoonWithoutBackingOff() {
+        let sim = NodeSimulator(seed: 31)
+        // The seed's own push-pulls (catch-up, periodic) would sync the joiner from the other
+        // side, as they often do for real; pushed out here so only the joiner's retries count.
+        sim.membershipSettings.pushPullInterval = .seconds(120)
+        sim.membershipSettings.catchUpPushPullDelay = .seconds(60)
+        var pushPulls: [Instant] = []
+        sim.addHost(); sim.run(for: .seconds(1))
+        sim.busy = [0]
+        sim.observer = { host, e in if host == 1, case .pushPull = e { pushPulls.append(sim.now) } }
+        sim.addHost(seeds: [0]); sim.run(for: .seconds(20))
+        XCTAssertFalse(sim.hosts[1].node!.synced, "no full-state exchange yet")
+        XCTAssertFalse(sim.hosts[1].node!.warnings.contains { $0.contains("check the cluster key") },
+                       "a busy seed is not reported as a key problem")
+        let gaps = zip(pushPulls.dropFirst(), pushPulls).map { ($0 - $1).seconds }
+        let initial = sim.nodeSettings.seedRetryInitial.seconds
+        XCTAssertGreaterThanOrEqual(pushPulls.count, Int(20 / initial), "retries: \(gaps)")
+        XCTAssertTrue(gaps.allSatisfy { $0 <= initial + 0.5 }, "no back-off against a busy seed: \(gaps)")
+        XCTAssertGreaterThan(Set(gaps.map { ($0 * 100).rounded() }).count, 1, "the waits are spread: \(gaps)")
+        let freed = sim.now
+        sim.busy = []
+        sim.run(for: .seconds(5))
+        XCTAssertTrue(sim.hosts[1].node!.synced)
+        let next = pushPulls.first { $0 >= freed }
+        XCTAssertNotNil(next)
+        if let next { XCTAssertLessThanOrEqual((next - freed).seconds, initial + 0.5, "the next try after the seed had room") }
+    }
+}
+
 final class NodeLifecycleSimTests: XCTestCase {
     /// `weft leave`, then `weft start` on the same data dir: the node rejoins, gets space and
     /// an overlay address, and allocates.

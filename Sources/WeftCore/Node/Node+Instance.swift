@@ -15,6 +15,12 @@ extension Node {
         /// True once another member answered this node since it started (push-pull reply or an
         /// authenticated datagram), restored members included.
         public private(set) var joined = false
+        /// True once a full-state exchange with another member was merged since this start
+        /// (our push-pull answered, or theirs received). Seeds are retried until then, not only
+        /// until `joined`: a datagram from the seed makes a node joined but teaches it only the
+        /// seed, and a joiner whose push-pull the seed refused as busy then waited for its
+        /// periodic push-pull to learn the rest (up to 75 s for 100 nodes on one seed).
+        public private(set) var synced = false
         /// Seeds to retry until one answers.
         public private(set) var seeds: [Endpoint] = []
         /// Why each seed did not answer (cleared when it does).
@@ -36,6 +42,9 @@ extension Node {
         var seedRetryDelay: Duration
         var seedRound = 0
         var seedFailedRound: [Endpoint: Int] = [:]
+        /// The next seed retry was brought forward because a seed answered "busy": it does not
+        /// double the back-off (a busy seed is up; a silent one may not be).
+        var seedRetryIsBusy = false
         var lastIPAMTick: Instant = .zero
         var tunnelIncarnations: [NodeID: UInt64] = [:]
         var announcedOverlay: UInt32?
@@ -93,7 +102,7 @@ extension Node {
             }
             // Seeds are retried only while running (a node that left or was refused must not
             // ask to be woken for a retry it will never make: that was a busy loop).
-            if let s = nextSeedRetry, !joined, !seeds.isEmpty, phase == .running { w = min(w, s) }
+            if let s = nextSeedRetry, !synced, !seeds.isEmpty, phase == .running { w = min(w, s) }
             if let t = overlayClaimNotBefore, phase == .running, ipam.ring != nil, ipam.overlayAddress == nil { w = min(w, t) }
             return w
         }
@@ -170,6 +179,7 @@ extension Node {
                 let app = node.ipamAppState()
                 let (rep, ds) = node.membership.onPushPull(plaintext, from: from, appState: app, now: now)
                 node.run(ds, &w, now: now)
+                if rep != nil { node.synced = true }
                 reply = rep
             }
             return (r.failure == nil ? reply : nil, r.effects)
@@ -182,16 +192,29 @@ extension Node {
                 node.heard(from)
                 let app = node.ipamAppState()
                 let (_, ds) = node.membership.onPushPull(plaintext, from: from, appState: app, now: now)
+                if node.membership.hasExchangedState { node.synced = true }  // set once a reply merged
                 node.run(ds, &w, now: now)
                 node.checkNameClash(&w, now: now)
             }.effects
         }
 
-        /// Our push-pull to `to` failed (`reason` says how, for `weft status`).
-        public mutating func onPushPullFailed(to: Endpoint, reason: String, now: Instant) -> [Effect] {
+        /// Our push-pull to `to` failed (`reason` says how, for `weft status`). `busy`: the
+        /// peer is up and said so but had no room for the connection (its connection limits,
+        /// e.g. a hundred nodes joining through one seed at once): while not joined, the seeds
+        /// are tried again after `busyRetryDelay` instead of the doubling back-off, which had
+        /// pushed such joiners 16–30 s out and made a 100-node start take up to 75 s.
+        public mutating func onPushPullFailed(to: Endpoint, reason: String, busy: Bool = false, now: Instant) -> [Effect] {
             guard seeds.contains(to) else { return [] }
             seedProblems[to.description] = reason
             seedFailedRound[to] = seedRound
+            if busy, !synced, phase == .running {
+                let soon = now + busyRetryDelay()
+                if nextSeedRetry.map({ soon < $0 }) ?? true {
+                    nextSeedRetry = soon
+                    seedRetryIsBusy = true
+                }
+                return []
+            }
             guard !joined, seeds.allSatisfy({ seedFailedRound[$0] == seedRound }) else { return [] }
             let detail = seeds.map { "\($0): \(seedProblems[$0.description] ?? "?")" }.joined(separator: "; ")
             return [.log(Log(.error, "no seed answered: check the cluster key (--cluster-key-file) and the seed addresses; retrying",
@@ -262,8 +285,12 @@ extension Node {
                     node.lastIPAMTick = now
                     node.run(ipam: node.ipam.onTick(now: now), &w, now: now)
                 }
-                if !node.joined, !node.seeds.isEmpty, let due = node.nextSeedRetry, now >= due, node.phase == .running {
-                    node.seedRetryDelay = min(node.seedRetryDelay * 2, node.settings.seedRetryMax)
+                if !node.synced, !node.seeds.isEmpty, let due = node.nextSeedRetry, now >= due, node.phase == .running {
+                    if node.seedRetryIsBusy {
+                        node.seedRetryIsBusy = false
+                    } else {
+                        node.seedRetryDelay = min(node.seedRetryDelay * 2, node.settings.seedRetryMax)
+                    }
                     node.nextSeedRetry = now + node.seedRetryDelay
                     node.seedRound += 1
                     node.run(node.membership.join(seeds: node.seeds, now: now), &w, now: now)
@@ -489,6 +516,13 @@ extension Node {
                 w.effects.append(.overlayAddress(a, prefixLength: Int(subnet.prefixLength)))
                 w.effects.append(.log(Log(.notice, "overlay address assigned", event: "overlay-address", ["address": IPAM.format(a)])))
             }
+        }
+
+        /// After a busy seed: `seedRetryInitial` × a factor in [0.25, 1) drawn from a hash of
+        /// this node and the round, so joiners refused together do not come back together.
+        func busyRetryDelay() -> Duration {
+            let spread = IPAM.Instance.rendezvous(me, NodeID(high: UInt64(truncatingIfNeeded: seedRound), low: 0x6275_7379_7365_6564))
+            return settings.seedRetryInitial * (0.25 + 0.75 * Double(spread % 1024) / 1024)
         }
 
         /// The overlay claim failed: wait `overlayRetryInitial · 2^(failures−1)` (at most

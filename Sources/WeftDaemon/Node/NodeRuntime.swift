@@ -404,13 +404,14 @@ actor NodeRuntime {
     /// One full-state exchange with `target`, reported to the node. Returns nil on success, or
     /// why it failed.
     func pushPull(with target: Endpoint) async -> String? {
-        let problem = await exchange(with: target)
-        if let problem { perform(node.onPushPullFailed(to: target, reason: problem, now: now)) }
+        let (problem, busy) = await exchange(with: target)
+        if let problem { perform(node.onPushPullFailed(to: target, reason: problem, busy: busy, now: now)) }
         return problem
     }
 
-    private func exchange(with target: Endpoint) async -> String? {
-        guard let address = try? target.socketAddress() else { return "not a usable address" }
+    /// Nil on success, else why not; `busy` when the peer answered `Framing.busyMarker`.
+    private func exchange(with target: Endpoint) async -> (problem: String?, busy: Bool) {
+        guard let address = try? target.socketAddress() else { return ("not a usable address", false) }
         let request = GossipEnvelope.seal(node.makePushPullRequest(now: now), kind: .pushPullRequest, with: sealer)
         metrics.message(.pushPull, direction: .out)
         let reply: [UInt8]
@@ -420,20 +421,21 @@ actor NodeRuntime {
                 maxFrame: DaemonLimits.maxPushPullFrame, timeout: .seconds(5), replyGate: .hello(sealer: sealer)
             )
         } catch let e as FramedExchangeError {
+            if case .busy = e { return (e.description, true) }
             if case .closedWithoutAnswer = e {
-                return "closed the connection without answering: it does not accept this node's cluster key\(keyIDs.count == 1 ? "" : "s") (\(keyIDs.joined(separator: ", "))) — another cluster's, or a key the cluster has since removed (`weft keys list` on a member shows its keys; copy cluster.key from a member's data dir over this node's and restart)"
+                return ("closed the connection without answering: it does not accept this node's cluster key\(keyIDs.count == 1 ? "" : "s") (\(keyIDs.joined(separator: ", "))) — another cluster's, or a key the cluster has since removed (`weft keys list` on a member shows its keys; copy cluster.key from a member's data dir over this node's and restart)", false)
             }
-            return e.description
+            return (e.description, false)
         } catch {
-            return Self.describe(error)
+            return (Self.describe(error), false)
         }
         switch GossipEnvelope.open(reply, expecting: .pushPullReply, with: sealer) {
         case .failure(let f):
             drop(f.reason.rawValue, from: target)
-            return "its answer could not be authenticated with this node's cluster keys (\(keyIDs.joined(separator: ", "))): compare `weft keys list` on both"
+            return ("its answer could not be authenticated with this node's cluster keys (\(keyIDs.joined(separator: ", "))): compare `weft keys list` on both", false)
         case .success(let plain):
             perform(node.onPushPullReply(plain, from: target, now: now))
-            return nil
+            return (nil, false)
         }
     }
 

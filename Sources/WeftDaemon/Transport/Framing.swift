@@ -7,6 +7,14 @@ import WeftCrypto
 /// Length-prefixed frames (u32 big-endian length, then the bytes), used on the push-pull TCP
 /// port and on the control socket. One request and one reply per connection.
 enum Framing {
+    /// What the push-pull port sends, instead of closing silently, when it has no room for a
+    /// connection (`TCPRefusal.isBusy`): an empty frame, the 4 bytes of length 0. No request is
+    /// ever that short (a hello alone is 46 bytes), so it cannot be mistaken for an answer. It is
+    /// not authenticated — it cannot be, the connection was refused before its hello — so it
+    /// means no more than a reset would: the asker tries again soon rather than reading it as
+    /// "this node does not accept my key".
+    static let busyMarker: [UInt8] = [0, 0, 0, 0]
+
     static func frame(_ payload: [UInt8], allocator: ByteBufferAllocator) -> ByteBuffer {
         var buf = allocator.buffer(capacity: payload.count + 4)
         buf.writeInteger(UInt32(payload.count), endianness: .big)
@@ -61,6 +69,10 @@ enum TCPRefusal: String, Error, Sendable, CaseIterable {
     /// Closed to make room: the oldest connection that had not passed its hello when all
     /// `FrameLimits.maxConnections` slots were taken.
     case evicted = "tcp-evicted-unauthenticated"
+
+    /// Refusals for lack of room, not for anything the peer did wrong: answered with
+    /// `Framing.busyMarker` so a real member retries soon.
+    var isBusy: Bool { self == .tooManyConnections || self == .tooManyFromSource || self == .busy }
 }
 
 /// Limits of the push-pull TCP port (issue 9): nothing unauthenticated can hold more than a
@@ -83,6 +95,13 @@ struct FrameLimits: Sendable {
     /// Bytes all connections together may buffer after their hello passed. 64 MiB: four
     /// maximal push-pull frames; a frame that does not fit is refused as `busy`.
     var maxBufferedBytes = 64 << 20
+    /// Connections refused as busy that are kept open after `Framing.busyMarker`, reading and
+    /// discarding what the asker is still sending, so that the marker is read rather than lost
+    /// to a reset (closing a socket with unread request bytes resets it, and the asker's write
+    /// then fails before it reads the marker). 64 at once, each at most `busyLinger`; beyond
+    /// that a busy refusal closes at once, as any other refusal does.
+    var maxLingering = 64
+    var busyLinger: TimeAmount = .seconds(2)
     /// Recent hello nonces remembered to refuse a replayed hello. 16,384 (about 0.5 MiB).
     var rememberedHellos = 16_384
 
@@ -114,6 +133,7 @@ final class TCPAdmission: @unchecked Sendable {
     private var helloNext = 0
     private var refusals: [TCPRefusal: UInt64] = [:]
     private var accepted: UInt64 = 0
+    private var lingering = 0
 
     init(limits: FrameLimits = .default) { self.limits = limits }
 
@@ -200,6 +220,17 @@ final class TCPAdmission: @unchecked Sendable {
     }
 
     func count(_ refusal: TCPRefusal) { lock.withLock { refusals[refusal, default: 0] += 1 } }
+
+    /// Takes one of the `maxLingering` places for a busy-refused connection; false when full.
+    func startLingering() -> Bool {
+        lock.withLock {
+            guard lingering < limits.maxLingering else { return false }
+            lingering += 1
+            return true
+        }
+    }
+    func stopLingering() { lock.withLock { lingering = max(0, lingering - 1) } }
+    var lingeringConnections: Int { lock.withLock { lingering } }
     func countAccepted() { lock.withLock { accepted += 1 } }
 
     /// Refusals so far by reason (`TCPRefusal.rawValue`), for the node's drop counters.
@@ -235,18 +266,23 @@ struct FrameAccumulator {
         case refused(TCPRefusal)
         /// The gate passed; the frame (of this length) will now be buffered whole.
         case passed(Int)
+        /// `Framing.busyMarker` (only with `acceptsBusyMarker`: a reply collector's).
+        case busy
     }
 
     let maxFrame: Int
     let gate: FrameGate?
     let unauthenticatedLimit: Int
+    /// A frame of length 0 is the peer's "busy" (`Framing.busyMarker`), not a refused frame.
+    let acceptsBusyMarker: Bool
     private var buffer: ByteBuffer?
     private(set) var gatePassed = false
 
-    init(maxFrame: Int, gate: FrameGate? = nil, unauthenticatedLimit: Int = 4096) {
+    init(maxFrame: Int, gate: FrameGate? = nil, unauthenticatedLimit: Int = 4096, acceptsBusyMarker: Bool = false) {
         self.maxFrame = maxFrame
         self.gate = gate
         self.unauthenticatedLimit = unauthenticatedLimit
+        self.acceptsBusyMarker = acceptsBusyMarker
     }
 
     /// Bytes held for the current frame.
@@ -259,6 +295,7 @@ struct FrameAccumulator {
               let length32 = buf.getInteger(at: buf.readerIndex, endianness: .big, as: UInt32.self)
         else { return .needMore }
         let length = Int(length32)
+        if length == 0, acceptsBusyMarker, !gatePassed { return .busy }
         if length > maxFrame { return .oversized(length) }
         var outcome = Outcome.needMore
         if let gate, !gatePassed {
@@ -300,6 +337,8 @@ final class FramedRequestHandler: ChannelInboundHandler, RemovableChannelHandler
     private let admission: TCPAdmission?
     private var ticket: UInt64?
     private var reserved = 0
+    /// Refused as busy, marker sent, discarding input until the peer closes (`busyLinger`).
+    private var lingering = false
 
     init(maxFrame: Int, idleTimeout: TimeAmount = .seconds(10), respond: @escaping Responder) {
         self.frames = FrameAccumulator(maxFrame: maxFrame)
@@ -322,9 +361,9 @@ final class FramedRequestHandler: ChannelInboundHandler, RemovableChannelHandler
         let channel = context.channel
         if let admission {
             switch admission.admit(source: Self.sourceKey(channel.remoteAddress), channel: channel) {
-            case .failure:
+            case .failure(let why):
                 answered = true
-                context.close(promise: nil)
+                if why.isBusy { answerBusy(context) } else { context.close(promise: nil) }
                 return
             case .success(let t):
                 ticket = t
@@ -346,6 +385,10 @@ final class FramedRequestHandler: ChannelInboundHandler, RemovableChannelHandler
     func channelInactive(context: ChannelHandlerContext) {
         idleTask?.cancel()
         helloTask?.cancel()
+        if lingering {
+            lingering = false
+            admission?.stopLingering()
+        }
         if let admission {
             if let ticket { admission.release(ticket) }
             ticket = nil
@@ -355,7 +398,7 @@ final class FramedRequestHandler: ChannelInboundHandler, RemovableChannelHandler
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard !answered else { return }
+        guard !answered else { return }  // also what a lingering connection still sends: dropped
         let body: [UInt8]
         switch frames.append(unwrapInboundIn(data)) {
         case .needMore: return
@@ -363,7 +406,7 @@ final class FramedRequestHandler: ChannelInboundHandler, RemovableChannelHandler
             helloTask?.cancel()
             if let admission {
                 if let ticket { admission.authenticated(ticket) }
-                guard admission.reserve(length) else { return refuse(context, nil) }
+                guard admission.reserve(length) else { return refuse(context, nil, busy: true) }
                 reserved = length
                 admission.countAccepted()
             }
@@ -372,6 +415,8 @@ final class FramedRequestHandler: ChannelInboundHandler, RemovableChannelHandler
             return refuse(context, why)
         case .oversized:
             return refuse(context, .oversized)
+        case .busy:  // not with this accumulator (a request of length 0 is refused by the gate)
+            return refuse(context, .malformed)
         case .frame(let b):
             body = b
             if admission != nil && reserved == 0 { admission?.countAccepted() }
@@ -393,10 +438,32 @@ final class FramedRequestHandler: ChannelInboundHandler, RemovableChannelHandler
         }
     }
 
-    private func refuse(_ context: ChannelHandlerContext, _ why: TCPRefusal?) {
+    private func refuse(_ context: ChannelHandlerContext, _ why: TCPRefusal?, busy: Bool = false) {
         answered = true
         if let why { admission?.count(why) }
-        context.close(promise: nil)
+        if busy { answerBusy(context) } else { context.close(promise: nil) }
+    }
+
+    /// Sends `Framing.busyMarker`, then closes our side and keeps reading (and dropping) until
+    /// the asker closes, at most `busyLinger`, so the asker reads the marker instead of a reset.
+    /// Without a lingering place left, the marker goes out and the connection closes at once.
+    private func answerBusy(_ context: ChannelHandlerContext) {
+        let channel = context.channel
+        var marker = channel.allocator.buffer(capacity: 4)
+        marker.writeBytes(Framing.busyMarker)
+        guard let admission, admission.startLingering() else {
+            context.writeAndFlush(wrapOutboundOut(marker)).whenComplete { _ in channel.close(promise: nil) }
+            return
+        }
+        lingering = true
+        idleTask?.cancel()
+        helloTask?.cancel()
+        idleTask = context.eventLoop.assumeIsolated().scheduleTask(in: admission.limits.busyLinger) {
+            channel.close(promise: nil)
+        }
+        context.writeAndFlush(wrapOutboundOut(marker)).whenComplete { result in
+            if case .failure = result { channel.close(promise: nil) }
+        }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -413,7 +480,7 @@ final class FramedReplyCollector: ChannelInboundHandler {
     private var done = false
 
     init(maxFrame: Int, gate: FrameGate? = nil, promise: EventLoopPromise<[UInt8]>) {
-        self.frames = FrameAccumulator(maxFrame: maxFrame, gate: gate)
+        self.frames = FrameAccumulator(maxFrame: maxFrame, gate: gate, acceptsBusyMarker: true)
         self.promise = promise
     }
 
@@ -423,6 +490,7 @@ final class FramedReplyCollector: ChannelInboundHandler {
         case .needMore, .passed: return
         case .refused(let why): finish(.failure(FramedExchangeError.refusedReply(why)))
         case .oversized(let n): finish(.failure(FramedExchangeError.oversized(n)))
+        case .busy: finish(.failure(FramedExchangeError.busy))
         case .frame(let body): finish(.success(body))
         }
         context.close(promise: nil)
@@ -447,6 +515,8 @@ final class FramedReplyCollector: ChannelInboundHandler {
 
 enum FramedExchangeError: Error, CustomStringConvertible {
     case closedWithoutAnswer
+    /// The peer answered `Framing.busyMarker`: up, but no room for this connection now.
+    case busy
     case oversized(Int)
     case timedOut
     /// The reply's first bytes did not pass the gate (e.g. not sealed with our cluster key).
@@ -455,6 +525,7 @@ enum FramedExchangeError: Error, CustomStringConvertible {
     var description: String {
         switch self {
         case .closedWithoutAnswer: return "closed the connection without answering"
+        case .busy: return "busy (too many connections at once); retrying shortly"
         case .oversized(let n): return "sent a frame of \(n) bytes, over the limit"
         case .timedOut: return "did not answer in time"
         case .refusedReply(let why): return "its answer was refused before it was read (\(why.rawValue); different cluster key?)"
@@ -498,7 +569,17 @@ func framedExchange(
         timer.cancel()
         channel.close(promise: nil)
     }
-    try await channel.writeAndFlush(Framing.frame(request, allocator: channel.allocator)).get()
+    do {
+        try await channel.writeAndFlush(Framing.frame(request, allocator: channel.allocator)).get()
+    } catch {
+        // A busy peer answers before it has read the request, and the collector closes the
+        // connection on that answer, so the rest of our write fails: the answer is the news.
+        // (The promise completes soon: the channel is closing, and the timer runs.)
+        do { _ = try await promise.futureResult.get() } catch FramedExchangeError.busy {
+            throw FramedExchangeError.busy
+        } catch {}
+        throw error
+    }
     return try await promise.futureResult.get()
 }
 
