@@ -444,8 +444,9 @@ final class FramedRequestHandler: ChannelInboundHandler, RemovableChannelHandler
         if busy { answerBusy(context) } else { context.close(promise: nil) }
     }
 
-    /// Sends `Framing.busyMarker`, then closes our side and keeps reading (and dropping) until
-    /// the asker closes, at most `busyLinger`, so the asker reads the marker instead of a reset.
+    /// Sends `Framing.busyMarker` and keeps the connection open, reading and dropping what the
+    /// asker still sends, until the asker closes (its collector does on the marker) or
+    /// `busyLinger` passes, so the asker reads the marker instead of a reset.
     /// Without a lingering place left, the marker goes out and the connection closes at once.
     private func answerBusy(_ context: ChannelHandlerContext) {
         let channel = context.channel
