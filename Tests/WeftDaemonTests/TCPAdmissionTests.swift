@@ -13,6 +13,16 @@ final class TCPAdmissionTests: XCTestCase {
     let key = ClusterKey.generate()
     lazy var sealer = GossipSealer(clusterKey: key)
 
+    /// An embedded push-pull connection from 127.0.0.1:`port`, served under `admission`.
+    private func served(by admission: TCPAdmission, port: Int, maxFrame: Int = 1 << 20,
+                        respond: @escaping FramedRequestHandler.Responder = { _, _ in nil }) throws -> EmbeddedChannel {
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandler(FramedRequestHandler(
+            maxFrame: maxFrame, admission: admission, gate: admission.helloGate(sealer: sealer), respond: respond))
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: port)).wait()
+        return channel
+    }
+
     private func framed(_ body: [UInt8]) -> [UInt8] {
         let n = UInt32(body.count)
         return [UInt8(n >> 24), UInt8(n >> 16 & 0xff), UInt8(n >> 8 & 0xff), UInt8(n & 0xff)] + body
@@ -207,14 +217,12 @@ final class TCPAdmissionTests: XCTestCase {
 
     func testHandlerRefusesUnkeyedFrameAndClosesAtOnce() throws {
         let admission = TCPAdmission()
-        let channel = EmbeddedChannel()
-        try channel.pipeline.syncOperations.addHandler(FramedRequestHandler(
-            maxFrame: 1 << 24, admission: admission, gate: admission.helloGate(sealer: sealer)) { _, _ in [1] })
-        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        let channel = try served(by: admission, port: 1, maxFrame: 1 << 24) { _, _ in [1] }
         let foreign = GossipEnvelope.seal([UInt8](repeating: 1, count: 64), kind: .pushPullRequest,
                                           with: GossipSealer(clusterKey: ClusterKey.generate()))
         try channel.writeInbound(ByteBuffer(bytes: framed(foreign)))
         XCTAssertFalse(channel.isActive)
+        XCTAssertNil(try channel.readOutbound(as: ByteBuffer.self), "refused silently: no busy marker, no answer")
         XCTAssertEqual(admission.refusalCounts["tcp-unauthenticated"], 1)
         XCTAssertEqual(admission.openConnections, 0)
     }
@@ -226,14 +234,8 @@ final class TCPAdmissionTests: XCTestCase {
         var limits = FrameLimits()
         limits.maxPerSource = 1
         let admission = TCPAdmission(limits: limits)
-        let first = EmbeddedChannel()
-        try first.pipeline.syncOperations.addHandler(FramedRequestHandler(
-            maxFrame: 1 << 20, admission: admission, gate: admission.helloGate(sealer: sealer)) { _, _ in nil })
-        try first.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
-        let second = EmbeddedChannel()
-        try second.pipeline.syncOperations.addHandler(FramedRequestHandler(
-            maxFrame: 1 << 20, admission: admission, gate: admission.helloGate(sealer: sealer)) { _, _ in nil })
-        try second.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 2)).wait()
+        let first = try served(by: admission, port: 1)
+        let second = try served(by: admission, port: 2)
         let out = try second.readOutbound(as: ByteBuffer.self)
         XCTAssertEqual(out.map { Array($0.readableBytesView) }, Framing.busyMarker)
         XCTAssertEqual(admission.refusalCounts["tcp-too-many-from-source"], 1)
@@ -253,17 +255,12 @@ final class TCPAdmissionTests: XCTestCase {
         var tight = limits
         tight.maxLingering = 0
         let full = TCPAdmission(limits: tight)
-        let holder = EmbeddedChannel()
-        try holder.pipeline.syncOperations.addHandler(FramedRequestHandler(
-            maxFrame: 1 << 20, admission: full, gate: full.helloGate(sealer: sealer)) { _, _ in nil })
-        try holder.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
-        let refused = EmbeddedChannel()
-        try refused.pipeline.syncOperations.addHandler(FramedRequestHandler(
-            maxFrame: 1 << 20, admission: full, gate: full.helloGate(sealer: sealer)) { _, _ in nil })
-        try refused.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 2)).wait()
+        let holder = try served(by: full, port: 1)
+        let refused = try served(by: full, port: 2)
         XCTAssertEqual(try refused.readOutbound(as: ByteBuffer.self).map { Array($0.readableBytesView) }, Framing.busyMarker)
         refused.embeddedEventLoop.run()
         XCTAssertFalse(refused.isActive)
+        XCTAssertTrue(holder.isActive, "the admitted connection keeps its place")
         XCTAssertEqual(full.lingeringConnections, 0)
         // The asking side turns the marker into `.busy`, not a refused or empty reply.
         let asker = EmbeddedChannel()
@@ -276,14 +273,7 @@ final class TCPAdmissionTests: XCTestCase {
         // A request of length 0 on the serving side is malformed, not "busy".
         var server = FrameAccumulator(maxFrame: 100, gate: admission.helloGate(sealer: sealer))
         guard case .refused(.malformed) = server.append(ByteBuffer(bytes: Framing.busyMarker)) else { return XCTFail() }
-        // An unkeyed frame is refused silently.
-        let third = EmbeddedChannel()
-        try third.pipeline.syncOperations.addHandler(FramedRequestHandler(
-            maxFrame: 1 << 20, admission: TCPAdmission(), gate: admission.helloGate(sealer: sealer)) { _, _ in [1] })
-        try third.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 3)).wait()
-        let foreign = GossipEnvelope.seal([UInt8](repeating: 1, count: 64), kind: .pushPullRequest, with: GossipSealer(clusterKey: ClusterKey.generate()))
-        try third.writeInbound(ByteBuffer(bytes: framed(foreign)))
-        XCTAssertNil(try third.readOutbound(as: ByteBuffer.self))
+        // (An unkeyed frame is refused silently: testHandlerRefusesUnkeyedFrameAndClosesAtOnce.)
     }
 
     func testReplyGateRefusesAForeignReplyBeforeBufferingIt() throws {
@@ -371,6 +361,7 @@ final class TCPAdmissionTests: XCTestCase {
     /// off) whether or not its large request was all written when the answer came.
     func testBusyOverRealSocketsReachesTheAsker() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        addTeardownBlock { try? await group.shutdownGracefully() }  // also when the test fails
         var limits = FrameLimits.default
         limits.maxPerSource = 0  // every connection from loopback is refused for room
         let admission = TCPAdmission(limits: limits)
@@ -400,6 +391,5 @@ final class TCPAdmissionTests: XCTestCase {
         XCTAssertEqual(admission.refusalCounts[TCPRefusal.tooManyFromSource.rawValue], 3)
         XCTAssertEqual(admission.acceptedFrames, 0, "a refused request is never read")
         try await server.close()
-        try await group.shutdownGracefully()
     }
 }

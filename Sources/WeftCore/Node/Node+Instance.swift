@@ -200,7 +200,7 @@ extension Node {
 
         /// Our push-pull to `to` failed (`reason` says how, for `weft status`). `busy`: the
         /// peer is up and said so but had no room for the connection (its connection limits,
-        /// e.g. a hundred nodes joining through one seed at once): while not joined, the seeds
+        /// e.g. a hundred nodes joining through one seed at once): while not `synced`, the seeds
         /// are tried again after `busyRetryDelay` instead of the doubling back-off, which had
         /// pushed such joiners 16–30 s out and made a 100-node start take up to 75 s.
         public mutating func onPushPullFailed(to: Endpoint, reason: String, busy: Bool = false, now: Instant) -> [Effect] {

@@ -8,8 +8,8 @@ import WeftCrypto
 /// port and on the control socket. One request and one reply per connection.
 enum Framing {
     /// What the push-pull port sends, instead of closing silently, when it has no room for a
-    /// connection (`TCPRefusal.isBusy`): an empty frame, the 4 bytes of length 0. No request is
-    /// ever that short (a hello alone is 46 bytes), so it cannot be mistaken for an answer. It is
+    /// connection (`TCPRefusal.isBusy`): an empty frame, the 4 bytes of length 0. No reply is
+    /// ever that short (every reply starts with a 46-byte hello), so it cannot be mistaken for one. It is
     /// not authenticated — it cannot be, the connection was refused before its hello — so it
     /// means no more than a reset would: the asker tries again soon rather than reading it as
     /// "this node does not accept my key".
