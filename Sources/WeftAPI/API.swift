@@ -44,6 +44,8 @@ extension API {
         case gc
         /// `weft keys list|install|use|remove`: the cluster keyring (API.KeysReport).
         case keys, keysInstall = "keys-install", keysUse = "keys-use", keysRemove = "keys-remove"
+        /// `weft evict NODE [--undo]`: ban an identity from the cluster, or lift the ban (API.EvictResult).
+        case evict
     }
 
     public struct Request: Codable, Sendable, Equatable {
@@ -66,6 +68,8 @@ extension API {
         public var key: String?
         /// `keys-*`: change only this node's keyring (a node that missed a rotation).
         public var local: Bool?
+        /// `evict`: lift the eviction of `node` instead (`weft evict --undo`).
+        public var undo: Bool?
 
         public init(op: Operation, addresses: [String]? = nil, handle: String? = nil, node: String? = nil, name: String? = nil) {
             self.v = API.version
@@ -93,6 +97,8 @@ extension API {
         case exhausted = "exhausted"
         /// The request conflicts with the current state (e.g. the handle's address was taken over).
         case conflict = "conflict"
+        /// This node was evicted from the cluster (`weft status` says by whom and what to do).
+        case evicted = "evicted"
     }
 
     public struct ErrorBody: Codable, Sendable, Equatable, Error, CustomStringConvertible {
@@ -157,15 +163,24 @@ extension API {
         public var dataPlaneDrops: [String: UInt64]?
         /// The data plane: `encrypted`, `vxlan (unencrypted)` or `none (--no-tun)`; nil from older nodes.
         public var dataPlane: String?
+        /// `running`, `evicted`, `left` or `refused`; nil from older nodes.
+        public var phase: String?
+        /// Set when this node itself was evicted: who did it.
+        public var evictedBy: EvictionInfo?
+        /// Identities this node treats as evicted (they cannot rejoin until undone).
+        public var evictedMembers: [EvictionInfo]?
 
         public init(
             id: String, name: String, address: String, cluster: String, incarnation: UInt64,
             version: String, uptimeSeconds: Double, members: [String: Int], drops: [String: UInt64],
             messages: [String: UInt64], joined: Bool, warnings: [String], overlayAddress: String? = nil,
             overlayMTU: Int? = nil, tunName: String? = nil, dnsAddress: String? = nil, dnsDomain: String? = nil, dnsRecords: Int? = nil,
-            dataPlane: String? = nil
+            dataPlane: String? = nil, phase: String? = nil, evictedBy: EvictionInfo? = nil, evictedMembers: [EvictionInfo]? = nil
         ) {
             self.dataPlane = dataPlane
+            self.phase = phase
+            self.evictedBy = evictedBy
+            self.evictedMembers = evictedMembers
             self.overlayMTU = overlayMTU
             self.tunName = tunName
             self.dnsAddress = dnsAddress
@@ -176,6 +191,26 @@ extension API {
             self.members = members; self.drops = drops; self.messages = messages
             self.joined = joined; self.warnings = warnings; self.overlayAddress = overlayAddress
         }
+    }
+
+    /// One eviction (`weft status`): the evicted identity and who signed it.
+    public struct EvictionInfo: Codable, Sendable, Equatable {
+        public var id: String
+        public var name: String
+        public var by: String
+        public var byName: String
+        public var version: UInt64
+        public init(id: String, name: String, by: String, byName: String, version: UInt64) {
+            self.id = id; self.name = name; self.by = by; self.byName = byName; self.version = version
+        }
+    }
+
+    /// `weft evict`: the identity, and whether it is now evicted (false after `--undo`).
+    public struct EvictResult: Codable, Sendable, Equatable {
+        public var node: String
+        public var name: String
+        public var evicted: Bool
+        public init(node: String, name: String, evicted: Bool) { self.node = node; self.name = name; self.evicted = evicted }
     }
 
     /// One element of `weft members --json`.

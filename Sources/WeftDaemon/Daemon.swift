@@ -196,7 +196,11 @@ public enum Daemon {
         if case .rejoinAfterLeave = path { records = [:] } else {
             do { records = try store.loadRecords() } catch { throw startupError(error, options: options) }
         }
-        let node = Node.Instance(membership: instance, ipam: ipam.instance, records: records, settings: nodeSettings, storage: store,
+        // Evictions outlive a leave: a banned identity stays banned (docs/security.md "Eviction").
+        let evictions: [Node.Eviction]
+        do { evictions = try store.loadEvictions() } catch { throw startupError(error, options: options) }
+        let node = Node.Instance(membership: instance, ipam: ipam.instance, records: records, evictions: evictions,
+                                 settings: nodeSettings, storage: store,
                                  frameCounterBase: WallClock.nanoseconds())
         // One sealer for the runtime and the TCP hello gate: a key rotation (`weft keys`)
         // changes both at once.

@@ -22,6 +22,17 @@ extension NodeStore: NodeStorage {
                 try db.execute(sql: "DELETE FROM members WHERE id = ?", arguments: [Data(id.bytes)])
             }
             try NodeStore.applyIPAM(batch.ipam, in: db)
+            if !batch.evictions.isEmpty {
+                let statement = try db.cachedStatement(sql: """
+                    INSERT INTO eviction (subject, name, version, evicted, by_id, by_key, signature) VALUES (?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT(subject) DO UPDATE SET name = excluded.name, version = excluded.version, evicted = excluded.evicted,
+                        by_id = excluded.by_id, by_key = excluded.by_key, signature = excluded.signature
+                    """)
+                for e in batch.evictions {
+                    try statement.execute(arguments: [Data(e.subject.bytes), e.name, Int64(bitPattern: e.version), e.evicted ? 1 : 0,
+                                                      Data(e.by.bytes), Data(e.byKey), Data(e.signature)])
+                }
+            }
             if !batch.dns.isEmpty {
                 let statement = try db.cachedStatement(sql: """
                     INSERT INTO dns_record (owner, handle, version, deleted, name, address) VALUES (?, ?, ?, ?, ?, ?)
@@ -32,6 +43,25 @@ extension NodeStore: NodeStorage {
                     try statement.execute(arguments: [Data(k.owner.bytes), k.handle, Int64(bitPattern: r.version),
                                                       r.deleted ? 1 : 0, r.name, Int64(r.address)])
                 }
+            }
+        }
+    }
+
+    /// Every stored eviction record (their signatures are checked again by the node at start).
+    public func loadEvictions() throws(StoreError) -> [Node.Eviction] {
+        try read { db in
+            try Row.fetchAll(db, sql: "SELECT subject, name, version, evicted, by_id, by_key, signature FROM eviction ORDER BY subject").map { row in
+                let subject: Data = row["subject"]
+                let by: Data = row["by_id"]
+                let key: Data = row["by_key"]
+                let signature: Data = row["signature"]
+                let version: Int64 = row["version"]
+                let evicted: Int64 = row["evicted"]
+                guard let s = NodeID(bytes: Array(subject)), let b = NodeID(bytes: Array(by)) else {
+                    throw StoreError.corrupt(path: self.path, detail: "eviction: a row is not a valid record")
+                }
+                return Node.Eviction(subject: s, name: row["name"], version: UInt64(bitPattern: version), evicted: evicted == 1,
+                                     by: b, byKey: Array(key), signature: Array(signature))
             }
         }
     }

@@ -131,6 +131,21 @@ enum Schema {
             try db.execute(sql: "ALTER TABLE members ADD COLUMN state_by BLOB")
             try db.execute(sql: "ALTER TABLE members ADD COLUMN state_signature BLOB NOT NULL DEFAULT x''")
         }),
+        ("v6-evictions", { db in
+            // Eviction records (issue 9, docs/security.md "Eviction"): the newest signed record
+            // per evicted (or readmitted) identity, re-verified at start.
+            try db.execute(sql: """
+                CREATE TABLE eviction (
+                    subject   BLOB NOT NULL PRIMARY KEY CHECK (length(subject) = 16),
+                    name      TEXT NOT NULL,
+                    version   INTEGER NOT NULL,
+                    evicted   INTEGER NOT NULL CHECK (evicted IN (0, 1)),
+                    by_id     BLOB NOT NULL CHECK (length(by_id) = 16),
+                    by_key    BLOB NOT NULL CHECK (length(by_key) = 32),
+                    signature BLOB NOT NULL CHECK (length(signature) = 64)
+                ) WITHOUT ROWID
+                """)
+        }),
     ]
 
     static var version: Int { migrations.count }

@@ -20,6 +20,7 @@ public final class MemoryStorage: NodeStorage, @unchecked Sendable {
     public private(set) var records: [DNS.Records.Key: DNS.Records.Record] = [:]
     public private(set) var holdings: [NodeID: IPAM.Holdings] = [:]
     public private(set) var ownHoldingsVersion: UInt64 = 0
+    public private(set) var evictions: [NodeID: Node.Eviction] = [:]
     public private(set) var commits = 0
     /// The next this-many commits throw (a full disk, an I/O error).
     public var failNext = 0
@@ -41,6 +42,7 @@ public final class MemoryStorage: NodeStorage, @unchecked Sendable {
         for id in batch.forgotten { members[id] = nil }
         for change in batch.ipam { apply(change) }
         for (k, r) in batch.dns { records[k] = r }
+        for e in batch.evictions { evictions[e.subject] = e }
     }
 
     func apply(_ change: IPAM.PersistChange) {

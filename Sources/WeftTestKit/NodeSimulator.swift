@@ -173,7 +173,8 @@ public final class NodeSimulator {
         if let mode = dataPlaneOf[i] { settings.dataPlane = mode }
         // Every run of a host counts its IPAM frames above all earlier runs' (as the daemon's
         // wall-clock base does), whatever the simulated clocks do.
-        var node = Node.Instance(membership: membership, ipam: ipam, records: storage.records, settings: settings, storage: storage,
+        var node = Node.Instance(membership: membership, ipam: ipam, records: storage.records,
+                                 evictions: storage.evictions.keys.sorted().map { storage.evictions[$0]! }, settings: settings, storage: storage,
                                  frameCounterBase: UInt64(host.generation + 1) << 48)
         host.generation += 1
         host.scheduledTick = nil
@@ -298,6 +299,27 @@ public final class NodeSimulator {
             return true
         }
         return false
+    }
+
+    /// `weft evict [--undo] NODE` on host `i`: the outcome (the node's error when refused).
+    @discardableResult
+    public func evict(_ i: Int, _ target: NodeID, undo: Bool = false) -> Result<NodeID, Node.Instance.EvictError>? {
+        guard var node = hosts[i].node else { return nil }
+        let (result, effects) = node.evict(target.hex, undo: undo, now: now)
+        hosts[i].node = node
+        perform(effects, host: i)
+        return result.map(\.node)
+    }
+
+    /// Feeds host `i` one authenticated gossip datagram (what a cluster-key holder can send),
+    /// returning the effects.
+    @discardableResult
+    public func deliverGossip(_ i: Int, _ bytes: [UInt8], from: Endpoint) -> [Node.Effect] {
+        guard var node = hosts[i].node else { return [] }
+        let effects = node.onGossip(bytes, from: from, now: now)
+        hosts[i].node = node
+        perform(effects, host: i)
+        return effects
     }
 
     // MARK: - Network

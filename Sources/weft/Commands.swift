@@ -26,6 +26,12 @@ struct Status: ParsableCommand {
             ["overlay", s.overlayAddress ?? "none yet"],
         ]
         if let d = s.dataPlane { rows.append(["data plane", d]) }
+        if let e = s.evictedBy {
+            rows.append(["evicted", "yes, by \(e.byName.isEmpty ? String(e.by.prefix(12)) : e.byName) (\(e.by.prefix(12))): cut off from the cluster"])
+        }
+        if let list = s.evictedMembers, !list.isEmpty {
+            rows.append(["evicted members", list.map { "\($0.name.isEmpty ? String($0.id.prefix(12)) : $0.name) (\($0.id.prefix(12)))" }.joined(separator: ", ")])
+        }
         if let domain = s.dnsDomain {
             rows.append(["dns", "\(s.dnsAddress ?? "not listening yet") (\(domain), \(s.dnsRecords ?? 0) record\((s.dnsRecords ?? 0) == 1 ? "" : "s"))"])
         } else {
@@ -273,6 +279,36 @@ struct IPAMReclaim: ParsableCommand {
         let r = try node.call(request, as: API.ReclaimResult.self)
         if node.json { return try printJSON(r) }
         print("took over \(plural(r.ranges, "range")) (\(plural(Int(r.addresses), "address", "addresses"))) of \(r.node.prefix(12))")
+    }
+}
+
+struct Evict: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Ban a member's identity from the cluster (or lift the ban with --undo).",
+        discussion: """
+            The eviction is signed by this node and spreads to every member: they forget the             member, close its tunnels, drop everything it sends, and its heir reclaims its             address space after --reclaim-after (or run `weft ipam reclaim NODE`). The evicted             node keeps running, says so in `weft status`, and cannot rejoin with its identity             until a member runs `weft evict --undo`. It still holds the cluster key: to shut             the host out for good, rotate the key next (`weft keys install`, `use`, `remove`).
+
+            Examples:
+              weft evict old-host             # name, id, or id prefix from `weft members`
+              weft evict --undo old-host
+            """
+    )
+    @OptionGroup var node: NodeSelection
+    @Flag(help: "Lift the eviction: the identity may rejoin.")
+    var undo = false
+    @Argument(help: ArgumentHelp("The member: its id, an id prefix, or its name.", valueName: "node"))
+    var target: String
+
+    func run() throws {
+        var request = API.Request(op: .evict, node: target)
+        request.undo = undo
+        let r = try node.call(request, as: API.EvictResult.self)
+        if node.json { return try printJSON(r) }
+        if r.evicted {
+            print("evicted \(r.name) (\(r.node.prefix(12))); the cluster learns it by gossip. It still holds the cluster key: rotate it (`weft keys`) to shut the host out for good")
+        } else {
+            print("readmitted \(r.name) (\(r.node.prefix(12))): it rejoins at its next attempt (within 30 s)")
+        }
     }
 }
 

@@ -19,7 +19,7 @@ struct Weft: AsyncParsableCommand {
             (--data-dir, or WEFT_DATA_DIR, default /var/lib/weft) over its control socket.
             """,
         version: WeftVersion.current,
-        subcommands: [Start.self, Status.self, Members.self, Peers.self, Doctor.self, Join.self, Leave.self, Alloc.self, Release.self, GC.self, IPAMCommand.self, DNSCommand.self, Keygen.self, KeysCommand.self, DockerPluginCommand.self]
+        subcommands: [Start.self, Status.self, Members.self, Peers.self, Doctor.self, Join.self, Leave.self, Alloc.self, Release.self, GC.self, IPAMCommand.self, DNSCommand.self, Keygen.self, KeysCommand.self, Evict.self, DockerPluginCommand.self]
     )
 
     /// The contract (exit 0/1/2, --json errors on stdout) lives in `CLI.run`.

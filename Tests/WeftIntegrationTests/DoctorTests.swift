@@ -9,26 +9,8 @@ import Glibc
 /// all ok (exit 0); a member whose UDP port is blocked (an iptables rule on lo for that one port)
 /// and a stopped member fail with the right hint (exit 1); a node with another cluster key that
 /// sends to a member shows up as a key mismatch.
-final class DoctorTests: XCTestCase {
-    private var root: TempDir!
-    private var nodes: [NodeProcess] = []
-    private var cleanups: [() -> Void] = []
-
-    override func setUp() { root = TempDir("doctor") }
-    override func tearDown() {
-        for c in cleanups.reversed() { c() }
-        for n in nodes { n.kill9() }
-        if testRun?.hasSucceeded == false {
-            for n in nodes { print("---- log of \(n.name) ----\n\(n.log().suffix(4000))") }
-        }
-        root.remove()
-    }
-
-    private func node(_ name: String, extra: [String] = []) -> NodeProcess {
-        let n = NodeProcess(name: name, root: root.path, extraArgs: extra)
-        nodes.append(n)
-        return n
-    }
+final class DoctorTests: NodeProcessTestCase {
+    override class var label: String { "doctor" }
 
     /// Starts `names.count` nodes joined through the first; waits until all see all alive.
     private func cluster(_ names: [String]) throws -> [NodeProcess] {

@@ -9,25 +9,8 @@ import Glibc
 /// running five-node cluster (each step asked on a different node) loses no member, the keys
 /// survive restarts in cluster.key, a host with only the removed key is refused with a message
 /// that says what to do, and a new host joins with a copy of a member's cluster.key.
-final class KeyRotationProcessTests: XCTestCase {
-    private var root: TempDir!
-    private var nodes: [NodeProcess] = []
-
-    override func setUp() { root = TempDir("keys") }
-
-    override func tearDown() {
-        for n in nodes { n.kill9() }
-        if testRun?.hasSucceeded == false {
-            for n in nodes { print("---- log of \(n.name) ----\n\(n.log().suffix(4000))") }
-        }
-        root.remove()
-    }
-
-    private func node(_ name: String, extra: [String] = []) -> NodeProcess {
-        let n = NodeProcess(name: name, root: root.path, extraArgs: extra)
-        nodes.append(n)
-        return n
-    }
+final class KeyRotationProcessTests: NodeProcessTestCase {
+    override class var label: String { "keys" }
 
     private func keyLines(_ n: NodeProcess) -> Int {
         let text = (try? String(contentsOfFile: n.dataDir + "/cluster.key", encoding: .utf8)) ?? ""

@@ -85,6 +85,38 @@ final class TempDir {
     func remove() { try? FileManager.default.removeItem(atPath: path) }
 }
 
+/// A test case that runs `weft` processes: each test gets its own temp dir; every node made by
+/// `node(_:extra:)` is killed by PID when the test ends (its log printed if the test failed),
+/// then `cleanups` run in reverse, then the dir is removed.
+class NodeProcessTestCase: XCTestCase {
+    /// Names the temp dir (`weft-it-LABEL-…`).
+    class var label: String { "nodes" }
+    var root: TempDir!
+    var nodes: [NodeProcess] = []
+    var cleanups: [() -> Void] = []
+
+    override func setUp() {
+        root = TempDir(Self.label)
+        nodes = []
+        cleanups = []
+    }
+
+    override func tearDown() {
+        for c in cleanups.reversed() { c() }
+        for n in nodes { n.kill9() }
+        if testRun?.hasSucceeded == false {
+            for n in nodes { print("---- log of \(n.name) ----\n\(n.log().suffix(4000))") }
+        }
+        root.remove()
+    }
+
+    func node(_ name: String, extra: [String] = []) -> NodeProcess {
+        let n = NodeProcess(name: name, root: root.path, extraArgs: extra)
+        nodes.append(n)
+        return n
+    }
+}
+
 /// One `weft start --no-tun` process on 127.0.0.1, killed by PID when the test ends.
 final class NodeProcess {
     let name: String

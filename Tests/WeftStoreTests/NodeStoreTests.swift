@@ -39,7 +39,7 @@ final class NodeStoreTests: XCTestCase {
         for suffix in ["-wal", "-shm"] where FileManager.default.fileExists(atPath: dbPath + suffix) {
             XCTAssertEqual(try mode(dbPath + suffix), 0o600, suffix)
         }
-        XCTAssertEqual(NodeStore.schemaVersion, 5, "v1 initial + v2 ipam + v3 ipam holdings + v4 dns records + v5 member claims")
+        XCTAssertEqual(NodeStore.schemaVersion, 6, "v1 initial + v2 ipam + v3 ipam holdings + v4 dns records + v5 member claims + v6 evictions")
         let version = try DatabaseQueue(path: dbPath).read { try Int.fetchOne($0, sql: "PRAGMA user_version") }
         XCTAssertEqual(version, NodeStore.schemaVersion)
     }
@@ -422,5 +422,32 @@ final class NodeStoreCommitTests: XCTestCase {
         XCTAssertThrowsError(try store.commit(bad))
         XCTAssertEqual(try store.currentIncarnation(), 9, "nothing of the failed batch was kept")
         XCTAssertNil(try store.loadRecords()[DNS.Records.Key(owner: owner, handle: "c3")])
+    }
+
+    /// Eviction records round-trip, an undo replaces the ban of its subject, and a row that
+    /// cannot be a record (a short signer id) is refused by the schema. (A forged signature is
+    /// the node's to refuse at start: `NodeEvictionSimTests`.)
+    func testEvictionsRoundTripAndReplacePerSubject() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("weft-evict-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try NodeStore(path: dir + "/weft.db")
+        let (s1, s2, by) = (NodeID(high: 1, low: 1), NodeID(high: 2, low: 2), NodeID(high: 3, low: 3))
+        func record(_ subject: NodeID, _ version: UInt64, _ evicted: Bool) -> Node.Eviction {
+            Node.Eviction(subject: subject, name: "host-\(subject.low)", version: version, evicted: evicted, by: by,
+                          byKey: [UInt8](repeating: 7, count: 32), signature: [UInt8](repeating: UInt8(version), count: 64))
+        }
+        var batch = Node.Batch()
+        batch.evictions = [record(s1, 1, true), record(s2, 2, true)]
+        try store.commit(batch)
+        XCTAssertEqual(try store.loadEvictions(), batch.evictions)
+        var undo = Node.Batch()
+        undo.evictions = [record(s1, 3, false)]
+        try store.commit(undo)
+        let reopened = try NodeStore(path: dir + "/weft.db")
+        XCTAssertEqual(try reopened.loadEvictions(), [record(s1, 3, false), record(s2, 2, true)])
+        XCTAssertThrowsError(try DatabaseQueue(path: dir + "/weft.db").write {
+            try $0.execute(sql: "UPDATE eviction SET by_id = x'00' WHERE subject = ?", arguments: [Data(s2.bytes)])
+        }, "the schema refuses a signer id that is not 16 bytes")
     }
 }

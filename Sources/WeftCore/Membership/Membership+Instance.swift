@@ -37,6 +37,10 @@ extension Membership {
         var nextSeq: UInt32 = 0
         /// Set once a push-pull reply arrived; until then our requests carry the join flag.
         var hasExchangedState = false
+        /// Identities evicted from the cluster (docs/security.md "Eviction"), never this node's:
+        /// not in the table, and every update about them, accusation they sign, datagram and
+        /// push-pull in their name is dropped. The node's eviction records decide the set.
+        public private(set) var evicted: Set<NodeID> = []
 
         var nextProbeAt: Instant = .zero
         var nextGossipAt: Instant = .zero
@@ -270,6 +274,39 @@ extension Membership {
             }
             queue.enqueue(.app(b), key: key.map { .app($0) })
             return true
+        }
+
+        /// Sets the evicted identities (this node's own id is ignored: an evicted node is
+        /// silenced by its `Node.Instance`). Newly evicted members are forgotten at once
+        /// (`memberRemoved`), their suspicion and probe dropped; identities no longer evicted may
+        /// be learned again from their own signed records.
+        public mutating func setEvicted(_ ids: Set<NodeID>) -> [Directive] {
+            let ids = ids.subtracting([myself.id])
+            guard ids != evicted else { return [] }
+            let added = ids.subtracting(evicted)
+            evicted = ids
+            var out: [Directive] = []
+            for id in added.sorted() {
+                suspicions[id] = nil
+                if probe?.target == id { probe = nil }
+                confirmProbes = confirmProbes.filter { $0.value.subject != id }
+                if let m = remove(id) { out.append(.memberRemoved(m)) }
+            }
+            probeOrder.removeAll { added.contains($0) }
+            probeIndex = min(probeIndex, probeOrder.count)
+            return out
+        }
+
+        /// After this node's own eviction was undone: a new incarnation (persisted), so the
+        /// members that forgot it learn its fresh record, and the join flag again.
+        public mutating func rejoinAfterEviction() -> [Directive] {
+            guard !hasLeft, let next = Membership.incarnation(after: myself.incarnation) else { return [] }
+            myself.incarnation = next
+            signMyself()
+            store(myself)
+            hasExchangedState = false
+            queue.enqueue(update: Update(myself))
+            return [.persistIncarnation(next), .memberChanged(myself, previous: .alive)]
         }
 
         // MARK: ticks
@@ -507,6 +544,7 @@ extension Membership {
             } catch {
                 return [.dropped(Instance.reason(error))]
             }
+            if evicted.contains(msg.source) { return [.dropped(.fromEvicted)] }
             var out: [Directive] = []
             let p = msg.piggyback
             for u in p.updates { apply(u, now: now, viaPushPull: false, &out) }
@@ -580,6 +618,7 @@ extension Membership {
             } catch {
                 return (nil, [.dropped(Instance.reason(error))])
             }
+            if evicted.contains(pp.source) { return (nil, [.dropped(.fromEvicted)]) }
             var out: [Directive] = []
             if pp.isReply { hasExchangedState = true }
             for u in pp.members { apply(u, now: now, viaPushPull: true, &out) }
@@ -599,6 +638,10 @@ extension Membership {
         /// checked only for updates that would change something (re-gossip costs nothing).
         mutating func apply(_ incoming: Update, now: Instant, viaPushPull: Bool, _ out: inout [Directive]) {
             let u = incoming
+            if evicted.contains(u.id) || (u.state != .alive && evicted.contains(u.from)) {
+                out.append(.dropped(.evictedMember))
+                return
+            }
             let baseline = u.id == myself.id ? myself.incarnation : table[u.id]?.incarnation
             if let refused = Membership.refusal(incarnation: u.incarnation, known: baseline,
                                                 maxJump: settings.maxIncarnationJump) {

@@ -166,6 +166,11 @@ extension Membership {
         /// we know for that member (or above our own, for news about us). Honest members raise
         /// their incarnation by one per restart or refutation.
         case incarnationJump
+        /// An update about an evicted identity, or an accusation it signed (docs/security.md
+        /// "Eviction"): the cluster banned it, nothing it claims or is claimed about it counts.
+        case evictedMember
+        /// A datagram or push-pull in the name of an evicted identity.
+        case fromEvicted
     }
 
     /// What the daemon must do after an event. Instances never perform I/O themselves.

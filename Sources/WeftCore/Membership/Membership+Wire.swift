@@ -127,6 +127,13 @@ extension Membership {
         case nack(seq: UInt32, source: NodeID, Piggyback)
         case gossip(source: NodeID, Piggyback)
 
+        /// The node id the sender put in the message (authenticated only by the cluster key).
+        public var source: NodeID {
+            switch self {
+            case .ping(_, _, let s, _), .pingReq(_, _, _, let s, _, _), .ack(_, let s, _), .nack(_, let s, _), .gossip(let s, _): return s
+            }
+        }
+
         public var piggyback: Piggyback {
             switch self {
             case .ping(_, _, _, let p), .pingReq(_, _, _, _, _, let p), .ack(_, _, let p), .nack(_, _, let p),

@@ -1,15 +1,21 @@
 extension Node.Instance {
-    /// The application state a push-pull carries: the IPAM ring and the name records, each
-    /// length-prefixed behind one tag byte (`docs/protocol.md`).
+    /// The application state a push-pull carries: the IPAM ring, the name records, the data
+    /// plane's name and the eviction records, each length-prefixed behind one tag byte
+    /// (`docs/protocol.md`).
     ///
-    /// `0xA5 | ipam length u32 | ipam bytes | records length u32 | records bytes`
+    /// `0xA5 | ipam length u32 | ipam | records length u32 | records [| mode length u32 | mode [| evictions length u32 | evictions]]`
+    ///
+    /// The last two parts are sent only when needed (an empty mode is the default data plane),
+    /// so a default cluster without evictions sends what it always did. Parts after the fourth
+    /// are ignored (room for later ones).
     static let appStateTag: UInt8 = 0xA5
 
-    static func packAppState(ipam: [UInt8], dns: [UInt8], dataPlane: String? = nil) -> [UInt8] {
+    static func packAppState(ipam: [UInt8], dns: [UInt8], dataPlane: String? = nil, evictions: [UInt8]? = nil) -> [UInt8] {
+        var parts = [ipam, dns]
+        if dataPlane != nil || evictions != nil { parts.append(Array((dataPlane ?? "").utf8)) }
+        if let evictions { parts.append(evictions) }
         var w: [UInt8] = [appStateTag]
-        // The third part (the data plane's name) is sent only by a node not on the default
-        // data plane, so the default's wire format is unchanged.
-        for part in [ipam, dns] + (dataPlane.map { [Array($0.utf8)] } ?? []) {
+        for part in parts {
             let n = UInt32(part.count)
             w += [UInt8(n >> 24), UInt8((n >> 16) & 0xFF), UInt8((n >> 8) & 0xFF), UInt8(n & 0xFF)]
             w += part
@@ -18,12 +24,13 @@ extension Node.Instance {
     }
 
     /// The parts of a packed app state, or nil when it is not one (an older node's bare ring).
-    /// `dataPlane` is nil when the sender runs the default (encrypted) data plane.
-    static func unpackAppState(_ bytes: [UInt8]) -> (ipam: [UInt8], dns: [UInt8], dataPlane: String?)? {
+    /// `dataPlane` is nil when the sender runs the default (encrypted) data plane; `evictions`
+    /// is empty when the sender sent none.
+    static func unpackAppState(_ bytes: [UInt8]) -> (ipam: [UInt8], dns: [UInt8], dataPlane: String?, evictions: [UInt8])? {
         guard bytes.first == appStateTag else { return nil }
         var i = 1
         var parts: [[UInt8]] = []
-        while parts.count < 3 && (parts.count < 2 || i < bytes.count) {
+        while parts.count < 2 || (i < bytes.count && parts.count < 8) {
             guard bytes.count - i >= 4 else { return nil }
             let n = Int(bytes[i]) << 24 | Int(bytes[i + 1]) << 16 | Int(bytes[i + 2]) << 8 | Int(bytes[i + 3])
             i += 4
@@ -33,11 +40,11 @@ extension Node.Instance {
         }
         guard i == bytes.count else { return nil }
         var mode: String?
-        if parts.count == 3 {
+        if parts.count >= 3, !parts[2].isEmpty {
             guard parts[2].count <= 32, let s = String(validating: parts[2], as: UTF8.self) else { return nil }
             mode = s
         }
-        return (parts[0], parts[1], mode)
+        return (parts[0], parts[1], mode, parts.count >= 4 ? parts[3] : [])
     }
 
     /// The zone this node serves: live members' records (this node included).

@@ -3,11 +3,11 @@ extension Node.Instance {
     /// node can read; the normal path reports that).
     static func dataPlane(ofPushPull plaintext: [UInt8], maxBytes: Int) -> (source: NodeID, dataPlane: String)? {
         guard let pp = try? Membership.Codec.decodePushPull(plaintext, maxBytes: maxBytes) else { return nil }
-        guard let (_, _, mode) = unpackAppState(pp.appState) else {
+        guard let parts = unpackAppState(pp.appState) else {
             // An older node's bare ring (or no app state yet): it runs the default data plane.
             return (pp.source, Node.encryptedDataPlane)
         }
-        return (pp.source, mode ?? Node.encryptedDataPlane)
+        return (pp.source, parts.dataPlane ?? Node.encryptedDataPlane)
     }
 
     /// A push-pull request from a node on another data plane: not merged (it must not become a

@@ -20,13 +20,13 @@ extension Node {
         /// until `joined`: a datagram from the seed makes a node joined but teaches it only the
         /// seed, and a joiner whose push-pull the seed refused as busy then waited for its
         /// periodic push-pull to learn the rest (up to 75 s for 100 nodes on one seed).
-        public private(set) var synced = false
+        public internal(set) var synced = false
         /// Seeds to retry until one answers.
         public private(set) var seeds: [Endpoint] = []
         /// Why each seed did not answer (cleared when it does).
         public private(set) var seedProblems: [String: String] = [:]
         /// Data-plane routes as last announced.
-        public private(set) var routes: [Route] = []
+        public internal(set) var routes: [Route] = []
         /// Warnings about other members' rings, by key (one per member).
         public private(set) var ipamWarnings: [String: String] = [:]
         /// Inputs undone because their commit failed, and the last failure.
@@ -61,6 +61,8 @@ extension Node {
         var lastHealExchange: Instant?
         /// Started with no member known: a first join, where a clash of names refuses the node.
         let firstJoin: Bool
+        /// Eviction records loaded from the store, verified and applied at start.
+        var storedEvictions: [Node.Eviction]
         /// Point-to-point IPAM frames carry `frameCounterBase + frameSeq` (signed), so a captured
         /// frame is refused when replayed: per sender, one sliding window (`SenderReplayGuard`,
         /// as gossip datagrams have). The base must exceed every counter an earlier run of this
@@ -68,6 +70,17 @@ extension Node {
         let frameCounterBase: UInt64
         var frameSeq: UInt64 = 0
         var ipamReplay = SenderReplayGuard()
+        /// Every eviction record this node keeps (`Node+Eviction.swift`).
+        public internal(set) var evictions = Node.Evictions()
+        /// The other identities evicted now, and when this node learned it (IPAM counts an
+        /// evicted owner as dead since then, so its space is reclaimed under the usual rules).
+        var evictedSince: [NodeID: Instant] = [:]
+        /// The record that evicted this node (phase `.evicted`), nil otherwise.
+        public internal(set) var evictedBy: Node.Eviction?
+        /// While evicted: former peers asked, one every `seedRetryMax`, whether it was undone.
+        var evictedContacts: [Endpoint] = []
+        var nextEvictedAsk: Instant?
+        var evictedAskIndex = 0
 
         public var me: NodeID { membership.myself.id }
         public var name: String { membership.myself.name }
@@ -77,8 +90,10 @@ extension Node {
         /// - Parameter frameCounterBase: larger than any IPAM frame counter an earlier run of
         ///   this identity sent (the daemon: its wall clock in ns; the simulator: the restart count
         ///   shifted left by 48).
+        /// - Parameter evictions: the stored eviction records; re-verified by ``start(seeds:ipamStartup:now:)``.
         public init(membership: Membership.Instance, ipam: IPAM.Instance, records: [DNS.Records.Key: DNS.Records.Record] = [:],
-                    settings: Settings = .default, storage: any NodeStorage, frameCounterBase: UInt64) {
+                    evictions: [Node.Eviction] = [], settings: Settings = .default, storage: any NodeStorage, frameCounterBase: UInt64) {
+            self.storedEvictions = evictions
             self.frameCounterBase = frameCounterBase
             self.membership = membership
             self.ipam = ipam
@@ -93,6 +108,7 @@ extension Node {
 
         /// The earliest instant at which ``onTick(now:)`` has work.
         public var nextWakeup: Instant {
+            if phase == .evicted { return nextEvictedAsk ?? membership.nextWakeup }
             var w = membership.nextWakeup
             if ipam.settings.ownWakeup {
                 // The allocator's own wake-up, at most one tick interval after the last tick.
@@ -118,6 +134,9 @@ extension Node {
         /// conflicts, storage failures.
         public var warnings: [String] {
             var out: [String] = []
+            if let e = evictedBy {
+                out.append("this node was evicted from the cluster by \(membership.member(e.by)?.name ?? e.by.short) (\(e.by.short)): it is cut off until a member runs `weft evict --undo \(name)`")
+            }
             if !seeds.isEmpty && !joined {
                 let detail = seedProblems.map { "\($0.key): \($0.value)" }.sorted().joined(separator: "; ")
                 out.append("no seed answered yet (\(detail.isEmpty ? "waiting" : detail)): check the cluster key and the seed addresses")
@@ -141,10 +160,16 @@ extension Node {
             self.seeds = seeds.filter { $0 != membership.myself.address }
             lastIPAMTick = now
             let result = transact(now: now) { node, w in
+                // Stored eviction records are checked again (a tampered database must not evict
+                // anyone), after the restored members whose keys they need.
+                let stored = node.storedEvictions
+                node.storedEvictions = []
+                node.evictionRecords(stored, &w, now: now)
+                w.batch.evictions = []  // already stored
                 node.run(ipam: ipamStartup, &w, now: now)
                 w.membersChanged = true
                 for m in node.membership.members where m.id != node.me { w.changed[m.id] = m }
-                if !node.seeds.isEmpty {
+                if !node.seeds.isEmpty && node.phase == .running {
                     node.run(node.membership.join(seeds: node.seeds, now: now), &w, now: now)
                     node.nextSeedRetry = now + node.seedRetryDelay
                     node.seedRound += 1
@@ -158,7 +183,8 @@ extension Node {
 
         /// An authenticated membership datagram (the interpreter opened the envelope).
         public mutating func onGossip(_ plaintext: [UInt8], from: Endpoint, now: Instant) -> [Effect] {
-            transact(now: now) { node, w in
+            if phase == .evicted { return [.dropped("evicted")] }
+            return transact(now: now) { node, w in
                 node.heard(from)
                 node.run(node.membership.onDatagram(plaintext, from: from, now: now), &w, now: now)
             }.effects
@@ -173,6 +199,8 @@ extension Node {
         /// A push-pull request arrived over TCP. Returns the reply to send, nil to close without
         /// answering (also when the change it caused could not be committed).
         public mutating func onPushPullRequest(_ plaintext: [UInt8], from: Endpoint, now: Instant) -> (reply: [UInt8]?, effects: [Effect]) {
+            if phase == .evicted { return (nil, [.dropped("evicted")]) }
+            if let (reply, effects) = refuseEvicted(request: plaintext) { return (reply, effects) }
             if let (reply, effects) = refuseOtherDataPlane(request: plaintext, from: from, now: now) { return (reply, effects) }
             var reply: [UInt8]?
             let r = transact(now: now) { node, w in
@@ -187,6 +215,17 @@ extension Node {
 
         /// The answer to our push-pull request to `from`.
         public mutating func onPushPullReply(_ plaintext: [UInt8], from: Endpoint, now: Instant) -> [Effect] {
+            var before: [Effect] = []
+            if phase == .evicted {
+                // Only the eviction records count; if they readmit this node, the rest of the
+                // reply is merged as usual.
+                before = evictedReply(plaintext, now: now)
+                if phase == .evicted { return before }
+            }
+            return before + mergePushPullReply(plaintext, from: from, now: now)
+        }
+
+        mutating func mergePushPullReply(_ plaintext: [UInt8], from: Endpoint, now: Instant) -> [Effect] {
             if let effects = refuseOtherDataPlane(reply: plaintext, from: from, now: now) { return effects }
             return transact(now: now) { node, w in
                 node.heard(from)
@@ -204,7 +243,7 @@ extension Node {
         /// are tried again after `busyRetryDelay` instead of the doubling back-off, which had
         /// pushed such joiners 16–30 s out and made a 100-node start take up to 75 s.
         public mutating func onPushPullFailed(to: Endpoint, reason: String, busy: Bool = false, now: Instant) -> [Effect] {
-            guard seeds.contains(to) else { return [] }
+            guard seeds.contains(to), phase != .evicted else { return [] }
             seedProblems[to.description] = reason
             seedFailedRound[to] = seedRound
             if busy, !synced, phase == .running {
@@ -228,6 +267,7 @@ extension Node {
         /// ask a member, in another member's name, to donate its space, vote, or acknowledge a
         /// write, or replay a member's real request (docs/security.md).
         public mutating func onIPAMFrame(_ plaintext: [UInt8], now: Instant) -> [Effect] {
+            if phase == .evicted { return [.dropped("evicted")] }
             let sigBytes = Membership.ClaimSigner.signatureBytes
             var r = ByteReader(plaintext)
             guard plaintext.count > NodeID.byteCount + 8 + sigBytes,
@@ -277,7 +317,8 @@ extension Node {
         /// Runs every timer that is due: membership probes and gossip, the allocator's timers,
         /// and seed retries while no seed has answered.
         public mutating func onTick(now: Instant) -> [Effect] {
-            transact(now: now) { node, w in
+            if phase == .evicted { return evictedTick(now: now) }
+            return transact(now: now) { node, w in
                 if node.membership.nextWakeup <= now {
                     node.run(node.membership.onTick(now: now), &w, now: now)
                 }
@@ -303,6 +344,7 @@ extension Node {
         /// `weft join`: contact `endpoints` now (remembered as seeds with `remember`). Returns the
         /// targets (the interpreter runs the push-pulls and reports each back) and the effects.
         public mutating func join(_ endpoints: [Endpoint], remember: Bool, now: Instant) -> (targets: [Endpoint], effects: [Effect]) {
+            guard phase != .evicted else { return ([], []) }
             let targets = endpoints.filter { $0 != membership.myself.address }
             if remember {
                 for e in targets where !seeds.contains(e) { seeds.append(e) }
@@ -321,6 +363,7 @@ extension Node {
         /// `.allocated`/`.allocationFailed` effect follows). Committed before it answers.
         public mutating func allocate(handle: String, name: String? = nil, now: Instant) -> (result: Result<IPAM.AllocationOutcome, AllocateError>, effects: [Effect]) {
             if let name, let problem = Instance.validate(name: name) { return (.failure(.invalidName(problem)), []) }
+            if phase == .evicted { return (.failure(.evicted(warnings.first ?? "this node was evicted")), []) }
             var outcome: Result<IPAM.AllocationOutcome, AllocateError> = .failure(.allocation(.notInCluster))
             let r = transact(now: now) { node, w in
                 do throws(IPAM.AllocationError) {
@@ -346,10 +389,13 @@ extension Node {
             case allocation(IPAM.AllocationError)
             case invalidName(String)
             case storage(StorageFailure)
+            /// This node was evicted from the cluster (the message says by whom and what to do).
+            case evicted(String)
             public var description: String {
                 switch self {
                 case .allocation(let e): return e.description
                 case .invalidName(let why): return why
+                case .evicted(let why): return why
                 case .storage(let f): return f.description
                 }
             }
@@ -453,6 +499,15 @@ extension Node {
             var w = Work()
             body(&self, &w)
             settle(&w, now: now)
+            if phase == .evicted {
+                // An evicted node sends nothing but its push-pull asking whether it was readmitted.
+                w.effects.removeAll {
+                    switch $0 {
+                    case .sendGossip, .sendIPAM, .sendIPAMDatagram: return true
+                    default: return false
+                    }
+                }
+            }
             guard !w.batch.isEmpty else { return (w.effects, nil) }
             do {
                 try storage.commit(w.batch)
@@ -488,10 +543,17 @@ extension Node {
                     case .left: deadSince[m.id] = m.stateChangedAt; left.insert(m.id)
                     }
                 }
+                // An evicted owner counts as dead since this node learned of the eviction while
+                // it still owns ranges: its heir reclaims them under the usual rules (after
+                // reclaim-after, with a quorum, fenced), or an operator runs `weft ipam reclaim`.
+                if !evictedSince.isEmpty, let owners = ipam.ring?.owners {
+                    let owning = Set(owners)
+                    for (id, since) in evictedSince where owning.contains(id) && !live.contains(id) { deadSince[id] = since }
+                }
                 run(ipam: ipam.onMembersChanged(live: live, deadSince: deadSince, left: left, now: now), &w, now: now)
                 w.effects.append(.membersChanged)
             }
-            for id in w.changed.keys.sorted() where id != me {
+            for id in w.changed.keys.sorted() where id != me && evictedSince[id] == nil && phase != .evicted {
                 if let m = w.changed[id] { syncTunnelPeer(m, &w) }
             }
             if let t = overlayClaimNotBefore, now >= t { overlayClaimNotBefore = nil }  // the wait is over (and no longer a wake-up)
@@ -563,7 +625,8 @@ extension Node {
         mutating func ipamAppState() -> [UInt8] {
             _ = ipam.flushFreeHints()  // the full ring carries the hints; the delta is not needed
             return Instance.packAppState(ipam: ipam.fullStateMessage() ?? [], dns: DNS.Records.encode(dns.entries),
-                                         dataPlane: settings.dataPlane == Node.encryptedDataPlane ? nil : settings.dataPlane)
+                                         dataPlane: settings.dataPlane == Node.encryptedDataPlane ? nil : settings.dataPlane,
+                                         evictions: evictionPart())
         }
 
         /// A first join into a cluster where a live member already uses this node's name.
@@ -613,13 +676,26 @@ extension Node {
                 case .deliver(let bytes, let from):
                     if bytes.first == DNS.Records.tag {
                         recordData(bytes, rebroadcast: true, &w)
+                    } else if bytes.first == Node.Eviction.gossipTag {
+                        if let e = Node.Eviction.decode(broadcast: bytes) {
+                            evictionRecords([e], &w, now: now)
+                        } else {
+                            w.effects.append(.dropped("malformed-eviction"))
+                        }
                     } else {
                         ringData(bytes, from: from, rebroadcast: true, &w, now: now)
                     }
                 case .mergeAppState(let bytes, let from):
-                    if let (ring, records, _) = Instance.unpackAppState(bytes) {
-                        if !ring.isEmpty { ringData(ring, from: from, rebroadcast: false, &w, now: now) }
-                        recordData(records, rebroadcast: false, &w)
+                    if let parts = Instance.unpackAppState(bytes) {
+                        // Evictions first: a ring entry or name record of an identity evicted in
+                        // the same exchange is then already judged by the new rules.
+                        if let list = Node.Eviction.decode(list: parts.evictions) {
+                            evictionRecords(list, &w, now: now)
+                        } else {
+                            w.effects.append(.dropped("malformed-evictions"))
+                        }
+                        if !parts.ipam.isEmpty { ringData(parts.ipam, from: from, rebroadcast: false, &w, now: now) }
+                        recordData(parts.dns, rebroadcast: false, &w)
                     } else if !bytes.isEmpty {
                         ringData(bytes, from: from, rebroadcast: false, &w, now: now)
                     }

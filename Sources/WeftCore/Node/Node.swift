@@ -48,6 +48,9 @@ public enum Node {
         case left
         /// Refused by the cluster (see `refusal`); the interpreter stops with that message.
         case refused
+        /// Evicted by the cluster (`evictedBy`): keeps running and answering `weft status`, but
+        /// sends nothing except a slow push-pull asking whether the eviction was undone.
+        case evicted
     }
 
     /// A structured log line (the interpreter maps levels to its logger).

@@ -24,8 +24,12 @@ extension Node {
         public var incarnation: UInt64?
         /// Name records to upsert (this node's and others').
         public var dns: [DNS.Records.Key: DNS.Records.Record] = [:]
+        /// Eviction records to upsert (by subject; each supersedes the stored one).
+        public var evictions: [Node.Eviction] = []
 
         public init() {}
-        public var isEmpty: Bool { ipam.isEmpty && members.isEmpty && forgotten.isEmpty && incarnation == nil && dns.isEmpty }
+        public var isEmpty: Bool {
+            ipam.isEmpty && members.isEmpty && forgotten.isEmpty && incarnation == nil && dns.isEmpty && evictions.isEmpty
+        }
     }
 }

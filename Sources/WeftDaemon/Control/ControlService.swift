@@ -28,7 +28,7 @@ struct ControlService: Sendable {
         // A change before the node has started would be taken in with nothing attached to
         // carry its effects (NodeRuntime.serving): refuse it; reads are fine.
         switch request.op {
-        case .join, .leave, .alloc, .release, .dnsAdd, .dnsRemove, .gc, .reclaim, .keysInstall, .keysUse, .keysRemove:
+        case .join, .leave, .alloc, .release, .dnsAdd, .dnsRemove, .gc, .reclaim, .keysInstall, .keysUse, .keysRemove, .evict:
             guard await runtime.serving else {
                 return encodeError(.notReady, "the node is still starting (its data plane is not attached yet): try again in a moment")
             }
@@ -93,6 +93,9 @@ struct ControlService: Sendable {
         case .reclaim:
             guard let node = request.node, !node.isEmpty else { return encodeError(.badRequest, "reclaim needs a node (id, id prefix or name)") }
             return encode(await runtime.reclaim(node, force: request.force ?? false))
+        case .evict:
+            guard let node = request.node, !node.isEmpty else { return encodeError(.badRequest, "evict needs a node (id, id prefix or name)") }
+            return encode(await runtime.evict(node, undo: request.undo ?? false))
         }
     }
 

@@ -10,6 +10,8 @@ enum LogEvents {
         "start", "rejoin", "start-failed", "name-clash", "joined", "join-failed", "leave", "stopped", "store-error",
         // Membership (WeftCore Node)
         "member-alive", "member-suspect", "member-dead", "member-left", "member-forgotten",
+        // Eviction (WeftCore Node+Eviction)
+        "member-evicted", "member-readmitted", "evicted", "readmitted",
         // Packets, overlay, tunnels, DNS (NodeRuntime*)
         "drop", "keys-changed", "keys-refused", "overlay-address", "tun-up", "tun-error", "tun-ipv6-error", "tunnel-up", "dns-up", "dns-error",
         // The kernel VXLAN data plane (NodeRuntime+VXLAN, WeftCore Node+DataPlane)

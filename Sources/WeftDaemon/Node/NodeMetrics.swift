@@ -108,6 +108,7 @@ struct NodeMetrics {
         + ["storage-error", "dns-records-malformed", "replayed", "replay-too-old", "frame-length-mismatch"]
         + SenderReplayGuard.Refusal.allCases.map { "ipam-" + $0.rawValue }  // Node.Instance.onIPAMFrame
         + [NodeRuntime.notStarted]  // inputs that arrived while the node was still starting
+        + Node.Eviction.dropReasons  // eviction records refused, inputs of or to an evicted node
         + ["malformed-probe"]  // `weft doctor`'s probes and operator frames (NodeRuntime+Doctor.swift)
         + TCPRefusal.allCases.map(\.rawValue)
         + ([.unknownPeer, .unknownReceiverIndex, .badMAC1, .rateLimited, .handshakeFailed, .replayedInitiation,

@@ -74,6 +74,8 @@ extension NodeRuntime {
             return .failure(API.ErrorBody(code: .internal, message: f.description))
         case .failure(.invalidName(let why)):
             return .failure(API.ErrorBody(code: .badRequest, message: why))
+        case .failure(.evicted(let why)):
+            return .failure(API.ErrorBody(code: .evicted, message: why))
         case .failure(.allocation(let e)):
             return .failure(Self.apiError(e))
         case .success(.allocated(let a)):
@@ -97,6 +99,7 @@ extension NodeRuntime {
         switch result {
         case .failure(.storage(let f)): return .failure(API.ErrorBody(code: .internal, message: f.description))
         case .failure(.invalidName(let why)): return .failure(API.ErrorBody(code: .badRequest, message: why))
+        case .failure(.evicted(let why)): return .failure(API.ErrorBody(code: .evicted, message: why))
         case .failure(.allocation(let e)): return .failure(Self.apiError(e))
         case .success(let address): return .success(API.AllocationInfo(handle: handle, address: address.map { IPAM.format($0) } ?? ""))
         }

@@ -295,19 +295,48 @@ actor NodeRuntime {
         for s in Membership.MemberState.allCases { counts[s.description] = 0 }
         for (s, n) in node.memberCounts { counts[s.description] = n }
         let me = node.membership.myself
+        let evictedBy: API.EvictionInfo? = node.evictedBy.map { evictionInfo($0) }
+        let evictedMembers: [API.EvictionInfo] = node.evictedMembers.map { evictionInfo($0) }
+        let overlayMTU: Int? = kernelForwarding?.mtu ?? (tunnel == nil ? nil : tunMTU)
+        let tunName: String? = kernelForwarding?.deviceName ?? (tunnel == nil ? nil : dataPlane?.tunName)
+        let planeLabel: String = kernelForwarding?.label ?? (tunnel == nil ? "none (--no-tun)" : "encrypted")
+        let warnings: [String] = node.warnings + (dnsProblem.map { [$0] } ?? [])
         return API.Status(
             id: me.id.hex, name: me.name, address: me.address.description, cluster: identity.clusterID,
             incarnation: me.incarnation, version: WeftVersion.current,
             uptimeSeconds: (clock.now - startedAt).seconds, members: counts,
             drops: metrics.dropCounts, messages: metrics.messageCounts, joined: node.joined,
-            warnings: node.warnings + (dnsProblem.map { [$0] } ?? []),
+            warnings: warnings,
             overlayAddress: node.ipam.overlayAddress.map { IPAM.format($0) },
-            overlayMTU: kernelForwarding?.mtu ?? (tunnel == nil ? nil : tunMTU),
-            tunName: kernelForwarding?.deviceName ?? (tunnel == nil ? nil : dataPlane?.tunName),
+            overlayMTU: overlayMTU, tunName: tunName,
             dnsAddress: dnsAddress?.description, dnsDomain: dns == nil ? nil : node.settings.dnsDomain.description,
             dnsRecords: node.dns.entries.values.filter { !$0.deleted }.count,
-            dataPlane: kernelForwarding?.label ?? (tunnel == nil ? "none (--no-tun)" : "encrypted")
+            dataPlane: planeLabel, phase: node.phase.rawValue, evictedBy: evictedBy, evictedMembers: evictedMembers
         )
+    }
+
+    func evictionInfo(_ e: Node.Eviction) -> API.EvictionInfo {
+        let byName = e.by == node.me ? node.name : (node.membership.member(e.by)?.name ?? node.evictions.records[e.by]?.name ?? "")
+        return API.EvictionInfo(id: e.subject.hex, name: e.name, by: e.by.hex, byName: byName, version: e.version)
+    }
+
+    /// `weft evict NODE [--undo]`.
+    func evict(_ nodeText: String, undo: Bool) -> Result<API.EvictResult, API.ErrorBody> {
+        let (result, effects) = node.evict(nodeText, undo: undo, now: now)
+        perform(effects)
+        switch result {
+        case .success(let r):
+            return .success(API.EvictResult(node: r.node.hex, name: r.name, evicted: !undo))
+        case .failure(let e):
+            let code: API.ErrorCode = switch e {
+            case .noMatch, .notEvicted: .notFound
+            case .ambiguous, .isSelf: .badRequest
+            case .alreadyEvicted, .tableFull: .conflict
+            case .notRunning: node.phase == .evicted ? .evicted : .notReady
+            case .storage: .internal
+            }
+            return .failure(API.ErrorBody(code: code, message: e.description))
+        }
     }
 
     /// Member id → name, for tables that show owners and peers by name.
