@@ -82,18 +82,9 @@ extension API {
         let dir = attachmentsDir(dataDir: dataDir)
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let path = attachmentPath(dataDir: dataDir, handle: record.handle)
-        let tmp = path + ".tmp-\(getpid())"
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        let data = try encoder.encode(record)
-        guard FileManager.default.createFile(atPath: tmp, contents: data, attributes: [.posixPermissions: 0o600]) else {
-            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: tmp])
-        }
-        guard rename(tmp, path) == 0 else {
-            let e = errno
-            unlink(tmp)
-            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path, NSUnderlyingErrorKey: NSError(domain: NSPOSIXErrorDomain, code: Int(e))])
-        }
+        try AtomicFile.write(try encoder.encode(record), to: path)
     }
 
     /// Removes the record of `handle`; a missing one is fine.

@@ -576,17 +576,10 @@ public enum Daemon {
     /// Writes a keyring over `path` atomically (a 0600 temporary file renamed over it), so a
     /// crash leaves either the old keyring or the new one.
     static func writeKeyring(_ keyring: ClusterKeyring, to path: String) throws {
-        let tmp = path + ".tmp"
-        try? FileManager.default.removeItem(atPath: tmp)
-        guard FileManager.default.createFile(atPath: tmp, contents: Data(keyring.text.utf8), attributes: [.posixPermissions: 0o600]) else {
-            throw StartupError("cannot write \(tmp): check that the data dir is writable")
-        }
-        let fd = open(tmp, O_RDONLY)
-        if fd >= 0 { _ = fsync(fd); close(fd) }
-        guard rename(tmp, path) == 0 else {
-            let e = errno
-            try? FileManager.default.removeItem(atPath: tmp)
-            throw StartupError("cannot replace \(path): \(String(cString: strerror(e)))")
+        do throws(AtomicFile.Failure) {
+            try AtomicFile.write(Data(keyring.text.utf8), to: path)
+        } catch {
+            throw StartupError(error.description)
         }
     }
 
