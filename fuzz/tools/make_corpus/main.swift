@@ -84,4 +84,26 @@ write("replay_guard", "walk", rg.bytes)
 write("envelope", "datagram", [0] + M.Codec.encode(messages[1].1))
 write("envelope", "pushpull", [1] + M.Codec.encode(pp))
 write("envelope", "ipam", [3] + id(1).bytes + IPAM.Message.ringRequest.encoded())
+// node_inputs with evictions (Node+Eviction.swift): the fuzz node is member 0 of 0, 1, 2 and
+// signs with the accept-all twin, so these records verify there. | kind | length | body |.
+func fid(_ n: UInt8) -> NodeID { NodeID(high: 0x99, low: UInt64(n)) }
+func eviction(_ subject: UInt8, by: UInt8, version: UInt64, evicted: Bool) -> [UInt8] {
+    Node.Eviction(subject: fid(subject), name: "n\(subject)", version: version, evicted: evicted, by: fid(by),
+                  byKey: fid(by).bytes + fid(by).bytes, signature: [UInt8](repeating: 0, count: 64)).broadcast
+}
+func record(_ kind: UInt8, _ body: [UInt8]) -> [UInt8] { [kind, UInt8(min(body.count, 255))] + body.prefix(255) }
+func evictionGossip(_ payload: [UInt8]) -> [UInt8] {
+    M.Codec.encode(.gossip(source: fid(1), M.Piggyback(broadcasts: [M.AppBroadcast(origin: fid(1), payload: payload)])))
+}
+write("node_inputs", "evict-other-then-undo",
+      record(0x42, evictionGossip(eviction(2, by: 1, version: 1, evicted: true)))
+      + record(0xC2, evictionGossip(eviction(2, by: 1, version: 2, evicted: false))))
+write("node_inputs", "evict-me-then-undo",
+      record(0x42, evictionGossip(eviction(0, by: 1, version: 1, evicted: true)))
+      + record(0xC0, [0, 0, 0, 0, 0, 0, 0, 1] + IPAM.Message.ringRequest.encoded())
+      + record(0xC2, evictionGossip(eviction(0, by: 2, version: 2, evicted: false))))
+write("node_inputs", "mutual-eviction",
+      record(0x42, evictionGossip(eviction(2, by: 1, version: 1, evicted: true)))
+      + record(0x82, evictionGossip(eviction(1, by: 2, version: 1, evicted: true))))
+
 print("seed corpora written to \(root)")
