@@ -235,6 +235,12 @@ sleep 5   # let the joins' push-pulls and first donations settle
 IDLE=$(drv proc "$IDLE_SECONDS" "${PIDS[@]:1}")
 say "idle: $IDLE"
 
+# Suspicions and deaths of members that were up the whole time (the logs until now: nobody was
+# killed yet). Logged at warning level, so 0 at WEFT_LOG_LEVEL=error.
+FALSE_SUSPECT=$(cat "$WORK"/n*.log 2>/dev/null | grep -c 'event=member-suspect')
+FALSE_DEAD=$(cat "$WORK"/n*.log 2>/dev/null | grep -c 'event=member-dead')
+say "before the kill: $FALSE_SUSPECT suspicions and $FALSE_DEAD deaths of members that were up (all nodes' logs)"
+
 VICTIM=$NODES
 VICTIM_ID=$(drv id "$WORK/n$VICTIM")
 TK=$(date +%s.%N)
@@ -251,9 +257,9 @@ sleep "$SETTLE_SECONDS"
 SETTLED=$(drv proc "$IDLE_SECONDS" "${PIDS[@]:1:$((NODES - 1))}")
 say "settled idle (${SETTLE_SECONDS}s after the allocations): $SETTLED"
 
-"$PY" - "$JSON" "$NODES" "$PROFILE" "$BIN" "$CONV" "$CONV_LAST" "$IDLE" "$DEAD" "$ALLOC" "$AFTER" "$(nproc)" "$SETTLED" <<'PYEOF'
+"$PY" - "$JSON" "$NODES" "$PROFILE" "$BIN" "$CONV" "$CONV_LAST" "$IDLE" "$DEAD" "$ALLOC" "$AFTER" "$(nproc)" "$SETTLED" "$FALSE_SUSPECT" "$FALSE_DEAD" <<'PYEOF'
 import json, sys, time
-out, nodes, profile, binary, conv, conv_last, idle, dead, alloc, after, cores, settled = sys.argv[1:]
+out, nodes, profile, binary, conv, conv_last, idle, dead, alloc, after, cores, settled, false_suspect, false_dead = sys.argv[1:]
 conv, idle, dead, alloc, after, settled = map(json.loads, (conv, idle, dead, alloc, after, settled))
 r = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "nodes": int(nodes), "profile": profile,
      "binary": binary, "cores": int(cores),
@@ -261,6 +267,7 @@ r = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "nodes": int(no
      "converged_nodes": conv["converged_nodes"],
      "converge_per_node_median": conv.get("per_node_median"), "converge_per_node_p90": conv.get("per_node_p90"),
      "converge_last_to_appear": conv.get("last_to_appear"),
+     "false_suspicions_before_kill": int(false_suspect), "false_deaths_before_kill": int(false_dead),
      "dead_per_node_median": dead.get("per_node_median"), "dead_per_node_p90": dead.get("per_node_p90"),
      "idle": idle, "kill_to_all_dead_seconds": dead["seconds"], "nodes_seeing_dead": dead["nodes_seeing_dead"],
      "allocations": alloc, "after_allocations": after, "settled_idle": settled,
@@ -277,6 +284,7 @@ json.dump(r, open(out, "w"), indent=2); open(out, "a").write("\n")
 c, m = idle["cpu_percent_of_core"] or {}, (after["rss_mb"] or {})
 late = ", ".join("%s %s s" % (x["member"], x["median_seconds"]) for x in conv.get("last_to_appear") or [])
 print(f"converge      {conv['seconds']} s from the first start ({r['converge_seconds_after_last_start']} s after the last), {conv['converged_nodes']}/{nodes} nodes; per node median {conv.get('per_node_median')} s, p90 {conv.get('per_node_p90')} s; seen last: {late}")
+print(f"false alarms  {r['false_suspicions_before_kill']} suspicions, {r['false_deaths_before_kill']} deaths of members that were up (before the kill)")
 print(f"idle CPU      median {c.get('median')} %, p90 {c.get('p90')} %, max {c.get('max')} % of a core per node (sum {idle['total_cpu_percent']} %)")
 sc = settled["cpu_percent_of_core"] or {}
 print(f"settled idle  median {sc.get('median')} %, p90 {sc.get('p90')} %, max {sc.get('max')} % of a core per node (sum {settled['total_cpu_percent']} %), RSS median {(settled['rss_mb'] or {}).get('median')} MB")

@@ -55,6 +55,16 @@ final class MembershipInstanceTests: XCTestCase {
         return out
     }
 
+    /// Ticks every `step` from `from` to `until` (after a hand-made late tick, where `run`'s
+    /// wakeups would lie in the past).
+    static func tickEvery(_ step: Duration, _ inst: inout M.Instance, from: Instant, until: Instant) {
+        var t = from
+        while t <= until {
+            _ = inst.onTick(now: t)
+            t = t + step
+        }
+    }
+
     /// Runs until the first ping leaves; returns it, its time and target.
     static func firstPing(_ inst: inout M.Instance) -> (seq: UInt32, target: NodeID, to: Endpoint, at: Instant) {
         while true {
@@ -85,6 +95,45 @@ final class MembershipInstanceTests: XCTestCase {
         XCTAssertEqual(a.member(Self.id(2))?.state, .alive)
         // A second ack for the same seq is stale.
         XCTAssertEqual(a.onDatagram(ackBytes, from: Self.ep(2), now: ping.at + .milliseconds(3)), [.dropped(.staleAck)])
+    }
+
+    /// A node that was starved (its ticks come late: CPU, a paused VM) does not blame the target
+    /// for its own lateness. Before: one tick 1.5 s after the ping sent the ping-reqs and judged
+    /// the probe at once, so the helpers never had a chance and every probe of a starved node
+    /// became a suspicion (the 100-process benchmark on 2 cores saw thousands).
+    func testLateTickGivesHelpersTheirWindowAndAQueuedAckStillCounts() throws {
+        var a = Self.instance(others: [2, 3, 4, 5])
+        let ping = Self.firstPing(&a)
+        let late = ping.at + .milliseconds(1500)  // past the timeout and the period end
+        let ds = a.onTick(now: late)
+        let reqs = Self.sends(ds).filter { if case .pingReq = $0.message { return true } else { return false } }
+        XCTAssertEqual(reqs.count, 3, "the ping-reqs go out, late")
+        XCTAssertFalse(Self.changes(ds).contains { $0.0.id == ping.target }, "judged in the same late tick: \(ds)")
+        XCTAssertEqual(a.member(ping.target)?.state, .alive)
+        XCTAssertEqual(a.awareness, 1, "lateness counts against this node's own health")
+        // An ack relayed within the helpers' window: no suspicion.
+        let ack = M.Codec.encode(M.Message.ack(seq: ping.seq, source: Self.id(3), M.Piggyback()))
+        _ = a.onDatagram(ack, from: Self.ep(3), now: late + .milliseconds(300))
+        Self.tickEvery(.milliseconds(50), &a, from: late + .milliseconds(350), until: late + .seconds(2))
+        XCTAssertEqual(a.member(ping.target)?.state, .alive)
+
+        // Late at the verdict only (the ping-reqs left on time): the verdict waits lateGrace.
+        var b = Self.instance(others: [2, 3, 4, 5])
+        let p2 = Self.firstPing(&b)
+        _ = b.onTick(now: p2.at + Self.settings.probeTimeout)  // ping-reqs on time
+        let verdictLate = p2.at + Self.settings.probeInterval + .seconds(1)
+        XCTAssertFalse(Self.changes(b.onTick(now: verdictLate)).contains { $0.0.id == p2.target })
+        let ack2 = M.Codec.encode(M.Message.ack(seq: p2.seq, source: p2.target, M.Piggyback()))
+        _ = b.onDatagram(ack2, from: p2.to, now: verdictLate + .milliseconds(1))  // read after the late tick
+        Self.tickEvery(.milliseconds(50), &b, from: verdictLate + .milliseconds(50), until: verdictLate + .seconds(1))
+        XCTAssertEqual(b.member(p2.target)?.state, .alive, "an ack waiting unread while starved still counts")
+
+        // Silence after the grace is still a failed probe: lateness postpones, never acquits.
+        var c = Self.instance(others: [2, 3, 4, 5])
+        let p3 = Self.firstPing(&c)
+        _ = c.onTick(now: p3.at + .milliseconds(1500))
+        Self.tickEvery(.milliseconds(50), &c, from: p3.at + .milliseconds(1550), until: p3.at + .seconds(4))
+        XCTAssertEqual(c.member(p3.target)?.state, .suspect, "a silent target is suspected after the grace")
     }
 
     func testPingForSomeoneElseIsDropped() {

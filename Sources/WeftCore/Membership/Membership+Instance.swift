@@ -58,6 +58,8 @@ extension Membership {
             var indirectSent = false
             var expectedNacks = 0
             var nacks = 0
+            /// The verdict was postponed once because this node ran late (`noteLate`).
+            var graced = false
         }
 
         struct ConfirmProbe: Sendable {
@@ -66,6 +68,7 @@ extension Membership {
             var deadline: Instant
             /// Set once the direct ping timed out and the indirect pings went out.
             var indirectSent = false
+            var graced = false
         }
 
         struct Relay: Sendable {
@@ -359,6 +362,19 @@ extension Membership {
                             out.append(.send(fill(msg), to: helper.address))
                         }
                     }
+                    // A late tick is this node's own slowness, not evidence against the target:
+                    // the helpers get their whole window from now (they used to be sent and
+                    // judged in the same late tick, so a starved node suspected whoever it probed).
+                    if !p.graced, now - p.timeoutAt > settings.lateThreshold {
+                        p.graced = true
+                        p.periodEnd = max(p.periodEnd, now + (settings.probeInterval - settings.probeTimeout).scaled(by: healthScale))
+                        adjustAwareness(1)
+                    }
+                } else if p.indirectSent, !p.graced, now >= p.periodEnd, now - p.periodEnd > settings.lateThreshold {
+                    // A late verdict waits `lateGrace` once, for answers not read yet.
+                    p.graced = true
+                    p.periodEnd = now + settings.lateGrace
+                    adjustAwareness(1)
                 }
                 probe = p
                 if now >= p.periodEnd {
@@ -440,6 +456,15 @@ extension Membership {
                                                   wantNack: false, Piggyback())
                         out.append(.send(fill(msg), to: helper.address))
                     }
+                    continue
+                }
+                if !c.graced, now - c.deadline > settings.lateThreshold {
+                    // Late (see runProbe): answers may be waiting unread; judge a little later.
+                    var next = c
+                    next.graced = true
+                    next.deadline = now + settings.lateGrace
+                    confirmProbes[seq] = next
+                    adjustAwareness(1)
                     continue
                 }
                 confirmProbes[seq] = nil

@@ -75,6 +75,13 @@ extension Membership {
 
         public init() {}
 
+        /// A probe deadline handled more than this after it was due means this node itself was
+        /// starved (CPU, a paused VM, a slow disk in the same actor): half the probe timeout.
+        public var lateThreshold: Duration { probeTimeout / 2 }
+        /// How much longer a late verdict waits, once, so answers that arrived while this node
+        /// was starved are read first: a fifth of the probe timeout.
+        public var lateGrace: Duration { probeTimeout / 5 }
+
         /// The LAN defaults documented on each field.
         public static let `default` = Settings()
 
