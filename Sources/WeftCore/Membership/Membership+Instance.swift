@@ -304,12 +304,21 @@ extension Membership {
         /// members that forgot it learn its fresh record, and the join flag again.
         public mutating func rejoinAfterEviction() -> [Directive] {
             guard !hasLeft, let next = Membership.incarnation(after: myself.incarnation) else { return [] }
+            hasExchangedState = false
+            var out: [Directive] = []
+            raiseIncarnation(to: next, &out)
+            return out
+        }
+
+        /// Our record at incarnation `next`: signed, stored, persisted before anything is sent,
+        /// and queued for gossip (a refutation, or a return after an eviction).
+        mutating func raiseIncarnation(to next: UInt64, _ out: inout [Directive]) {
             myself.incarnation = next
             signMyself()
             store(myself)
-            hasExchangedState = false
+            out.append(.persistIncarnation(next))
+            out.append(.memberChanged(myself, previous: .alive))
             queue.enqueue(update: Update(myself))
-            return [.persistIncarnation(next), .memberChanged(myself, previous: .alive)]
         }
 
         // MARK: ticks
@@ -950,13 +959,8 @@ extension Membership {
                 out.append(.dropped(.incarnationTooLarge))
                 return
             }
-            myself.incarnation = next
-            signMyself()
-            store(myself)
             adjustAwareness(1)
-            out.append(.persistIncarnation(myself.incarnation))
-            out.append(.memberChanged(myself, previous: .alive))
-            queue.enqueue(update: Update(myself))
+            raiseIncarnation(to: next, &out)
         }
     }
 }

@@ -215,6 +215,12 @@ extension Node.Instance {
         }
     }
 
+    /// What `weft status` and a refused allocation say while this node is evicted.
+    var evictedWarning: String? {
+        guard let e = evictedBy else { return nil }
+        return "this node was evicted from the cluster by \(membership.member(e.by)?.name ?? e.by.short) (\(e.by.short)): it is cut off until a member runs `weft evict --undo \(name)`"
+    }
+
     /// The identities this node treats as evicted now (never itself), with the record.
     public var evictedMembers: [Node.Eviction] {
         evictedSince.keys.sorted().compactMap { evictions.records[$0] }

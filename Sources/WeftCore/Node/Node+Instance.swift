@@ -134,9 +134,7 @@ extension Node {
         /// conflicts, storage failures.
         public var warnings: [String] {
             var out: [String] = []
-            if let e = evictedBy {
-                out.append("this node was evicted from the cluster by \(membership.member(e.by)?.name ?? e.by.short) (\(e.by.short)): it is cut off until a member runs `weft evict --undo \(name)`")
-            }
+            if let e = evictedWarning { out.append(e) }
             if !seeds.isEmpty && !joined {
                 let detail = seedProblems.map { "\($0.key): \($0.value)" }.sorted().joined(separator: "; ")
                 out.append("no seed answered yet (\(detail.isEmpty ? "waiting" : detail)): check the cluster key and the seed addresses")
@@ -363,7 +361,7 @@ extension Node {
         /// `.allocated`/`.allocationFailed` effect follows). Committed before it answers.
         public mutating func allocate(handle: String, name: String? = nil, now: Instant) -> (result: Result<IPAM.AllocationOutcome, AllocateError>, effects: [Effect]) {
             if let name, let problem = Instance.validate(name: name) { return (.failure(.invalidName(problem)), []) }
-            if phase == .evicted { return (.failure(.evicted(warnings.first ?? "this node was evicted")), []) }
+            if phase == .evicted { return (.failure(.evicted(evictedWarning ?? "this node was evicted from the cluster")), []) }
             var outcome: Result<IPAM.AllocationOutcome, AllocateError> = .failure(.allocation(.notInCluster))
             let r = transact(now: now) { node, w in
                 do throws(IPAM.AllocationError) {
