@@ -176,6 +176,28 @@ final class IPAMQuorumTests: XCTestCase {
         XCTAssertEqual(done.filter { if case .allocated = $0 { return true } else { return false } }.count, 2)
     }
 
+    /// Resends of one unanswered write back off (resendInterval, then twice that): a voter that
+    /// has not answered is usually busy, and resending to every missing voter each interval
+    /// multiplied a busy cluster's load (docs/benchmarks.md, stop 24). A new allocation is
+    /// written at once and starts the spacing again.
+    func testResendsOfAnUnansweredWriteBackOff() throws {
+        let ids = (1...5).map { ipamNode(UInt64($0)) }
+        let h = try cluster(ids)
+        var n = h.nodes[ids[0]]!
+        let step = IPAM.Settings.fast.resendInterval
+        XCTAssertLessThan(step * 3, IPAM.Settings.fast.confirmTimeout, "two resends fit before the timeout")
+        let r = try n.allocate(handle: "x", now: h.now)
+        XCTAssertFalse(sends(r.directives, kind: .holdingsWrite).isEmpty)
+        XCTAssertFalse(sends(n.onTick(now: h.now + step), kind: .holdingsWrite).isEmpty, "first resend after one interval")
+        XCTAssertTrue(sends(n.onTick(now: h.now + step * 2), kind: .holdingsWrite).isEmpty, "not again one interval later")
+        XCTAssertFalse(sends(n.onTick(now: h.now + step * 3), kind: .holdingsWrite).isEmpty, "the second waits two intervals")
+        // A new allocation goes out at once, and its first resend comes one interval later.
+        let t = h.now + step * 3 + .milliseconds(10)
+        XCTAssertFalse(sends(try n.allocate(handle: "y", now: t).directives, kind: .holdingsWrite).isEmpty)
+        XCTAssertTrue(sends(n.onTick(now: t + step / 2), kind: .holdingsWrite).isEmpty)
+        XCTAssertFalse(sends(n.onTick(now: t + step), kind: .holdingsWrite).isEmpty)
+    }
+
     func testPartitionedMinorityFailsAtOnceWithTheMessage() throws {
         var h = try cluster([a, b, c, d, e])
         _ = try h.allocate(a, "old")

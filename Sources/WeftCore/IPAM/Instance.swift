@@ -72,8 +72,10 @@ extension IPAM {
         var ownHoldingsDirty = false
         var dirtyRegisters: Set<NodeID> = []
         var writeNeeded = false
-        /// When the last holdings write went out (resent every `settings.resendInterval`).
+        /// When the last holdings write went out (resent after `resendDelay`).
         var writeSentAt: Instant? = nil
+        /// Resends of the current write so far: each waits twice as long as the one before.
+        var writeResends = 0
         var live: Set<NodeID> = []
         var deadSince: [NodeID: Instant] = [:]
         var left: Set<NodeID> = []
@@ -469,6 +471,7 @@ extension IPAM {
         /// distinct acks (docs/ipam.md "Transport").
         mutating func sendHoldingsWrites(now: Instant, widen: Bool = false) -> [Directive] {
             writeNeeded = false
+            writeResends = widen ? writeResends + 1 : 0
             guard let ring, !unconfirmed.isEmpty else { return [] }
             var waitingOn: Set<NodeID> = []
             let targets = reachableVoters.subtracting([me])
@@ -497,6 +500,13 @@ extension IPAM {
             writeSentAt = now
             return chosen.map { .send(bytes, to: $0) }
         }
+
+        /// How long after the last holdings write a resend goes out: `resendInterval`, doubled
+        /// after each resend of the same write (1 s, 2 s, 4 s by default). A voter that has not
+        /// answered is more often slow than gone; resending to every missing voter each second
+        /// multiplied the load on a busy cluster until nobody answered in time (docs/benchmarks.md,
+        /// stop 24). `confirmTimeout` still bounds the wait.
+        var resendDelay: Duration { settings.resendInterval * (1 << min(writeResends, 3)) }
 
         /// Acknowledges every unconfirmed allocation that now has `Q-1` acks.
         mutating func confirmReady() -> [Directive] {
@@ -1026,7 +1036,7 @@ extension IPAM {
                             .log(LogEvent(.warning, "ipam.allocation.unconfirmed", ["handle": h, "reachable": "\(r)", "voters": "\(n)", "acks": "\(c.acks.count)", "needed": "\(quorum - 1)"]))]
                 }
             }
-            if !unconfirmed.isEmpty && (writeNeeded || writeSentAt.map { now - $0 >= settings.resendInterval } ?? true) {
+            if !unconfirmed.isEmpty && (writeNeeded || writeSentAt.map { now - $0 >= resendDelay } ?? true) {
                 out += sendHoldingsWrites(now: now, widen: !writeNeeded)
             }
             // Reclaims in phase 1: complete (outside quorum mode), abort, or resend.
