@@ -77,6 +77,24 @@ final class NodeMetricsTests: XCTestCase {
         XCTAssertEqual(NodeMetrics.MessageType(membership: [1]), .unknown)
     }
 
+    /// The pure node's signature counters are exported as their growth, per claim and op.
+    func testSignatureCountersFollowTheNodesStats() {
+        var m = NodeMetrics()
+        let verify = #"weft_signatures_total{claim="member",op="verify"}"#
+        let frameSign = #"weft_signatures_total{claim="ipam-frame",op="sign"}"#
+        let before = NodeMetrics.exposition()
+        let v0 = value(before, verify) ?? -1, f0 = value(before, frameSign) ?? -1
+        XCTAssertGreaterThanOrEqual(v0, 0, "the series exist from the start")
+        var member = Membership.ClaimStats(), frames = Membership.ClaimStats()
+        member.verifications = 5; member.cacheHits = 7; frames.signatures = 2
+        m.signatures(member: member, ipamFrame: frames)
+        member.verifications = 9
+        m.signatures(member: member, ipamFrame: frames)
+        let after = NodeMetrics.exposition()
+        XCTAssertEqual(value(after, verify), v0 + 9, after)
+        XCTAssertEqual(value(after, frameSign), f0 + 2)
+    }
+
     func testEveryFamilyHasHelpAndAConventionalName() {
         _ = NodeMetrics()  // registers every family, as a starting node does
         let text = NodeMetrics.exposition()

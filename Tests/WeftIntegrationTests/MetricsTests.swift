@@ -26,6 +26,7 @@ final class MetricsTests: XCTestCase {
         "weft_dropped_packets_total": ("counter", ["reason"]),
         "weft_members": ("gauge", ["state"]),
         "weft_probe_rtt_seconds": ("histogram", []),
+        "weft_signatures_total": ("counter", ["claim", "op"]),
         "weft_dataplane_udp_packets_total": ("counter", ["direction"]),
         "weft_dataplane_udp_bytes_total": ("counter", ["direction"]),
         "weft_dataplane_tun_packets_total": ("counter", ["direction"]),
@@ -89,6 +90,9 @@ final class MetricsTests: XCTestCase {
         XCTAssertEqual(fresh.value("weft_dropped_packets_total", ["reason": "unauthenticated"]), 0, "drop series exist at zero")
         XCTAssertEqual(fresh.value("weft_dataplane_dropped_packets_total", ["reason": "no-route"]), 0)
         XCTAssertEqual(fresh.families["weft_build_info"]?.samples.first?.value, 1)
+        // The node signed its own member record; no IPAM frame went anywhere yet.
+        XCTAssertGreaterThanOrEqual(fresh.value("weft_signatures_total", ["claim": "member", "op": "sign"]) ?? 0, 1)
+        XCTAssertEqual(fresh.value("weft_signatures_total", ["claim": "ipam-frame", "op": "verify"]), 0)
         XCTAssertNotNil(fresh.families["weft_dropped_packets_total"]?.samples.first { $0.labels["reason"] == "stale-ack" }, "kebab-case reasons")
         // No old names: one unit per family, direction a label.
         XCTAssertNil(fresh.families["weft_dataplane_total"], "the mixed-unit family is gone")

@@ -234,6 +234,11 @@ final class NodeRuleTests: XCTestCase {
         let overlay = try XCTUnwrap(sim.hosts[1].node!.ipam.overlayAddress)
         XCTAssertTrue(routes.contains { $0.start <= overlay && overlay <= $0.end }, "the joiner's overlay address routes to it")
         XCTAssertEqual(sim.hosts[0].node!.routes, routes)
+        // The donation went as signed frames, each checked once by its recipient.
+        let stats = sim.hosts.map { $0.node!.ipamFrameStats }
+        XCTAssertGreaterThan(stats[1].signatures, 0, "the joiner asked for space")
+        XCTAssertGreaterThan(stats[0].verifications, 0, "the donor checked the request")
+        XCTAssertLessThanOrEqual(stats.map(\.verifications).reduce(0, +), stats.map(\.signatures).reduce(0, +))
     }
 
     func testOverlayAddressIsAnnouncedOnceTaken() {

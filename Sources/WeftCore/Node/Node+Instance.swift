@@ -70,6 +70,10 @@ extension Node {
         let frameCounterBase: UInt64
         var frameSeq: UInt64 = 0
         var ipamReplay = SenderReplayGuard()
+        /// Signatures made for, and checked on, point-to-point IPAM frames (one each per frame:
+        /// the frame names its recipient, so nothing can be cached). Exported with the
+        /// membership's `claimStats` as `weft_signatures_total`.
+        public private(set) var ipamFrameStats = Membership.ClaimStats()
         /// Every eviction record this node keeps (`Node+Eviction.swift`).
         public internal(set) var evictions = Node.Evictions()
         /// The other identities evicted now, and when this node learned it (IPAM counts an
@@ -274,6 +278,7 @@ extension Node {
                 return [.dropped("malformed-ipam")]
             }
             guard sender != me, let member = membership.member(sender) else { return [.dropped("ipam-unknown-sender")] }
+            ipamFrameStats.verifications += 1
             guard membership.signer.verify(member.publicKey, Self.ipamFrameClaim(sender: sender, recipient: me, counter: counter, message: message),
                                            Array(plaintext.suffix(sigBytes))) else {
                 return [.dropped("ipam-bad-signature")]
@@ -306,6 +311,7 @@ extension Node {
         mutating func ipamFrame(_ message: [UInt8], to recipient: NodeID) -> [UInt8] {
             let counter = frameCounterBase &+ frameSeq
             frameSeq &+= 1
+            ipamFrameStats.signatures += 1
             let signature = membership.signer.sign(Self.ipamFrameClaim(sender: me, recipient: recipient, counter: counter, message: message))
             return Self.ipamFrame(sender: me, counter: counter, message: message, signature: signature)
         }

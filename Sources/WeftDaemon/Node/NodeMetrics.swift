@@ -94,8 +94,11 @@ struct NodeMetrics {
     static let vxlanPackets = Family(name: "weft_vxlan_device_packets_total", type: .counter, labels: ["direction"],
         help: "Packets the kernel's VXLAN device received (in) / sent (out), with --data-plane vxlan.")
 
+    static let signatures = Family(name: "weft_signatures_total", type: .counter, labels: ["claim", "op"],
+        help: "Ed25519 work by claim (member: signed membership claims; ipam-frame: point-to-point IPAM frames) and op (sign, verify, cached: a claim already verified).")
+
     static let families: [Family] = [
-        messages, datagrams, drops, members, probeRTT, udpPackets, udpBytes, tunPackets, dataPlaneDrops,
+        messages, datagrams, drops, members, probeRTT, signatures, udpPackets, udpBytes, tunPackets, dataPlaneDrops,
         peerBytes, peerPackets, peerHandshakeAge, peers, ipamAddresses, ipamAllocations, buildInfo, startTime,
         dataPlaneInfo, vxlanBytes, vxlanPackets,
     ]
@@ -150,6 +153,7 @@ struct NodeMetrics {
         }
         for r in Self.knownDropReasons { touch(Self.drops, [("reason", r)]); dropCounts[r] = 0 }
         for r in DataPlaneDrop.allCases { touch(Self.dataPlaneDrops, [("reason", r.name)]) }
+        for c in ["member", "ipam-frame"] { for op in ["sign", "verify", "cached"] { touch(Self.signatures, [("claim", c), ("op", op)]) } }
         for s in Membership.MemberState.allCases { _ = gauge(Self.members, [("state", s.description)]) }
         for s in Self.peerStates { _ = gauge(Self.peers, [("state", s)]) }
         for scope in ["node", "cluster"] { for state in ["free", "used"] { _ = gauge(Self.ipamAddresses, [("scope", scope), ("state", state)]) } }
@@ -326,6 +330,15 @@ struct NodeMetrics {
 
     /// Adds the growth of an externally kept counter; a value lower than the last one means the
     /// source restarted from zero (a new session), so all of it is growth.
+    /// The signature counters kept by the pure node (membership claims and IPAM frames).
+    mutating func signatures(member: Membership.ClaimStats, ipamFrame: Membership.ClaimStats) {
+        for (claim, s) in [("member", member), ("ipam-frame", ipamFrame)] {
+            grow(Self.signatures, [("claim", claim), ("op", "sign")], to: UInt64(max(0, s.signatures)))
+            grow(Self.signatures, [("claim", claim), ("op", "verify")], to: UInt64(max(0, s.verifications)))
+            grow(Self.signatures, [("claim", claim), ("op", "cached")], to: UInt64(max(0, s.cacheHits)))
+        }
+    }
+
     /// The TCP port's refusals (kept by `TCPAdmission` itself) as drop counters.
     mutating func tcpRefusals(_ counts: [String: UInt64]) {
         for (reason, value) in counts {
@@ -350,6 +363,7 @@ extension NodeRuntime {
     func refreshMetrics() {
         metrics.ipam(ipamInfo(), me: identity.keyPair.nodeID.hex)
         if let tcpAdmission { metrics.tcpRefusals(tcpAdmission.refusalCounts) }
+        metrics.signatures(member: node.membership.claimStats, ipamFrame: node.ipamFrameStats)
         metrics.peers(peers())
     }
 }
