@@ -153,7 +153,7 @@ struct NodeMetrics {
         }
         for r in Self.knownDropReasons { touch(Self.drops, [("reason", r)]); dropCounts[r] = 0 }
         for r in DataPlaneDrop.allCases { touch(Self.dataPlaneDrops, [("reason", r.name)]) }
-        for c in ["member", "ipam-frame"] { for op in ["sign", "verify", "cached"] { touch(Self.signatures, [("claim", c), ("op", op)]) } }
+        signatures(member: .init(), ipamFrame: .init())  // every claim/op series at zero
         for s in Membership.MemberState.allCases { _ = gauge(Self.members, [("state", s.description)]) }
         for s in Self.peerStates { _ = gauge(Self.peers, [("state", s)]) }
         for scope in ["node", "cluster"] { for state in ["free", "used"] { _ = gauge(Self.ipamAddresses, [("scope", scope), ("state", state)]) } }
@@ -328,8 +328,6 @@ struct NodeMetrics {
         return g
     }
 
-    /// Adds the growth of an externally kept counter; a value lower than the last one means the
-    /// source restarted from zero (a new session), so all of it is growth.
     /// The signature counters kept by the pure node (membership claims and IPAM frames).
     mutating func signatures(member: Membership.ClaimStats, ipamFrame: Membership.ClaimStats) {
         for (claim, s) in [("member", member), ("ipam-frame", ipamFrame)] {
@@ -347,6 +345,8 @@ struct NodeMetrics {
         }
     }
 
+    /// Adds the growth of an externally kept counter; a value lower than the last one means the
+    /// source restarted from zero (a new session), so all of it is growth.
     private mutating func grow(_ f: Family, _ labels: [(String, String)], to value: UInt64) {
         let key = Self.seriesKey(f, labels)
         let last = lastSeen[key] ?? 0
