@@ -80,7 +80,7 @@ let package = Package(
         .executableTarget(
             name: "weft-bench",
             dependencies: [
-                "WeftCore", "WeftTestKit", "WeftStore",
+                "WeftCore", "WeftTestKit", "WeftStore", "WeftCrypto",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

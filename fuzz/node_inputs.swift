@@ -51,7 +51,7 @@ public func fuzzNodeInputs(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         }
         switch kind % 5 {
         case 0, 1:
-            _ = node.onIPAMFrame(fuzzID(kind % 5 + 1).bytes + body + [UInt8](repeating: 0, count: 64), now: now)
+            _ = node.onIPAMFrame([Node.Instance.ipamFrameVersion] + fuzzID(kind % 5 + 1).bytes + body + [UInt8](repeating: 0, count: 32), now: now)
         case 2:
             _ = node.onGossip(body, from: from, now: now)
         case 3:

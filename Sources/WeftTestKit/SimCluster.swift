@@ -104,8 +104,17 @@ public final class SimCluster {
     /// The simulated claim signer of node `id` (see `fakeSignature`).
     public static func signer(for id: NodeID) -> Membership.ClaimSigner {
         let key = publicKey(id)
+        // Pair keys: a hash of the two public keys in order, so both ends derive the same one
+        // (anyone could, as anyone can make the fake signatures: the twin checks the protocol's
+        // wiring, not its cryptography).
         return Membership.ClaimSigner(sign: { fakeSignature(key: key, message: $0) },
-                                      verify: { k, m, s in s == fakeSignature(key: k, message: m) })
+                                      verify: { k, m, s in s == fakeSignature(key: k, message: m) },
+                                      pairKey: { peer in
+                                          let (low, high) = key.lexicographicallyPrecedes(peer) ? (key, peer) : (peer, key)
+                                          return Array(fakeSignature(key: low + high, message: Array("pair".utf8)).prefix(32))
+                                      },
+                                      mac: { k, m in Array(fakeSignature(key: k, message: m).prefix(32)) },
+                                      checkMAC: { k, m, t in t == Array(fakeSignature(key: k, message: m).prefix(32)) })
     }
     public static func endpoint(_ i: Int, generation: Int = 0) -> Endpoint {
         Endpoint(address: .v4(0x0A00_0000 | UInt32(generation) << 16 | UInt32(i + 1)), port: 7946)

@@ -82,17 +82,21 @@ final class NodeMetricsTests: XCTestCase {
         var m = NodeMetrics()
         let verify = #"weft_signatures_total{claim="member",op="verify"}"#
         let frameSign = #"weft_signatures_total{claim="ipam-frame",op="sign"}"#
+        let pairKey = #"weft_signatures_total{claim="ipam-frame",op="pair-key"}"#
         let before = NodeMetrics.exposition()
-        let v0 = value(before, verify) ?? -1, f0 = value(before, frameSign) ?? -1
+        let v0 = value(before, verify) ?? -1, f0 = value(before, frameSign) ?? -1, p0 = value(before, pairKey) ?? -1
         XCTAssertGreaterThanOrEqual(v0, 0, "the series exist from the start")
+        XCTAssertGreaterThanOrEqual(p0, 0)
+        XCTAssertNil(value(before, #"weft_signatures_total{claim="ipam-frame",op="cached"}"#), "frames are never cached")
         var member = Membership.ClaimStats(), frames = Membership.ClaimStats()
-        member.verifications = 5; member.cacheHits = 7; frames.signatures = 2
+        member.verifications = 5; member.cacheHits = 7; frames.signatures = 2; frames.pairKeys = 3
         m.signatures(member: member, ipamFrame: frames)
         member.verifications = 9
         m.signatures(member: member, ipamFrame: frames)
         let after = NodeMetrics.exposition()
         XCTAssertEqual(value(after, verify), v0 + 9, after)
         XCTAssertEqual(value(after, frameSign), f0 + 2)
+        XCTAssertEqual(value(after, pairKey), p0 + 3)
     }
 
     func testEveryFamilyHasHelpAndAConventionalName() {

@@ -146,18 +146,24 @@ final class ForgedClaimsTests: XCTestCase {
         guard case .success(let plain) = GossipEnvelope.open(replyFrame, expecting: .pushPullReply, with: sealer) else {
             return XCTFail("the push-pull reply did not open")
         }
-        let app = try XCTUnwrap(Node.Instance.unpackAppState(M.Codec.decodePushPull(plain, maxBytes: 1 << 24).appState))
+        let pushPull = try M.Codec.decodePushPull(plain, maxBytes: 1 << 24)
+        let app = try XCTUnwrap(Node.Instance.unpackAppState(pushPull.appState))
         guard case .fullState(let ring, _) = try IPAM.Message(decoding: app.ipam) else { return XCTFail("no full state in the app state") }
+        let aKey = try XCTUnwrap(pushPull.members.first { $0.id == aID }?.publicKey, "a's member record in the push-pull")
         let before = ranges(a)
 
         let donation = IPAM.Message.donationRequest(cluster: ring.cluster, wanted: 1 << 12).encoded()
         let ctr = UInt64(Date().timeIntervalSince1970 * 1e9) + (1 << 40)  // ahead of every real counter
         func claim(_ sender: NodeID) -> [UInt8] { Node.Instance.ipamFrameClaim(sender: sender, recipient: aID, counter: ctr, message: donation) }
+        // The key the attacker shares with a (its own identity's X25519 with a's): the best it can
+        // tag with, since the key c shares with a needs c's secret or a's.
+        let attackerSigner = Membership.ClaimSigner.ed25519(identity: attacker)
+        let attackerPair = try XCTUnwrap(attackerSigner.pairKey(aKey))
         let frames: [[UInt8]] = [
-            Node.Instance.ipamFrame(sender: cID, counter: ctr, message: donation, signature: [UInt8](repeating: 0, count: 64)),  // c's name, no signature
-            Node.Instance.ipamFrame(sender: cID, counter: ctr, message: donation, signature: attacker.sign(claim(cID))),  // c's name, the attacker's key
-            Node.Instance.ipamFrame(sender: attacker.nodeID, counter: ctr, message: donation, signature: attacker.sign(claim(attacker.nodeID))),  // no member
-            cID.bytes + donation,                                                       // too short to carry a signature
+            Node.Instance.ipamFrame(sender: cID, counter: ctr, message: donation, tag: [UInt8](repeating: 0, count: 32)),  // c's name, no tag
+            Node.Instance.ipamFrame(sender: cID, counter: ctr, message: donation, tag: attackerSigner.mac(attackerPair, claim(cID))),  // c's name, the attacker's key
+            Node.Instance.ipamFrame(sender: attacker.nodeID, counter: ctr, message: donation, tag: attackerSigner.mac(attackerPair, claim(attacker.nodeID))),  // no member
+            [Node.Instance.ipamFrameVersion] + cID.bytes + donation,                    // too short to carry a tag
         ]
         for _ in 0..<3 {
             for f in frames { _ = try? tcpExchange(port: a.port, GossipEnvelope.seal(f, kind: .ipam, with: sealer)) }

@@ -5,9 +5,9 @@ import XCTest
 /// How IPAM frames travel (docs/ipam.md "Transport"), and the overlay claim's back-off
 /// (docs/node.md), with whole nodes in the simulator.
 final class IPAMTransportTests: XCTestCase {
-    /// The message kind inside a signed frame (`sender ‖ counter ‖ message ‖ signature`).
+    /// The message kind inside an authenticated frame (`version ‖ sender ‖ counter ‖ message ‖ tag`).
     static func kind(ofFrame frame: [UInt8]) -> IPAM.Message.Kind? {
-        IPAM.Message.Kind.of(encoded: Array(frame.dropFirst(NodeID.byteCount + 8)))
+        Node.Instance.ipamFrameMessage(frame).flatMap { IPAM.Message.Kind.of(encoded: $0) }
     }
 
     struct Sent { var host: Int; var kind: IPAM.Message.Kind; var datagram: Bool; var bytes: Int }

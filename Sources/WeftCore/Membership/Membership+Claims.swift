@@ -7,22 +7,41 @@ extension Membership {
     ///
     /// - `sign(message)` returns a 64-byte detached signature by this node's identity key.
     /// - `verify(publicKey, message, signature)` checks one against a member's 32-byte key.
+    /// - `pairKey(publicKey)` returns a 32-byte key that only this node and the owner of that
+    ///   member key can compute (from the X25519 of the two identities), or nil for a key that
+    ///   yields none. Point-to-point messages (IPAM frames) are authenticated with it instead of
+    ///   a signature: the recipient is the only one who checks them, so a MAC proves as much.
+    /// - `mac(key, message)` returns a 32-byte keyed tag; `checkMAC(key, message, tag)` compares
+    ///   one in constant time.
     public struct ClaimSigner: Sendable {
         public var sign: @Sendable ([UInt8]) -> [UInt8]
         public var verify: @Sendable (_ publicKey: [UInt8], _ message: [UInt8], _ signature: [UInt8]) -> Bool
+        public var pairKey: @Sendable (_ peerPublicKey: [UInt8]) -> [UInt8]?
+        public var mac: @Sendable (_ key: [UInt8], _ message: [UInt8]) -> [UInt8]
+        public var checkMAC: @Sendable (_ key: [UInt8], _ message: [UInt8], _ tag: [UInt8]) -> Bool
 
         public init(sign: @escaping @Sendable ([UInt8]) -> [UInt8],
-                    verify: @escaping @Sendable (_ publicKey: [UInt8], _ message: [UInt8], _ signature: [UInt8]) -> Bool) {
+                    verify: @escaping @Sendable (_ publicKey: [UInt8], _ message: [UInt8], _ signature: [UInt8]) -> Bool,
+                    pairKey: @escaping @Sendable (_ peerPublicKey: [UInt8]) -> [UInt8]?,
+                    mac: @escaping @Sendable (_ key: [UInt8], _ message: [UInt8]) -> [UInt8],
+                    checkMAC: @escaping @Sendable (_ key: [UInt8], _ message: [UInt8], _ tag: [UInt8]) -> Bool) {
             self.sign = sign
             self.verify = verify
+            self.pairKey = pairKey
+            self.mac = mac
+            self.checkMAC = checkMAC
         }
 
         public static let signatureBytes = 64
+        public static let macBytes = 32
 
-        /// Accepts every signature and signs with zeros. Only for unit tests of protocol logic
-        /// that craft updates by hand; a node on a network must never use it.
+        /// Accepts every signature and tag, and signs and tags with zeros. Only for unit tests
+        /// of protocol logic that craft updates by hand; a node on a network must never use it.
         public static let acceptAll = ClaimSigner(sign: { _ in [UInt8](repeating: 0, count: 64) },
-                                                  verify: { _, _, _ in true })
+                                                  verify: { _, _, _ in true },
+                                                  pairKey: { _ in [UInt8](repeating: 0, count: 32) },
+                                                  mac: { _, _ in [UInt8](repeating: 0, count: 32) },
+                                                  checkMAC: { _, _, _ in true })
     }
 
     /// The canonical, domain-separated byte strings that members sign. Each starts with a
@@ -103,7 +122,9 @@ extension Membership {
         }
     }
 
-    /// Counters of signature work, for benchmarks and metrics.
+    /// Counters of signature work, for benchmarks and metrics. For point-to-point IPAM frames
+    /// (`Node.Instance.ipamFrameStats`) "signatures" and "verifications" count MAC tags made
+    /// and checked with a pair key.
     public struct ClaimStats: Sendable, Equatable {
         /// Signatures checked with `ClaimSigner.verify`.
         public var verifications = 0
@@ -111,6 +132,8 @@ extension Membership {
         public var cacheHits = 0
         /// Signatures made with this node's key.
         public var signatures = 0
+        /// Pairwise keys derived (`ClaimSigner.pairKey`: one X25519 per peer key).
+        public var pairKeys = 0
         public init() {}
     }
 }

@@ -70,10 +70,12 @@ extension Node {
         let frameCounterBase: UInt64
         var frameSeq: UInt64 = 0
         var ipamReplay = SenderReplayGuard()
-        /// Signatures made for, and checked on, point-to-point IPAM frames (one each per frame:
-        /// the frame names its recipient, so nothing can be cached). Exported with the
-        /// membership's `claimStats` as `weft_signatures_total`.
+        /// MAC tags made for, and checked on, point-to-point IPAM frames (one each per frame),
+        /// and the pair keys derived for them. Exported with the membership's `claimStats` as
+        /// `weft_signatures_total`.
         public private(set) var ipamFrameStats = Membership.ClaimStats()
+        /// Pair keys per peer (`pairKey(_:publicKey:)`), with the member key each was derived for.
+        var pairKeys: [NodeID: (publicKey: [UInt8], key: [UInt8])] = [:]
         /// Every eviction record this node keeps (`Node+Eviction.swift`).
         public internal(set) var evictions = Node.Evictions()
         /// The other identities evicted now, and when this node learned it (IPAM counts an
@@ -262,25 +264,32 @@ extension Node {
                              event: "join-failed", ["seeds": detail]))]
         }
 
-        /// A point-to-point IPAM frame: `sender ‖ counter ‖ message ‖ signature`
+        /// A point-to-point IPAM frame: `version ‖ sender ‖ counter ‖ message ‖ tag`
         /// (`ipamFrameClaim`). The cluster key only proves the frame comes from some key holder;
-        /// the signature proves which member sent it, with the public key from its signed member
-        /// record, and the counter that it is not a replay. Without them any key holder could
-        /// ask a member, in another member's name, to donate its space, vote, or acknowledge a
-        /// write, or replay a member's real request (docs/security.md).
+        /// the tag — a MAC under the key only the sender and this node can derive from their
+        /// identities (`ClaimSigner.pairKey`, with the sender's key from its signed member
+        /// record) — proves which member sent it, and the counter that it is not a replay.
+        /// Without them any key holder could ask a member, in another member's name, to donate
+        /// its space, vote, or acknowledge a write, or replay a member's real request
+        /// (docs/security.md). A MAC, not a signature: only the recipient checks a frame, and a
+        /// tag costs a hash where an Ed25519 signature and its check cost two scalar
+        /// multiplications (docs/benchmarks.md, stop 25).
         public mutating func onIPAMFrame(_ plaintext: [UInt8], now: Instant) -> [Effect] {
             if phase == .evicted { return [.dropped("evicted")] }
-            let sigBytes = Membership.ClaimSigner.signatureBytes
+            let tagBytes = Membership.ClaimSigner.macBytes
+            guard let version = plaintext.first else { return [.dropped("malformed-ipam")] }
+            guard version == Self.ipamFrameVersion else { return [.dropped("ipam-unsupported-frame-version")] }
             var r = ByteReader(plaintext)
-            guard plaintext.count > NodeID.byteCount + 8 + sigBytes,
+            guard plaintext.count > 1 + NodeID.byteCount + 8 + tagBytes, (try? r.u8("version")) != nil,
                   let sender = try? r.nodeID("sender"), let counter = try? r.u64("counter"),
-                  let message = try? r.raw(r.remaining - sigBytes, "message") else {
+                  let message = try? r.raw(r.remaining - tagBytes, "message") else {
                 return [.dropped("malformed-ipam")]
             }
             guard sender != me, let member = membership.member(sender) else { return [.dropped("ipam-unknown-sender")] }
+            guard let key = pairKey(sender, publicKey: member.publicKey) else { return [.dropped("ipam-bad-key")] }
             ipamFrameStats.verifications += 1
-            guard membership.signer.verify(member.publicKey, Self.ipamFrameClaim(sender: sender, recipient: me, counter: counter, message: message),
-                                           Array(plaintext.suffix(sigBytes))) else {
+            guard membership.signer.checkMAC(key, Self.ipamFrameClaim(sender: sender, recipient: me, counter: counter, message: message),
+                                             Array(plaintext.suffix(tagBytes))) else {
                 return [.dropped("ipam-bad-signature")]
             }
             if let refusal = ipamReplay.check(sender: sender, counter: counter) { return [.dropped("ipam-" + refusal.rawValue)] }
@@ -289,32 +298,68 @@ extension Node {
             }.effects
         }
 
-        static let ipamFrameContext = Array("weft-ipam-frame-v1\u{0}".utf8)
+        /// The first byte of every point-to-point IPAM frame. Version 1 (before stop 25) had no
+        /// such byte and an Ed25519 signature where version 2 has a MAC.
+        public static let ipamFrameVersion: UInt8 = 2
+        static let ipamFrameContext = Array("weft-ipam-frame-v2\u{0}".utf8)
 
-        /// What the sender of a point-to-point IPAM frame signs: a context no other claim uses,
-        /// the sender, the recipient (a frame captured on its way to one member is worthless at
-        /// another), the counter (a replay to the same one is refused) and the message.
-        static func ipamFrameClaim(sender: NodeID, recipient: NodeID, counter: UInt64, message: [UInt8]) -> [UInt8] {
+        /// The sender a frame names (the runtime compares it with a datagram envelope's), or nil
+        /// when the frame is too short or of another version.
+        public static func ipamFrameSender(_ frame: [UInt8]) -> NodeID? {
+            guard frame.first == ipamFrameVersion else { return nil }
+            var r = ByteReader(frame)
+            _ = try? r.u8("version")
+            return try? r.nodeID("sender")
+        }
+
+        /// The IPAM message inside a frame (unauthenticated: for tests and traces), or nil when
+        /// the frame is too short or of another version.
+        public static func ipamFrameMessage(_ frame: [UInt8]) -> [UInt8]? {
+            let head = 1 + NodeID.byteCount + 8, tag = Membership.ClaimSigner.macBytes
+            guard frame.first == ipamFrameVersion, frame.count > head + tag else { return nil }
+            return Array(frame[head..<(frame.count - tag)])
+        }
+
+        /// What the sender of a point-to-point IPAM frame authenticates: a context no other
+        /// claim uses, the sender, the recipient (a frame captured on its way to one member is
+        /// worthless at another), the counter (a replay to the same one is refused) and the
+        /// message.
+        public static func ipamFrameClaim(sender: NodeID, recipient: NodeID, counter: UInt64, message: [UInt8]) -> [UInt8] {
             var w = ByteWriter(capacity: ipamFrameContext.count + 40 + message.count)
             w.raw(ipamFrameContext); w.nodeID(sender); w.nodeID(recipient); w.u64(counter); w.raw(message)
             return w.bytes
         }
 
-        /// A point-to-point IPAM frame: `sender ‖ counter ‖ message ‖ signature`.
-        static func ipamFrame(sender: NodeID, counter: UInt64, message: [UInt8], signature: [UInt8]) -> [UInt8] {
-            var w = ByteWriter(capacity: 24 + message.count + signature.count)
-            w.nodeID(sender); w.u64(counter); w.raw(message); w.raw(signature)
+        /// A point-to-point IPAM frame: `version ‖ sender ‖ counter ‖ message ‖ tag`.
+        public static func ipamFrame(sender: NodeID, counter: UInt64, message: [UInt8], tag: [UInt8]) -> [UInt8] {
+            var w = ByteWriter(capacity: 25 + message.count + tag.count)
+            w.u8(ipamFrameVersion); w.nodeID(sender); w.u64(counter); w.raw(message); w.raw(tag)
             return w.bytes
         }
 
-        /// A signed point-to-point IPAM frame from this node to `recipient` (the next counter).
-        mutating func ipamFrame(_ message: [UInt8], to recipient: NodeID) -> [UInt8] {
+        /// An authenticated point-to-point IPAM frame from this node to `recipient` (the next
+        /// counter), or nil when no pair key can be derived for it (unknown, or its key yields none).
+        mutating func ipamFrame(_ message: [UInt8], to recipient: NodeID) -> [UInt8]? {
+            guard let member = membership.member(recipient), let key = pairKey(recipient, publicKey: member.publicKey) else { return nil }
             let counter = frameCounterBase &+ frameSeq
             frameSeq &+= 1
             ipamFrameStats.signatures += 1
-            let signature = membership.signer.sign(Self.ipamFrameClaim(sender: me, recipient: recipient, counter: counter, message: message))
-            return Self.ipamFrame(sender: me, counter: counter, message: message, signature: signature)
+            let tag = membership.signer.mac(key, Self.ipamFrameClaim(sender: me, recipient: recipient, counter: counter, message: message))
+            return Self.ipamFrame(sender: me, counter: counter, message: message, tag: tag)
         }
+
+        /// The key shared with member `id` under `publicKey`, derived once per peer key and kept
+        /// (at most `maxPairKeys`; the cache starts over beyond that rather than grow).
+        mutating func pairKey(_ id: NodeID, publicKey: [UInt8]) -> [UInt8]? {
+            if let cached = pairKeys[id], cached.publicKey == publicKey { return cached.key }
+            ipamFrameStats.pairKeys += 1
+            guard let key = membership.signer.pairKey(publicKey) else { return nil }
+            if pairKeys.count >= Self.maxPairKeys { pairKeys.removeAll(keepingCapacity: true) }
+            pairKeys[id] = (publicKey, key)
+            return key
+        }
+
+        static let maxPairKeys = 4096
 
         // MARK: - Timers
 
@@ -732,7 +777,10 @@ extension Node {
                         w.effects.append(.dropped("ipam-unknown-peer"))
                         continue
                     }
-                    let frame = ipamFrame(bytes, to: to)
+                    guard let frame = ipamFrame(bytes, to: to) else {
+                        w.effects.append(.dropped("ipam-bad-key"))
+                        continue
+                    }
                     if frame.count <= membership.settings.maxPayloadBytes, IPAM.Message.Kind.of(encoded: bytes)?.isResentUntilAnswered == true {
                         w.effects.append(.sendIPAMDatagram(frame, to: to, endpoint: m.address))
                     } else {

@@ -95,7 +95,7 @@ struct NodeMetrics {
         help: "Packets the kernel's VXLAN device received (in) / sent (out), with --data-plane vxlan.")
 
     static let signatures = Family(name: "weft_signatures_total", type: .counter, labels: ["claim", "op"],
-        help: "Ed25519 work by claim (member: signed membership claims; ipam-frame: point-to-point IPAM frames) and op (sign, verify, cached: a claim already verified).")
+        help: "Claim authentication work by claim (member: Ed25519-signed membership claims; ipam-frame: point-to-point IPAM frames, tagged with a MAC under a pair key) and op (sign, verify; cached: a member claim already verified; pair-key: an IPAM pair key derived, one X25519).")
 
     static let families: [Family] = [
         messages, datagrams, drops, members, probeRTT, signatures, udpPackets, udpBytes, tunPackets, dataPlaneDrops,
@@ -107,7 +107,7 @@ struct NodeMetrics {
     static let knownDropReasons: [String] =
         ["short-packet", "unsupported-envelope-version", "unexpected-kind", "unauthenticated"]
         + Membership.DropReason.allCases.map(NodeMetrics.label)
-        + ["unsendable", "malformed-ipam", "ipam-rejected", "ipam-unknown-peer", "ipam-send-queue-full", "ipam-send-expired", "ipam-unknown-sender", "ipam-bad-signature", "ipam-sender-mismatch", "tunnel-disabled", "tunnel-bad-member-key"]
+        + ["unsendable", "malformed-ipam", "ipam-rejected", "ipam-unknown-peer", "ipam-send-queue-full", "ipam-send-expired", "ipam-unknown-sender", "ipam-bad-signature", "ipam-bad-key", "ipam-unsupported-frame-version", "ipam-sender-mismatch", "tunnel-disabled", "tunnel-bad-member-key"]
         + ["storage-error", "dns-records-malformed", "replayed", "replay-too-old", "frame-length-mismatch"]
         + SenderReplayGuard.Refusal.allCases.map { "ipam-" + $0.rawValue }  // Node.Instance.onIPAMFrame
         + [NodeRuntime.notStarted]  // inputs that arrived while the node was still starting
@@ -333,8 +333,9 @@ struct NodeMetrics {
         for (claim, s) in [("member", member), ("ipam-frame", ipamFrame)] {
             grow(Self.signatures, [("claim", claim), ("op", "sign")], to: UInt64(max(0, s.signatures)))
             grow(Self.signatures, [("claim", claim), ("op", "verify")], to: UInt64(max(0, s.verifications)))
-            grow(Self.signatures, [("claim", claim), ("op", "cached")], to: UInt64(max(0, s.cacheHits)))
         }
+        grow(Self.signatures, [("claim", "member"), ("op", "cached")], to: UInt64(max(0, member.cacheHits)))
+        grow(Self.signatures, [("claim", "ipam-frame"), ("op", "pair-key")], to: UInt64(max(0, ipamFrame.pairKeys)))
     }
 
     /// The TCP port's refusals (kept by `TCPAdmission` itself) as drop counters.

@@ -164,9 +164,8 @@ actor NodeRuntime {
         case .success(let (sender, kind, plain)):
             if kind == .ipamDatagram {
                 metrics.message(.ipam, direction: .in)
-                // The frame names its sender again (signed); the envelope's must be the same.
-                var r = ByteReader(plain)
-                guard (try? r.nodeID("sender")) == sender else {
+                // The frame names its sender again (authenticated); the envelope's must be the same.
+                guard Node.Instance.ipamFrameSender(plain) == sender else {
                     return drop("ipam-sender-mismatch", from: from)
                 }
                 perform(node.onIPAMFrame(plain, now: now))
