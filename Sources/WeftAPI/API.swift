@@ -163,6 +163,10 @@ extension API {
         public var dataPlaneDrops: [String: UInt64]?
         /// The data plane: `encrypted`, `vxlan (unencrypted)` or `none (--no-tun)`; nil from older nodes.
         public var dataPlane: String?
+        /// With the encrypted data plane: whether the TUN device does segmentation offload
+        /// (`on`), was opened without it (`off (--no-tun-offload)`) or the kernel refused it
+        /// (`off (the kernel refused it)`); nil otherwise and from older nodes.
+        public var tunOffload: String?
         /// `running`, `evicted`, `left` or `refused`; nil from older nodes.
         public var phase: String?
         /// Set when this node itself was evicted: who did it.
@@ -175,9 +179,11 @@ extension API {
             version: String, uptimeSeconds: Double, members: [String: Int], drops: [String: UInt64],
             messages: [String: UInt64], joined: Bool, warnings: [String], overlayAddress: String? = nil,
             overlayMTU: Int? = nil, tunName: String? = nil, dnsAddress: String? = nil, dnsDomain: String? = nil, dnsRecords: Int? = nil,
-            dataPlane: String? = nil, phase: String? = nil, evictedBy: EvictionInfo? = nil, evictedMembers: [EvictionInfo]? = nil
+            dataPlane: String? = nil, phase: String? = nil, evictedBy: EvictionInfo? = nil, evictedMembers: [EvictionInfo]? = nil,
+            tunOffload: String? = nil
         ) {
             self.dataPlane = dataPlane
+            self.tunOffload = tunOffload
             self.phase = phase
             self.evictedBy = evictedBy
             self.evictedMembers = evictedMembers

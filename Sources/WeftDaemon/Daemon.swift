@@ -228,7 +228,7 @@ public enum Daemon {
         let (events, eventSink) = AsyncStream.makeStream(of: DataPlaneBridge.Event.self, bufferingPolicy: .bufferingNewest(4096))
         let dataPlane: DataPlane
         do {
-            let tun = options.noTun || options.vxlan != nil ? nil : TUNConfig(name: options.tunName, mtu: options.mtu ?? 1420)
+            let tun = options.noTun || options.vxlan != nil ? nil : TUNConfig(name: options.tunName, mtu: options.mtu ?? 1420, offload: options.tunOffload)
             dataPlane = try DataPlane(config: DataPlaneConfig(listen: options.listen, tun: tun))
         } catch {
             await closeAll()
@@ -384,7 +384,7 @@ public enum Daemon {
         do {
             try await runtime.start(
                 dataPlane: dataPlane, tunnel: tunnel, tunMTU: tunMTU, seeds: seedEndpoints, ipamStartup: ipam.directives,
-                dns: dnsService, dnsListen: options.dnsListen,
+                dns: dnsService, dnsListen: options.dnsListen, tunOffloadAsked: options.tunOffload,
                 onRefused: { message in
                     refusal.set(message)
                     shutdown.continuation.yield(.signal(SIGTERM))
@@ -398,6 +398,11 @@ public enum Daemon {
             throw StartupError(error.description)
         }
         dataPlane.start(delegate: DataPlaneBridge(sink: eventSink))
+        if dataPlane.tunName != nil && options.tunOffload && !dataPlane.tunOffload {
+            logger.warning("the kernel refused TUN segmentation offload; one read per packet (slower, correct)", metadata: [
+                "event": "tun-offload-refused", "hint": "docs/dataplane.md, \"TUN offloads\"",
+            ])
+        }
 
         let signals = installSignalHandlers { sig in shutdown.continuation.yield(.signal(sig)) }
         logger.notice("node started", metadata: [

@@ -86,7 +86,7 @@ extension DataPlane {
             }
             s.stats.received(bytes: m)
             guard tunFD >= 0 else { counterBlock.drop(.noTUN); return }
-            if weft_tun_write(tunFD, inner.baseAddress, m) < 0 {
+            if weft_tun_write(tunFD, inner.baseAddress, m, tunOffload ? 1 : 0) < 0 {
                 counterBlock.drop(.tunWriteFailed)
                 s.stats.drop(.tunWriteFailed)
             } else {

@@ -46,6 +46,9 @@ public final class DataPlane: @unchecked Sendable {
 
     let udpFD: Int32
     let tunFD: Int32
+    /// The TUN device was opened with a virtio-net header and TCP segmentation offload
+    /// (`TUNConfig.offload` asked for it and the kernel took it; docs/dataplane.md §2).
+    public let tunOffload: Bool
     let wakeFD: Int32
     let suite = SodiumTunnelSuite()
     let counterBlock = CounterBlock()
@@ -68,6 +71,8 @@ public final class DataPlane: @unchecked Sendable {
     static let maxDatagram = 65_507
     /// Receive and TUN buffers: one full IPv4 packet.
     static let slotBytes = 65_536
+    /// One TUN read: an IPv4 packet (a TCP super-segment with offloads) is at most 65,535 bytes.
+    static let readBytes = 65_536
 
     /// Binds the UDP socket and opens the TUN device (no address yet: see
     /// ``configureTUN(address:prefixLength:mtu:)``). The TUN device is created in the calling
@@ -90,13 +95,14 @@ public final class DataPlane: @unchecked Sendable {
         }
         var tfd: Int32 = -1
         var name: String? = nil
+        var offloadOn: Int32 = 0
         if let tun = config.tun {
             guard !tun.name.isEmpty, tun.name.utf8.count <= 15, !tun.name.contains("/"), !tun.name.contains(" ") else {
                 _ = weft_close(fd)
                 throw .invalidConfiguration("TUN name \"\(tun.name)\" is invalid: use 1–15 characters without '/' or spaces")
             }
             var out = [CChar](repeating: 0, count: 16)
-            tfd = weft_tun_open(tun.name, &out, &failed)
+            tfd = weft_tun_open(tun.name, &out, tun.offload ? 1 : 0, &offloadOn, &failed)
             if tfd < 0 {
                 _ = weft_close(fd)
                 throw DataPlane.tunError(-tfd, call: failed.map { String(cString: $0) } ?? "open", name: tun.name)
@@ -112,6 +118,7 @@ public final class DataPlane: @unchecked Sendable {
         gsoWanted = Atomic(config.udpSegmentation)
         udpFD = fd
         tunFD = tfd
+        tunOffload = offloadOn != 0
         wakeFD = wfd
         tunName = name
         localPort = UInt16(port)
@@ -291,7 +298,7 @@ public final class DataPlane: @unchecked Sendable {
     public func deliverToTUN(_ packet: [UInt8]) {
         guard !isStopped else { return }
         guard tunFD >= 0 else { counterBlock.drop(.noTUN); return }
-        let r = packet.withUnsafeBytes { weft_tun_write(tunFD, $0.baseAddress, $0.count) }
+        let r = packet.withUnsafeBytes { weft_tun_write(tunFD, $0.baseAddress, $0.count, tunOffload ? 1 : 0) }
         if r < 0 { counterBlock.drop(.tunWriteFailed) } else { counterBlock.add(.tunOut) }
     }
 
@@ -397,6 +404,8 @@ public final class DataPlane: @unchecked Sendable {
         c.receiveBatches = counterBlock.load(.receiveBatches)
         c.sendBatches = counterBlock.load(.sendBatches)
         c.udpSegmentationFallbacks = counterBlock.load(.gsoFallbacks)
+        c.tunSuperSegments = counterBlock.load(.superSegments)
+        c.tunSuperSegmentPackets = counterBlock.load(.superSegmentPackets)
         for (peer, stats) in state.withLock({ $0.peerStats }) { c.peers[peer] = stats.snapshot }
         return c
     }

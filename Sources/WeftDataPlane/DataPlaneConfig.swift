@@ -9,10 +9,16 @@ public struct TUNConfig: Sendable, Equatable {
     /// MTU applied by ``DataPlane/configureTUN(address:prefixLength:mtu:)`` when it is given no
     /// other; `Tunnel.tunMTU(underlayMTU: 1500, ipv6Underlay: false)` = 1440 is the usual choice.
     public var mtu: Int
+    /// Ask the kernel for TCP segmentation offload (`IFF_VNET_HDR`, `TUN_F_CSUM | TUN_F_TSO4`):
+    /// reads then return TCP super-segments of up to 64 KiB, cut into MTU-sized packets before
+    /// sealing — one read per many packets. A kernel that refuses gets the plain device
+    /// (``DataPlane/tunOffload`` says which). Default on.
+    public var offload: Bool
 
-    public init(name: String = "weft0", mtu: Int = Tunnel.tunMTU(underlayMTU: 1500, ipv6Underlay: false)) {
+    public init(name: String = "weft0", mtu: Int = Tunnel.tunMTU(underlayMTU: 1500, ipv6Underlay: false), offload: Bool = true) {
         self.name = name
         self.mtu = mtu
+        self.offload = offload
     }
 }
 

@@ -85,7 +85,8 @@ public struct DataPlaneCounters: Sendable, Equatable {
     public var controlIn: UInt64 = 0
     /// Control datagrams sent with ``DataPlane/send(_:to:)``.
     public var controlOut: UInt64 = 0
-    /// Packets read from / written to the TUN device (including slow-path deliveries).
+    /// Packets read from / written to the TUN device (including slow-path deliveries). With TUN
+    /// offload a read may be a TCP super-segment: it counts once here (see `tunSuperSegments`).
     public var tunIn: UInt64 = 0
     public var tunOut: UInt64 = 0
     /// Authenticated data packets from an address other than the session's installed endpoint
@@ -103,6 +104,11 @@ public struct DataPlaneCounters: Sendable, Equatable {
     /// 1 once the kernel refused a UDP GSO send (segment larger than the path MTU, no offload):
     /// the TUN thread then sends without GSO for good.
     public var udpSegmentationFallbacks: UInt64 = 0
+    /// TCP super-segments read from the TUN device (with offloads, `DataPlane.tunOffload`) and
+    /// the packets they were cut into: `tunSuperSegmentPackets / tunSuperSegments` is the
+    /// average, and every one of those packets cost one read less than without offloads.
+    public var tunSuperSegments: UInt64 = 0
+    public var tunSuperSegmentPackets: UInt64 = 0
     /// Times a session's send counter or time ran out (reported to the delegate once each).
     public var sessionsExhausted: UInt64 = 0
 
@@ -118,6 +124,7 @@ final class CounterBlock: @unchecked Sendable {
     enum Slot: Int, CaseIterable {
         case udpInPackets, udpInBytes, udpOutPackets, udpOutBytes, controlIn, controlOut, tunIn, tunOut
         case dataFromOtherEndpoint, keepalivesIn, sessionsExhausted, innerSourceMismatch, receiveBatches, sendBatches, gsoFallbacks
+        case superSegments, superSegmentPackets
     }
 
     static let dropBase = Slot.allCases.count

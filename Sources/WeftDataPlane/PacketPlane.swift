@@ -11,6 +11,8 @@ import WeftCore
 public protocol PacketPlane: AnyObject, Sendable {
     /// The TUN device's name, or nil when the plane carries no container traffic (--no-tun).
     var tunName: String? { get }
+    /// The TUN device does segmentation offload (reads TCP super-segments; `TUNConfig.offload`).
+    var tunOffload: Bool { get }
     /// Starts delivering to `delegate`; call once, after the node has started.
     func start(delegate: any DataPlaneDelegate)
     /// Stops every thread and closes every descriptor; idempotent.

@@ -81,6 +81,8 @@ public final class MemoryPacketPlane: PacketPlane, @unchecked Sendable {
     public let node: NodeID
     public let endpoint: Endpoint
     public let tunName: String?
+    /// The twin has no TUN device to offload.
+    public let tunOffload = false
     private let network: MemoryPacketNetwork
     private let state = Mutex(State())
 

@@ -26,6 +26,7 @@ struct Status: ParsableCommand {
             ["overlay", s.overlayAddress ?? "none yet"],
         ]
         if let d = s.dataPlane { rows.append(["data plane", d]) }
+        if let o = s.tunOffload { rows.append(["tun offload", o]) }
         if let e = s.evictedBy {
             rows.append(["evicted", "yes, by \(e.byName.isEmpty ? String(e.by.prefix(12)) : e.byName) (\(e.by.prefix(12))): cut off from the cluster"])
         }

@@ -67,6 +67,9 @@ struct Start: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("TUN MTU (default: the underlay interface's MTU minus the encapsulation overhead, 60 bytes over IPv4).", valueName: "bytes"))
     var mtu: Int?
 
+    @Flag(name: .long, help: "Open the TUN device without segmentation offload (one read per packet, as before; docs/dataplane.md). For kernels or sandboxes that mishandle it.")
+    var noTunOffload = false
+
     @Option(name: .long, help: ArgumentHelp("Serve Prometheus metrics over HTTP on this address.", valueName: "host:port"))
     var metricsListen: String?
 
@@ -193,6 +196,7 @@ struct Start: AsyncParsableCommand {
         options.dnsListen = dnsListen == "overlay" ? .overlay : dnsListen == "off" ? .off : .address(Endpoint(dnsListen)!)
         options.dnsUpstreams = dnsUpstream.compactMap { Endpoint($0) }
         if dataPlane == "vxlan" { options.vxlan = .init(vni: vxlanVni, port: vxlanPort) }
+        options.tunOffload = !noTunOffload
         options.dnsDomain = DNS.Name(dnsDomain)!
         options.attachmentGCAfter = gcAfter == "never" ? nil : parseDuration(gcAfter)
         let level = Logger.Level(rawValue: logLevel) ?? .info

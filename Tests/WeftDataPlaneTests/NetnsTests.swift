@@ -95,13 +95,18 @@ final class NetnsTests: XCTestCase {
         }
     }
 
-    func testPingAcrossTunnelsReplayForgeryEIOAndStop() throws {
+    func testPingAcrossTunnelsReplayForgeryEIOAndStop() throws { try pingAcrossTunnels(offload: true) }
+
+    /// The same with TUN offloads forced off: today's one-packet-per-read path stays correct.
+    func testPingAcrossTunnelsWithoutTUNOffload() throws { try pingAcrossTunnels(offload: false) }
+
+    func pingAcrossTunnels(offload: Bool) throws {
         let forwardBefore = hostIPForward()
         try makeNamespaces()
         let pair = try SessionPair.make()
         let now = Instant(nanoseconds: 1_000_000_000)
         let endA = Endpoint("198.51.100.1:51820")!, endB = Endpoint("198.51.100.2:51820")!
-        let tunConfig = TUNConfig(name: "weftdp0", mtu: 1440)
+        let tunConfig = TUNConfig(name: "weftdp0", mtu: 1440, offload: offload)
 
         let dpA = try inNamespace(nsA) { () throws -> DataPlane in
             let dp = try DataPlane(config: DataPlaneConfig(listen: endA, tun: tunConfig))
@@ -114,6 +119,9 @@ final class NetnsTests: XCTestCase {
         let dpB = try inNamespace(nsB) { try DataPlane(config: DataPlaneConfig(listen: endB, tun: tunConfig)) }
         addTeardownBlock { dpB.stop() }
         XCTAssertEqual(dpA.tunName, "weftdp0")
+        // This kernel takes IFF_VNET_HDR with TSO4 (any Linux since 2.6.27); asked not to, none.
+        XCTAssertEqual(dpA.tunOffload, offload)
+        XCTAssertEqual(dpB.tunOffload, offload)
         XCTAssertEqual(sh([Self.ip, "link", "show", "weftdp0"]).status == 0, false, "no TUN in the host namespace")
         XCTAssertEqual(sh([Self.ip, "-n", nsA, "-4", "addr", "show", "weftdp0"]).output.contains("10.42.1.1/16"), true)
 
@@ -153,6 +161,14 @@ final class NetnsTests: XCTestCase {
         XCTAssertEqual(cb.drops("replayed-packet"), 0)
 
         try throughput(dpA: dpA, dpB: dpB)
+        let segmented = dpA.counters()
+        print("TUN offload \(offload ? "on" : "off"): A read \(segmented.tunSuperSegments) super-segments cut into \(segmented.tunSuperSegmentPackets) packets, \(segmented.tunIn) reads in all")
+        if offload && FileManager.default.isExecutableFile(atPath: "/usr/bin/iperf3") {
+            XCTAssertGreaterThan(segmented.tunSuperSegments, 0, "iperf3's stream reached the TUN thread as super-segments")
+            XCTAssertGreaterThan(segmented.tunSuperSegmentPackets, 2 * segmented.tunSuperSegments, "each cut into several packets")
+        } else {
+            XCTAssertEqual(segmented.tunSuperSegments, 0)
+        }
 
         // TUN MTU too large for the underlay (veth 1400 < 1440 + 60): the kernel refuses GSO
         // groups; the data plane falls back to plain sends (IP fragments) and traffic still flows.

@@ -322,6 +322,12 @@ else
       fail "overlay: h$i: status overlayAddress='${OVL[i]}', $TUN addr='${addr:-none}' flags='${flags:-no device}', ip_forward=${fwd:-?}"
       OVERLAY_OK=0
     fi
+    # TUN segmentation offload: this kernel takes it, so the node says "on" (docs/dataplane.md),
+    # unless WEFT_START_ARGS turned it off.
+    offl=$(status_field "$i" tunOffload); want_offl=on
+    [[ " ${WEFT_START_ARGS:-} " == *" --no-tun-offload "* ]] && want_offl="off (--no-tun-offload)"
+    if [[ $offl == "$want_offl" ]]; then pass "overlay: h$i tun offload $offl"
+    else fail "overlay: h$i: status tunOffload='${offl:-none}', expected $want_offl"; fi
     # The TUN MTU is the underlay's minus exactly the encapsulation overhead
     # (20 IPv4 + 8 UDP + 32 Weft data header and tag), read in the node's own namespace.
     umtu=$(link_mtu "${NS[i]}" eth0); tmtu=$(link_mtu "${NS[i]}" $TUN)

@@ -81,7 +81,9 @@ void weft_batch_set_family(weft_batch *b, int fd);
 /* Opens /dev/net/tun as IFF_TUN | IFF_NO_PI with the requested name (may contain %d), non-
  * blocking and close-on-exec. Writes the actual name into name_out (IFNAMSIZ = 16 bytes).
  * Returns the fd or -errno; *failed_call names the call. */
-int weft_tun_open(const char *name, char *name_out, const char **failed_call);
+/* offload != 0: try IFF_VNET_HDR with TUN_F_CSUM | TUN_F_TSO4, else (or if refused) a plain
+   device; *offload_on says which one was opened. */
+int weft_tun_open(const char *name, char *name_out, int offload, int *offload_on, const char **failed_call);
 /* Sets IPv4 address/prefix, MTU, and IFF_UP on the interface (SIOCSIFADDR, SIOCSIFNETMASK,
  * SIOCSIFMTU, SIOCSIFFLAGS), in the calling thread's network namespace. Idempotent.
  * Returns 0 or -errno; *failed_call names the ioctl. */
@@ -92,7 +94,8 @@ int weft_enable_ip_forward(void);
 /* read() one packet, non-blocking: bytes, 0 when none waiting (EAGAIN), or -errno. */
 int weft_tun_read(int fd, void *buf, size_t cap);
 /* write() one packet: bytes or -errno (EIO when the device is down, ENOBUFS, ...). */
-int weft_tun_write(int fd, const void *buf, size_t len);
+/* vnet != 0: the device was opened with a virtio_net_hdr; one (all zero) is written first. */
+int weft_tun_write(int fd, const void *buf, size_t len, int vnet);
 
 /* Names the calling thread (first 15 bytes), for top -H / perf. */
 int weft_set_thread_name(const char *name);

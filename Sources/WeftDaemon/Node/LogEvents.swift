@@ -13,7 +13,7 @@ enum LogEvents {
         // Eviction (WeftCore Node+Eviction)
         "member-evicted", "member-readmitted", "evicted", "readmitted",
         // Packets, overlay, tunnels, DNS (NodeRuntime*)
-        "drop", "keys-changed", "keys-refused", "overlay-address", "tun-up", "tun-error", "tun-ipv6-error", "tunnel-up", "dns-up", "dns-error",
+        "drop", "keys-changed", "keys-refused", "overlay-address", "tun-up", "tun-error", "tun-ipv6-error", "tun-offload-refused", "tunnel-up", "dns-up", "dns-error",
         // The kernel VXLAN data plane (NodeRuntime+VXLAN, WeftCore Node+DataPlane)
         "vxlan-up", "vxlan-down", "vxlan-op", "vxlan-error", "data-plane-mismatch",
         // Attachments whose runtime skipped DEL (AttachmentReconciler, weft gc)

@@ -52,6 +52,8 @@ public struct NodeOptions: Sendable {
     public var tunName: String
     /// The TUN MTU (`--mtu`); nil = underlay MTU minus the exact encapsulation overhead.
     public var mtu: Int?
+    /// Ask for TUN segmentation offload (`--no-tun-offload` turns it off; `TUNConfig.offload`).
+    public var tunOffload: Bool = true
     public var metricsListen: Endpoint?
     public var profile: Profile
     /// The address space of a cluster this node creates (ignored when joining).

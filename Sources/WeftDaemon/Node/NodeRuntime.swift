@@ -45,6 +45,8 @@ actor NodeRuntime {
     var tunnel: Tunnel.Instance<SodiumTunnelSuite>?
     /// MTU of the TUN device (underlay MTU minus the exact encapsulation overhead, or --mtu).
     var tunMTU: Int = 1420
+    /// `--no-tun-offload` was not given (so an encrypted plane without offload means the kernel refused it).
+    var tunOffloadAsked = true
     /// The overlay address the TUN device carries, once configured.
     var tunAddress: UInt32?
     /// The overlay address the node announced, waiting for the TUN device (attach).
@@ -115,8 +117,10 @@ actor NodeRuntime {
     /// (or the start fails), tunnel peers and routes are programmed, seeds are contacted.
     func start(dataPlane: any PacketPlane, tunnel: Tunnel.Instance<SodiumTunnelSuite>?, tunMTU: Int,
                seeds: [Endpoint], ipamStartup: [IPAM.Directive], dns: DNSService?, dnsListen: NodeOptions.DNSListen,
+               tunOffloadAsked: Bool = true,
                onRefused: @escaping @Sendable (String) -> Void) throws(Node.StorageFailure) {
         self.dataPlane = dataPlane
+        self.tunOffloadAsked = tunOffloadAsked
         self.tunnel = tunnel
         self.tunMTU = tunMTU
         self.onRefused = onRefused
@@ -310,8 +314,14 @@ actor NodeRuntime {
             overlayMTU: overlayMTU, tunName: tunName,
             dnsAddress: dnsAddress?.description, dnsDomain: dns == nil ? nil : node.settings.dnsDomain.description,
             dnsRecords: node.dns.entries.values.filter { !$0.deleted }.count,
-            dataPlane: planeLabel, phase: node.phase.rawValue, evictedBy: evictedBy, evictedMembers: evictedMembers
+            dataPlane: planeLabel, phase: node.phase.rawValue, evictedBy: evictedBy, evictedMembers: evictedMembers,
+            tunOffload: kernelForwarding != nil || tunnel == nil ? nil : Self.tunOffloadLabel(on: dataPlane?.tunOffload ?? false, asked: tunOffloadAsked)
         )
+    }
+
+    /// `weft status`'s "tun offload" row (`API.Status.tunOffload`).
+    static func tunOffloadLabel(on: Bool, asked: Bool) -> String {
+        on ? "on" : asked ? "off (the kernel refused it)" : "off (--no-tun-offload)"
     }
 
     func evictionInfo(_ e: Node.Eviction) -> API.EvictionInfo {
