@@ -4,6 +4,7 @@
 #
 #   underlay       no tunnel (veth + bridge): the ceiling
 #   weft           this project (WEFT_BIN; default .build/release/weft, else .build/debug/weft)
+#   weft-no-offload  the same with --no-tun-offload (one TUN read per packet): what TSO buys
 #   vxlan          hand-made kernel VXLAN (ip link add type vxlan, unencrypted): weft-vxlan's ceiling
 #   weft-vxlan     weft --data-plane vxlan --accept-unencrypted (the kernel's VXLAN, programmed by weft)
 #   wireguard-go   userspace WireGuard (Debian wireguard-go + wireguard-tools)
@@ -32,7 +33,7 @@ ROOT=$(cd "$HERE/.." && pwd)
 # shellcheck source=../tests/e2e/lib/netns.sh
 source "$ROOT/tests/e2e/lib/netns.sh"
 PROG=lab.sh
-ALL_IMPLS="underlay weft vxlan weft-vxlan wireguard-go nebula"
+ALL_IMPLS="underlay weft weft-no-offload vxlan weft-vxlan wireguard-go nebula"
 PEERS="wireguard-go nebula"
 
 SECONDS_PER=10 RUNS=3 ONLY="" JSON_OUT="" PINGS=20 INSTALL=0
@@ -196,6 +197,8 @@ weft_up_with() { # weft_up_with EXTRA_START_ARGS...
 }
 impl_weft_up() { weft_up_with; }
 impl_weft_down() { :; }
+impl_weft_no_offload_up() { weft_up_with --no-tun-offload; }
+impl_weft_no_offload_down() { :; }
 impl_weft_vxlan_up() { weft_up_with --data-plane vxlan --accept-unencrypted; }
 impl_weft_vxlan_down() { :; }
 
@@ -400,14 +403,23 @@ for label, r in ratios.items():
         print(f"weft / best peer, {label}: n/a ({r.get('why')}); best peer {r['best_peer'] or '-'} = {f(r['best_peer_value'], '{:.2f}')}")
 if w.get("status") != "ok":
     print(f"weft: {w.get('reason', 'not selected')}")
-# weft-vxlan against its ceiling, the hand-made kernel VXLAN of the same run.
-wv, hv = out.get("weft-vxlan", {}), out.get("vxlan", {})
-if wv.get("status") == "ok" and hv.get("status") == "ok":
-    for key, label in (("tcp1_mbps", "tcp1_throughput"), ("tcp4_mbps", "tcp4_throughput"), ("rtt_ms", "rtt")):
-        a, b = wv["median"].get(key), hv["median"].get(key)
+def pair_ratios(a_name, b_name, keys, prefix, title):
+    """a_name against b_name of the same run, for each (key, label) in keys."""
+    ea, eb = out.get(a_name, {}), out.get(b_name, {})
+    if ea.get("status") != "ok" or eb.get("status") != "ok":
+        return
+    for key, label in keys:
+        a, b = ea["median"].get(key), eb["median"].get(key)
         if a is not None and b:
-            ratios["weft_vxlan_vs_vxlan_" + label] = {"weft-vxlan": a, "vxlan": b, "ratio": a / b}
-            print(f"weft-vxlan / hand-made vxlan, {label}: {a / b:.2f} ({a:.3f} vs {b:.3f})")
+            ratios[prefix + label] = {a_name: a, b_name: b, "ratio": a / b}
+            print(f"{title}, {label}: {a / b:.2f} ({a:.3f} vs {b:.3f})")
+# weft-vxlan against its ceiling, the hand-made kernel VXLAN of the same run.
+pair_ratios("weft-vxlan", "vxlan", (("tcp1_mbps", "tcp1_throughput"), ("tcp4_mbps", "tcp4_throughput"), ("rtt_ms", "rtt")),
+            "weft_vxlan_vs_vxlan_", "weft-vxlan / hand-made vxlan")
+# What TUN segmentation offload buys: weft against itself with --no-tun-offload, same run.
+pair_ratios("weft", "weft-no-offload", (("tcp1_mbps", "tcp1_throughput"), ("tcp4_mbps", "tcp4_throughput"),
+                                        ("cpu_cores_per_gbit", "daemon_cpu_per_gbit")),
+            "weft_vs_no_offload_", "weft / weft-no-offload")
 meta = {"command": cmd, "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "kernel": platform.release(),
         "cpus": os.cpu_count(), "seconds_per_iperf3_run": int(secs), "runs": int(runs), "pings": int(pings),
         "loadavg_start": os.environ.get("LAB_LOAD_START", "").split(), "loadavg_end": open("/proc/loadavg").read().split()[:3]}
