@@ -456,6 +456,15 @@ int weft_tun_write(int fd, const void *buf, size_t len, int vnet) {
     }
 }
 
+int weft_tun_write_frame(int fd, const void *frame, size_t len) {
+    for (;;) {
+        ssize_t n = write(fd, frame, len);
+        if (n >= 0) return (int)n;
+        if (errno == EINTR) continue;
+        return -errno;
+    }
+}
+
 #include <pthread.h>
 int weft_set_thread_name(const char *name) {
     char buf[16];

@@ -4,13 +4,18 @@ import WeftCore
 
 extension DataPlane {
     /// The UDP receive thread: `recvmmsg` batches, decrypt data for installed sessions in
-    /// place, everything else to the delegate. Exits within one poll timeout (250 ms) of
-    /// ``stop()``, at once when the eventfd fires.
+    /// place, everything else to the delegate. With TUN offload the opened packets go through a
+    /// ``TCPCoalescer`` (flushed at the end of every `recvmmsg` batch): consecutive segments of
+    /// one TCP flow reach the TUN device as one super-packet. Exits within one poll timeout
+    /// (250 ms) of ``stop()``, at once when the eventfd fires.
     func receiveLoop(delegate: any DataPlaneDelegate) {
         guard let batch = weft_batch_new(Int32(config.batchSize), Int32(DataPlane.slotBytes)) else { return }
         defer { weft_batch_free(batch) }
-        let plain = UnsafeMutableRawBufferPointer.allocate(byteCount: DataPlane.slotBytes, alignment: 64)
-        defer { plain.deallocate() }
+        // Opened packets land behind room for a virtio-net header (the coalescer's frame).
+        let framed = UnsafeMutableRawBufferPointer.allocate(byteCount: VirtioNetHeader.byteCount + DataPlane.slotBytes, alignment: 64)
+        defer { framed.deallocate() }
+        let plain = UnsafeMutableRawBufferPointer(rebasing: framed[VirtioNetHeader.byteCount...])
+        let receiver = Receiver(plane: self, framed: framed)
         let batchSize = Int32(config.batchSize)
 
         while !isStopped {
@@ -34,8 +39,9 @@ extension DataPlane {
                 let tables = currentTables()
                 let now = weft_monotonic_ns()
                 for i in 0..<n {
-                    handleDatagram(batch, Int32(i), tables: tables, now: now, plain: plain, delegate: delegate)
+                    handleDatagram(batch, Int32(i), tables: tables, now: now, plain: plain, receiver: receiver, delegate: delegate)
                 }
+                receiver.flush()
                 if n < batchSize { break }
             }
         }
@@ -43,7 +49,7 @@ extension DataPlane {
 
     @inline(__always)
     private func handleDatagram(_ batch: OpaquePointer, _ i: Int32, tables: ForwardingTables, now: Int64,
-                                plain: UnsafeMutableRawBufferPointer, delegate: any DataPlaneDelegate) {
+                                plain: UnsafeMutableRawBufferPointer, receiver: Receiver, delegate: any DataPlaneDelegate) {
         let len = Int(weft_batch_length(batch, i))
         guard len >= 0 else { counterBlock.drop(.tooLarge); return }
         counterBlock.add(.udpInPackets)
@@ -86,11 +92,64 @@ extension DataPlane {
             }
             s.stats.received(bytes: m)
             guard tunFD >= 0 else { counterBlock.drop(.noTUN); return }
+            if let coalescer = receiver.coalescer {
+                coalescer.add(UnsafeMutableRawBufferPointer(rebasing: receiver.framed[0..<(VirtioNetHeader.byteCount + m)]), receiver.write)
+                return
+            }
             if weft_tun_write(tunFD, inner.baseAddress, m, tunOffload ? 1 : 0) < 0 {
                 counterBlock.drop(.tunWriteFailed)
                 s.stats.drop(.tunWriteFailed)
             } else {
                 counterBlock.add(.tunOut)
+            }
+        }
+    }
+
+    /// The receive thread's TUN writer with coalescing: frames from the coalescer go out in one
+    /// `write` each. The first super-packet the kernel refuses turns coalescing off for good
+    /// (counted, `tunCoalescingFallbacks`); its packets are cut again and written one by one.
+    final class Receiver {
+        let plane: DataPlane
+        let framed: UnsafeMutableRawBufferPointer
+        private(set) var coalescer: TCPCoalescer?
+        private let scratch: UnsafeMutableRawBufferPointer
+        private(set) var write: (UnsafeRawBufferPointer) -> Void = { _ in }
+
+        init(plane: DataPlane, framed: UnsafeMutableRawBufferPointer) {
+            self.plane = plane
+            self.framed = framed
+            coalescer = plane.tunOffload && plane.tunFD >= 0 ? TCPCoalescer() : nil
+            scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: coalescer == nil ? 0 : DataPlane.slotBytes, alignment: 64)
+            write = { [unowned self] frame in self.writeFrame(frame) }
+        }
+
+        deinit { scratch.deallocate() }
+
+        func flush() { coalescer?.flush(write) }
+
+        private func writeFrame(_ frame: UnsafeRawBufferPointer) {
+            let counters = plane.counterBlock
+            let gso = frame[1] != VirtioNetHeader.gsoNone
+            let r = weft_tun_write_frame(plane.tunFD, frame.baseAddress, frame.count)
+            if r >= 0 {
+                counters.add(.tunOut)
+                if gso, let h = VirtioNetHeader(frame) {
+                    counters.add(.coalescedWrites)
+                    counters.add(.coalescedPackets, UInt64((frame.count - VirtioNetHeader.byteCount - Int(h.headerLength) + Int(h.gsoSize) - 1) / max(1, Int(h.gsoSize))))
+                }
+                return
+            }
+            guard gso, -r == EINVAL, let h = VirtioNetHeader(frame) else { counters.drop(.tunWriteFailed); return }
+            // The kernel will not take our GSO frames: write this one's packets plainly, stop coalescing.
+            counters.add(.coalesceFallbacks)
+            coalescer = nil
+            let packet = UnsafeRawBufferPointer(rebasing: frame[VirtioNetHeader.byteCount...])
+            let fd = plane.tunFD
+            // Cutting recomputes every checksum, so the partial one needs no completing.
+            if TUNOffload.segmentTCPv4(packet, gsoSize: Int(h.gsoSize), scratch: scratch, { seg in
+                if weft_tun_write(fd, seg.baseAddress, seg.count, 1) < 0 { counters.drop(.tunWriteFailed) } else { counters.add(.tunOut) }
+            }) == nil {
+                counters.drop(.tunWriteFailed)
             }
         }
     }

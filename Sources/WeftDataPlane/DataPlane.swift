@@ -406,6 +406,9 @@ public final class DataPlane: @unchecked Sendable {
         c.udpSegmentationFallbacks = counterBlock.load(.gsoFallbacks)
         c.tunSuperSegments = counterBlock.load(.superSegments)
         c.tunSuperSegmentPackets = counterBlock.load(.superSegmentPackets)
+        c.tunCoalescedWrites = counterBlock.load(.coalescedWrites)
+        c.tunCoalescedPackets = counterBlock.load(.coalescedPackets)
+        c.tunCoalescingFallbacks = counterBlock.load(.coalesceFallbacks)
         for (peer, stats) in state.withLock({ $0.peerStats }) { c.peers[peer] = stats.snapshot }
         return c
     }

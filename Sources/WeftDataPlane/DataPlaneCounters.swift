@@ -109,6 +109,13 @@ public struct DataPlaneCounters: Sendable, Equatable {
     /// average, and every one of those packets cost one read less than without offloads.
     public var tunSuperSegments: UInt64 = 0
     public var tunSuperSegmentPackets: UInt64 = 0
+    /// Receive coalescing (with TUN offload): super-packets written to the TUN device and the
+    /// inner packets they carried (`tunCoalescedPackets / tunCoalescedWrites` is the average;
+    /// each counts once in `tunOut`). `tunCoalescingFallbacks` is 1 once the kernel refused a
+    /// super-packet: its packets were written one by one and coalescing stays off.
+    public var tunCoalescedWrites: UInt64 = 0
+    public var tunCoalescedPackets: UInt64 = 0
+    public var tunCoalescingFallbacks: UInt64 = 0
     /// Times a session's send counter or time ran out (reported to the delegate once each).
     public var sessionsExhausted: UInt64 = 0
 
@@ -124,7 +131,7 @@ final class CounterBlock: @unchecked Sendable {
     enum Slot: Int, CaseIterable {
         case udpInPackets, udpInBytes, udpOutPackets, udpOutBytes, controlIn, controlOut, tunIn, tunOut
         case dataFromOtherEndpoint, keepalivesIn, sessionsExhausted, innerSourceMismatch, receiveBatches, sendBatches, gsoFallbacks
-        case superSegments, superSegmentPackets
+        case superSegments, superSegmentPackets, coalescedWrites, coalescedPackets, coalesceFallbacks
     }
 
     static let dropBase = Slot.allCases.count

@@ -166,8 +166,15 @@ final class NetnsTests: XCTestCase {
         if offload && FileManager.default.isExecutableFile(atPath: "/usr/bin/iperf3") {
             XCTAssertGreaterThan(segmented.tunSuperSegments, 0, "iperf3's stream reached the TUN thread as super-segments")
             XCTAssertGreaterThan(segmented.tunSuperSegmentPackets, 2 * segmented.tunSuperSegments, "each cut into several packets")
+            let rx = dpB.counters()
+            print("receive coalescing: B wrote \(rx.tunCoalescedWrites) super-packets carrying \(rx.tunCoalescedPackets) packets, \(rx.tunOut) writes in all, \(rx.tunCoalescingFallbacks) fallbacks")
+            XCTAssertGreaterThan(rx.tunCoalescedWrites, 0, "B's receive thread coalesced the stream")
+            XCTAssertGreaterThan(rx.tunCoalescedPackets, 2 * rx.tunCoalescedWrites, "several segments per write")
+            XCTAssertEqual(rx.tunCoalescingFallbacks, 0, "the kernel took the super-packets")
+            XCTAssertEqual(rx.drops("tun-write-failed"), 1, "only the write before the TUN was up failed")
         } else {
             XCTAssertEqual(segmented.tunSuperSegments, 0)
+            XCTAssertEqual(dpB.counters().tunCoalescedWrites, 0)
         }
 
         // TUN MTU too large for the underlay (veth 1400 < 1440 + 60): the kernel refuses GSO

@@ -96,6 +96,9 @@ int weft_tun_read(int fd, void *buf, size_t cap);
 /* write() one packet: bytes or -errno (EIO when the device is down, ENOBUFS, ...). */
 /* vnet != 0: the device was opened with a virtio_net_hdr; one (all zero) is written first. */
 int weft_tun_write(int fd, const void *buf, size_t len, int vnet);
+/* write() one frame that already starts with its virtio_net_hdr (a device opened with
+   IFF_VNET_HDR): bytes written or -errno (EINVAL when the kernel refuses its GSO header). */
+int weft_tun_write_frame(int fd, const void *frame, size_t len);
 
 /* Names the calling thread (first 15 bytes), for top -H / perf. */
 int weft_set_thread_name(const char *name);
